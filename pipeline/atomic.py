@@ -1,0 +1,70 @@
+"""The one way every output file is written: a temporary sibling, fsync, then rename.
+
+A reader (or a re-run after SIGKILL) sees either the old file, no file, or the whole new file.
+Temporary names start with '.tmp-' so cleanup and discovery can recognise and skip them.
+"""
+from __future__ import annotations
+
+import contextlib
+import os
+import tempfile
+from pathlib import Path
+from typing import Callable, Iterator
+
+TEMP_PREFIX = ".tmp-"
+
+
+@contextlib.contextmanager
+def atomic_path(final: Path | str) -> Iterator[Path]:
+    """Yield a temporary path beside `final`; on success fsync it and rename it over `final`."""
+    final = Path(final)
+    final.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp_name = tempfile.mkstemp(prefix=f"{TEMP_PREFIX}{final.name}.", dir=final.parent)
+    os.close(fd)
+    tmp = Path(tmp_name)
+    try:
+        yield tmp
+        with open(tmp, "rb+") as handle:
+            os.fsync(handle.fileno())
+        os.replace(tmp, final)
+        _fsync_dir(final.parent)
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            tmp.unlink()
+
+
+def write_bytes_atomic(final: Path | str, data: bytes) -> None:
+    with atomic_path(final) as tmp:
+        tmp.write_bytes(data)
+
+
+def write_text_atomic(final: Path | str, text: str) -> None:
+    write_bytes_atomic(final, text.encode("utf-8"))
+
+
+def write_with_atomic(final: Path | str, writer: Callable[[Path], None]) -> None:
+    """Call `writer(tmp_path)` and publish the result atomically at `final`."""
+    with atomic_path(final) as tmp:
+        writer(tmp)
+
+
+def remove_stale_temp_files(folder: Path | str) -> int:
+    """Delete temp files left by a killed writer under `folder`; return how many."""
+    removed = 0
+    root = Path(folder)
+    if not root.exists():
+        return 0
+    for path in root.rglob(f"{TEMP_PREFIX}*"):
+        with contextlib.suppress(FileNotFoundError):
+            path.unlink()
+            removed += 1
+    return removed
+
+
+def _fsync_dir(folder: Path) -> None:
+    with contextlib.suppress(OSError):
+        fd = os.open(folder, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)

@@ -1,0 +1,159 @@
+"""Bronze -> Silver for one chunk and one file: read, clean, account for every record.
+
+Pure functions over paths and Arrow tables; the Luigi tasks call these and nothing else.
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import pyarrow as pa
+
+from pipeline.atomic import write_text_atomic
+from pipeline.chunking import Manifest, scan_file, unchanged_since
+from pipeline.cleaning import clean_records
+from pipeline.contract import MALFORMED_ROW, REJECT_REASONS, SOFT_FIELDS
+from pipeline.errors import ChangedInputError
+from pipeline.header import layout_header
+from pipeline.layout import DataLayout
+from pipeline.parquet_io import write_silver_part, write_table_atomic
+from pipeline.reader import parse_chunk, read_chunk_bytes
+from pipeline.settings import Settings
+
+
+@dataclass
+class ChunkMetrics:
+    """Counts of one chunk; deterministic (no timings), so re-runs write identical files."""
+
+    source_file: str
+    chunk: int
+    first_row: int
+    rows_read: int
+    rows_valid: int
+    rows_rejected: dict[str, int] = field(default_factory=dict)
+    defaults_applied: dict[str, int] = field(default_factory=dict)
+    extra_columns: list[str] = field(default_factory=list)
+    missing_optional_columns: list[str] = field(default_factory=list)
+    slow_path: bool = False
+
+    @property
+    def rejected_total(self) -> int:
+        return sum(self.rows_rejected.values())
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self), indent=1, sort_keys=True)
+
+    @classmethod
+    def from_json(cls, text: str) -> "ChunkMetrics":
+        return cls(**json.loads(text))
+
+
+@dataclass(frozen=True)
+class ChunkResult:
+    silver: pa.Table
+    quarantine: pa.Table
+    metrics: ChunkMetrics
+
+
+def build_manifest(bronze_path: Path, source_file: str, settings: Settings) -> Manifest:
+    """Scan a bronze file and check its header, so a bad file fails before any chunk runs."""
+    manifest = scan_file(bronze_path, source_file, settings.chunk_rows)
+    layout_header(manifest.header_raw, source_file)
+    return manifest
+
+
+def write_manifest(path: Path, manifest: Manifest) -> None:
+    write_text_atomic(path, json.dumps(manifest.to_json_dict(), indent=1, sort_keys=True))
+
+
+def read_manifest(path: Path) -> Manifest:
+    return Manifest.from_json_dict(json.loads(path.read_text(encoding="utf-8")))
+
+
+def ensure_unchanged(bronze_path: Path, manifest: Manifest) -> None:
+    """Refuse to go on with a bronze file that no longer matches its manifest."""
+    if not bronze_path.exists():
+        raise ChangedInputError(f"{manifest.source_file}: bronze file is gone since it was scanned; run with --reprocess {manifest.source_file} or restore it")
+    if not unchanged_since(bronze_path, manifest.fingerprint):
+        raise ChangedInputError(
+            f"{manifest.source_file}: bronze file changed since it was ingested (size or content differs); "
+            f"run `python run.py --reprocess {manifest.source_file}` to redo it and everything derived from it"
+        )
+
+
+def clean_chunk(bronze_path: Path, manifest: Manifest, chunk_index: int, settings: Settings) -> ChunkResult:
+    """Read and clean one chunk; every record read is either in silver or in quarantine."""
+    chunk = manifest.chunks[chunk_index]
+    source_file = manifest.source_file
+    header = layout_header(manifest.header_raw, source_file)
+    parsed = parse_chunk(read_chunk_bytes(bronze_path, chunk), chunk, header, source_file)
+    cleaned = clean_records(parsed.raw, settings, source_file)
+    quarantine = pa.concat_tables([parsed.malformed, cleaned.quarantine]).sort_by("source_row")
+    rejected = {reason: 0 for reason in REJECT_REASONS}
+    rejected.update(cleaned.rejected_by_reason)
+    rejected[MALFORMED_ROW] = parsed.malformed.num_rows
+    metrics = ChunkMetrics(
+        source_file=source_file,
+        chunk=chunk_index,
+        first_row=chunk.first_row,
+        rows_read=parsed.records_read,
+        rows_valid=cleaned.silver.num_rows,
+        rows_rejected=rejected,
+        defaults_applied={f: int(cleaned.defaults_by_field.get(f, 0)) for f in SOFT_FIELDS},
+        extra_columns=list(header.extra_columns),
+        missing_optional_columns=list(header.missing_optional),
+        slow_path=parsed.used_slow_path,
+    )
+    if metrics.rows_valid + metrics.rejected_total != metrics.rows_read or quarantine.num_rows != metrics.rejected_total:
+        raise AssertionError(f"{source_file} chunk {chunk_index}: {metrics.rows_read} read but {metrics.rows_valid} valid + {metrics.rejected_total} rejected")
+    return ChunkResult(silver=cleaned.silver, quarantine=quarantine, metrics=metrics)
+
+
+def write_chunk_outputs(layout: DataLayout, result: ChunkResult) -> None:
+    """Quarantine and metrics first, the silver part last: its existence is the checkpoint."""
+    m = result.metrics
+    write_table_atomic(layout.quarantine_part_path(m.source_file, m.chunk), result.quarantine)
+    write_text_atomic(layout.chunk_metrics_path(m.source_file, m.chunk), m.to_json())
+    write_silver_part(layout.silver_part_path(m.source_file, m.chunk), result.silver)
+
+
+@dataclass
+class FileMetrics:
+    """Per-file totals of its chunks: the bronze half of the data_quality table."""
+
+    source_file: str
+    chunks: int
+    rows_read: int
+    rows_valid: int
+    rows_rejected: dict[str, int]
+    defaults_applied: dict[str, int]
+    extra_columns: list[str]
+    missing_optional_columns: list[str]
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self), indent=1, sort_keys=True)
+
+    @classmethod
+    def from_json(cls, text: str) -> "FileMetrics":
+        return cls(**json.loads(text))
+
+
+def summarise_file(layout: DataLayout, manifest: Manifest) -> FileMetrics:
+    """Add up a file's chunk metrics and check that every record of the scan is accounted for."""
+    parts = [ChunkMetrics.from_json(layout.chunk_metrics_path(manifest.source_file, c.index).read_text()) for c in manifest.chunks]
+    rejected = {reason: sum(p.rows_rejected.get(reason, 0) for p in parts) for reason in REJECT_REASONS}
+    defaults = {f: sum(p.defaults_applied.get(f, 0) for p in parts) for f in SOFT_FIELDS}
+    summary = FileMetrics(
+        source_file=manifest.source_file,
+        chunks=len(parts),
+        rows_read=sum(p.rows_read for p in parts),
+        rows_valid=sum(p.rows_valid for p in parts),
+        rows_rejected=rejected,
+        defaults_applied=defaults,
+        extra_columns=parts[0].extra_columns if parts else list(layout_header(manifest.header_raw, manifest.source_file).extra_columns),
+        missing_optional_columns=parts[0].missing_optional_columns if parts else list(layout_header(manifest.header_raw, manifest.source_file).missing_optional),
+    )
+    if summary.rows_read != manifest.records:
+        raise AssertionError(f"{manifest.source_file}: chunks read {summary.rows_read} records, the scan counted {manifest.records}")
+    return summary

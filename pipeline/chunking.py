@@ -1,0 +1,334 @@
+"""Split a bronze CSV into chunks of whole records without loading it: a quote-aware byte scan.
+
+A record ends at a line feed outside double quotes (RFC 4180: every `"` toggles the quoted
+state, `""` toggles twice). The scan is vectorised with numpy over fixed-size blocks, so memory
+is bounded by the block size, and it yields, per chunk, its byte range, the 1-based number of its
+first record and its record count: chunk tasks can then run in parallel and still number their
+records as the whole file does. Empty lines (also a lone CR) are skipped and not counted.
+"""
+from __future__ import annotations
+
+import hashlib
+import os
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Iterator
+
+import numpy as np
+
+from pipeline.errors import InputFileError
+
+QUOTE = 0x22
+LF = 0x0A
+CR = 0x0D
+BOM = b"\xef\xbb\xbf"
+SCAN_BLOCK_BYTES = 32 * 1024 * 1024
+HEAD_SAMPLE_BYTES = 4 * 1024 * 1024
+MANIFEST_VERSION = 1
+
+
+@dataclass(frozen=True)
+class Chunk:
+    """A byte range of whole records: [start, end), records numbered first_row.. inclusive."""
+
+    index: int
+    start: int
+    end: int
+    first_row: int
+    records: int
+
+
+@dataclass(frozen=True)
+class Fingerprint:
+    """What identifies a bronze file's content: size, and a hash of all of its bytes."""
+
+    size: int
+    blake2b: str
+    mtime_ns: int = 0  # a shortcut only: same size and mtime means unchanged without rehashing
+
+    def same_content(self, other: "Fingerprint") -> bool:
+        return self.size == other.size and self.blake2b == other.blake2b
+
+
+@dataclass(frozen=True)
+class Manifest:
+    """Everything chunk tasks need to know about one bronze file, written once per file."""
+
+    source_file: str
+    fingerprint: Fingerprint
+    header_raw: list[str]
+    header_end: int
+    chunks: list[Chunk] = field(default_factory=list)
+    version: int = MANIFEST_VERSION
+
+    @property
+    def records(self) -> int:
+        return sum(c.records for c in self.chunks)
+
+    def to_json_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_json_dict(cls, data: dict) -> "Manifest":
+        if data.get("version") != MANIFEST_VERSION:
+            raise ValueError(f"manifest version {data.get('version')!r} is not {MANIFEST_VERSION}")
+        return cls(
+            source_file=data["source_file"],
+            fingerprint=Fingerprint(**data["fingerprint"]),
+            header_raw=list(data["header_raw"]),
+            header_end=int(data["header_end"]),
+            chunks=[Chunk(**c) for c in data["chunks"]],
+        )
+
+
+COMMA = 0x2C
+
+
+class _RecordScanner:
+    """Feeds blocks of bytes and returns absolute offsets just past each non-empty record.
+
+    Quote semantics are those of the csv module and pyarrow: a `"` opens a quoted field only at
+    the start of a field; inside one, `""` is a literal quote and a lone `"` closes it. When every
+    quote of a block is well placed, simple parity gives the same answer and stays vectorised; a
+    block with a stray quote (`ab"c`) is walked quote by quote (only its quotes, in Python).
+    """
+
+    def __init__(self, start_offset: int) -> None:
+        self.in_quotes = False
+        self.last_end = start_offset  # offset just past the previous record (or the data start)
+        self.prev_byte_was_cr_at: int = -1  # absolute offset of a CR ending the previous block
+        self.prev_byte = LF  # the byte before the block (data starts after the header's LF)
+
+    def feed(self, block: bytes, block_offset: int) -> np.ndarray:
+        """Absolute end offsets (just past the LF) of non-empty records completed in `block`."""
+        arr = np.frombuffer(block, dtype=np.uint8)
+        newlines = np.flatnonzero(arr == LF)
+        quotes = np.flatnonzero(arr == QUOTE)
+        if len(quotes):
+            opens, closes = self._quoted_spans(arr, quotes)
+            first_inside = np.searchsorted(newlines, opens, side="right")
+            past_inside = np.searchsorted(newlines, closes, side="left")
+            marks = np.zeros(len(newlines) + 1, dtype=np.int32)
+            np.add.at(marks, first_inside, 1)
+            np.add.at(marks, past_inside, -1)
+            inside = np.cumsum(marks[:-1]) > 0
+            newlines = newlines[~inside]
+        elif self.in_quotes:
+            newlines = newlines[:0]
+        if len(arr):
+            self.prev_byte = int(arr[-1])
+        ends = newlines.astype(np.int64) + (block_offset + 1)
+        return self._drop_empty(ends, arr, block_offset)
+
+    def _quoted_spans(self, arr: np.ndarray, quotes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """[open, close) positions of quoted stretches in this block (-1 / len(arr) when open across)."""
+        spans = self._parity_spans(arr, quotes)
+        if spans is not None:
+            return spans
+        return self._walk_quotes(arr, quotes)
+
+    def _parity_spans(self, arr: np.ndarray, quotes: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
+        positions = np.concatenate(([-1], quotes)) if self.in_quotes else quotes
+        opens = positions[0::2]
+        closes = positions[1::2]
+        real_opens = opens[opens >= 0]
+        before = np.where(real_opens > 0, arr[np.maximum(real_opens - 1, 0)], self.prev_byte)
+        after_index = closes + 1
+        after = np.where(after_index < len(arr), arr[np.minimum(after_index, len(arr) - 1)], LF)
+        opens_ok = np.isin(before, (COMMA, LF, QUOTE)).all()
+        closes_ok = np.isin(after, (COMMA, LF, CR, QUOTE)).all()
+        if not (opens_ok and closes_ok):
+            return None
+        self.in_quotes = (len(quotes) + int(self.in_quotes)) % 2 == 1
+        if len(closes) < len(opens):
+            closes = np.concatenate((closes, [len(arr)]))
+        return opens, closes
+
+    def _walk_quotes(self, arr: np.ndarray, quotes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        opens: list[int] = []
+        closes: list[int] = []
+        in_quotes = self.in_quotes
+        if in_quotes:
+            opens.append(-1)
+        size = len(arr)
+        positions = quotes.tolist()
+        i = 0
+        while i < len(positions):
+            p = positions[i]
+            if not in_quotes:
+                before = int(arr[p - 1]) if p > 0 else self.prev_byte
+                if before in (COMMA, LF):
+                    in_quotes = True
+                    opens.append(p)
+                i += 1
+            elif p + 1 < size and arr[p + 1] == QUOTE:
+                i += 2  # an escaped quote inside a quoted field
+            else:
+                in_quotes = False
+                closes.append(p)
+                i += 1
+        if in_quotes:
+            closes.append(size)
+        self.in_quotes = in_quotes
+        return np.array(opens, dtype=np.int64), np.array(closes, dtype=np.int64)
+
+    def _drop_empty(self, ends: np.ndarray, arr: np.ndarray, block_offset: int) -> np.ndarray:
+        if len(ends) == 0:
+            return ends
+        starts = np.concatenate(([self.last_end], ends[:-1]))
+        lengths = ends - starts
+        # A lone CR before the LF: look it up inside this block, or remember it from the previous.
+        cr_positions = ends - 2 - block_offset
+        has_cr = np.zeros(len(ends), dtype=bool)
+        in_block = cr_positions >= 0
+        has_cr[in_block] = arr[cr_positions[in_block]] == CR
+        has_cr[~in_block] = (ends[~in_block] - 2) == self.prev_byte_was_cr_at
+        empty = (lengths == 1) | ((lengths == 2) & has_cr)
+        self.last_end = int(ends[-1])
+        return ends[~empty]
+
+    def note_block_end(self, block: bytes, block_offset: int) -> None:
+        self.prev_byte_was_cr_at = block_offset + len(block) - 1 if block.endswith(b"\r") else -1
+
+
+def _read_header(handle, path: Path) -> tuple[list[str], int, bytes]:
+    """The raw header names and the offset where data starts; the header must be one line."""
+    head = handle.read(HEAD_SAMPLE_BYTES)
+    start = len(BOM) if head.startswith(BOM) else 0
+    newline = head.find(b"\n", start)
+    line = head[start:] if newline < 0 else head[start:newline]
+    line = line.rstrip(b"\r")
+    if not line.strip():
+        raise InputFileError(f"{path}: no header row (the file is empty or starts with a blank line)")
+    if b'"' in line:
+        import csv
+        import io
+
+        names = next(csv.reader(io.StringIO(_decode_header(line, path))))
+    else:
+        names = _decode_header(line, path).split(",")
+    header_end = len(head) if newline < 0 else newline + 1
+    return names, header_end, head
+
+
+def _decode_header(line: bytes, path: Path) -> str:
+    try:
+        return line.decode("utf-8")
+    except UnicodeDecodeError as err:
+        raise InputFileError(f"{path}: header is not UTF-8 ({err.reason} at byte {err.start})") from None
+
+
+def _target_chunk_bytes(head: bytes, header_end: int, chunk_rows: int) -> int:
+    """Bytes per chunk that give about `chunk_rows` records, estimated from the file's head."""
+    sample = head[header_end:]
+    lines = max(sample.count(b"\n"), 1)
+    bytes_per_record = max(len(sample) / lines, 1.0)
+    return max(int(bytes_per_record * chunk_rows), 1)
+
+
+def scan_file(path: Path, source_file: str, chunk_rows: int) -> Manifest:
+    """Scan `path` once: fingerprint, header, and chunk boundaries of about `chunk_rows` records."""
+    stat = path.stat()
+    digest = hashlib.blake2b(digest_size=16)
+    with open(path, "rb") as handle:
+        header_raw, header_end, head = _read_header(handle, path)
+        target = _target_chunk_bytes(head, header_end, chunk_rows)
+        handle.seek(0)
+        scanner = _RecordScanner(start_offset=header_end)
+        chunks: list[Chunk] = []
+        chunk_start = header_end
+        chunk_records = 0
+        next_row = 1
+        offset = 0
+        for block in iter(lambda: handle.read(SCAN_BLOCK_BYTES), b""):
+            digest.update(block)
+            data = block
+            data_offset = offset
+            if offset < header_end:  # skip the header bytes
+                data = block[header_end - offset:]
+                data_offset = header_end
+            ends = scanner.feed(data, data_offset) if data else np.empty(0, dtype=np.int64)
+            scanner.note_block_end(data, data_offset)
+            # Cut chunks at record ends that reach the target size.
+            while len(ends):
+                limit = chunk_start + target
+                cut = int(np.searchsorted(ends, limit, side="left"))
+                if cut >= len(ends):
+                    chunk_records += len(ends)
+                    break
+                chunk_end = int(ends[cut])
+                records = chunk_records + cut + 1
+                chunks.append(Chunk(len(chunks), chunk_start, chunk_end, next_row, records))
+                next_row += records
+                chunk_start, chunk_records = chunk_end, 0
+                ends = ends[cut + 1:]
+            offset += len(block)
+        size = offset
+        # A last record without a trailing newline (and not only a CR) still counts.
+        tail_start = scanner.last_end
+        if size > tail_start:
+            handle.seek(tail_start)
+            tail = handle.read(size - tail_start)
+            if tail not in (b"", b"\r"):
+                chunk_records += 1
+        if chunk_records or size > chunk_start:
+            if chunk_records:
+                chunks.append(Chunk(len(chunks), chunk_start, size, next_row, chunk_records))
+    fingerprint = Fingerprint(size=size, blake2b=digest.hexdigest(), mtime_ns=stat.st_mtime_ns)
+    if stat.st_size != size:
+        raise InputFileError(f"{path}: the file changed while it was being scanned")
+    return Manifest(source_file=source_file, fingerprint=fingerprint, header_raw=header_raw, header_end=header_end, chunks=chunks)
+
+
+def fingerprint_file(path: Path) -> Fingerprint:
+    """Size and content hash of a file, read in blocks."""
+    digest = hashlib.blake2b(digest_size=16)
+    size = 0
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(SCAN_BLOCK_BYTES), b""):
+            digest.update(block)
+            size += len(block)
+    return Fingerprint(size=size, blake2b=digest.hexdigest(), mtime_ns=os.stat(path).st_mtime_ns)
+
+
+def unchanged_since(path: Path, recorded: Fingerprint) -> bool:
+    """True when `path` still has the recorded content (cheap when size and mtime match)."""
+    stat = path.stat()
+    if stat.st_size != recorded.size:
+        return False
+    if stat.st_mtime_ns == recorded.mtime_ns:
+        return True
+    return fingerprint_file(path).same_content(recorded)
+
+
+def record_spans(data: bytes) -> list[tuple[int, int]]:
+    """(start, stop) of every non-empty record in `data` (a chunk's bytes), line end excluded.
+
+    Used only on the slow path (a chunk that the fast parser could not read record for record).
+    """
+    scanner = _RecordScanner(start_offset=0)
+    ends = scanner.feed(data, 0).tolist()
+    if data[scanner.last_end:] not in (b"", b"\r"):
+        ends.append(len(data) + 1)  # a last record without its line feed
+    spans: list[tuple[int, int]] = []
+    previous_end = 0
+    for end in ends:
+        start = _skip_empty_lines(data, previous_end, end)
+        stop = min(end - 1, len(data))
+        if stop > start and data[stop - 1:stop] == b"\r":
+            stop -= 1
+        spans.append((start, stop))
+        previous_end = end
+    return spans
+
+
+def _skip_empty_lines(data: bytes, start: int, end: int) -> int:
+    """Move `start` past empty lines (LF or CRLF) that the scanner dropped before `end`."""
+    while start < end:
+        if data[start:start + 1] == b"\n":
+            start += 1
+        elif data[start:start + 2] == b"\r\n":
+            start += 2
+        else:
+            break
+    return start

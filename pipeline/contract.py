@@ -1,0 +1,112 @@
+"""The data contract (../shared/CONTRACT.md) as constants: one home for names, reasons and schemas.
+
+Cleaning, the generator, gold and the tests import these instead of repeating strings.
+"""
+from __future__ import annotations
+
+import pyarrow as pa
+
+# --- header -----------------------------------------------------------------------------------
+INPUT_COLUMNS: tuple[str, ...] = (
+    "order_id",
+    "product_name",
+    "category",
+    "quantity",
+    "unit_price",
+    "discount_percent",
+    "region",
+    "sale_date",
+    "customer_email",
+)
+REQUIRED_COLUMNS: tuple[str, ...] = ("order_id", "quantity", "unit_price")
+OPTIONAL_COLUMNS: tuple[str, ...] = tuple(c for c in INPUT_COLUMNS if c not in REQUIRED_COLUMNS)
+
+# Tokens that mean "missing" after trimming, compared case-insensitively.
+NULL_TOKENS: tuple[str, ...] = ("", "null", "none", "nan", "n/a", "na")
+
+# --- hard rules: quarantine reasons, in the order they are checked ------------------------------
+MALFORMED_ROW = "malformed_row"
+MISSING_ORDER_ID = "missing_order_id"
+INVALID_QUANTITY = "invalid_quantity"
+INVALID_UNIT_PRICE = "invalid_unit_price"
+REJECT_REASONS: tuple[str, ...] = (MALFORMED_ROW, MISSING_ORDER_ID, INVALID_QUANTITY, INVALID_UNIT_PRICE)
+
+# --- soft rules: fields whose default can be applied, and the defaults ---------------------------
+SOFT_FIELDS: tuple[str, ...] = (
+    "product_name",
+    "category",
+    "discount_percent",
+    "region",
+    "sale_date",
+    "customer_email",
+)
+UNKNOWN_PRODUCT = "unknown_product"
+UNKNOWN_CATEGORY = "unknown"
+SENTINEL_DATE = "1970-01-01"
+SENTINEL_MONTH = "1970-01"
+
+# --- money --------------------------------------------------------------------------------------
+MONEY_SCALE = 2
+# unit_price <= 1e9 (11 digits of cents), gross <= 1e6 * 1e9 = 1e15 -> 18 digits with cents.
+MONEY_TYPE = pa.decimal128(18, MONEY_SCALE)
+# Sums of money in gold: 38 digits never overflow for any input this pipeline can read.
+MONEY_SUM_TYPE = pa.decimal128(38, MONEY_SCALE)
+# Discounts are kept exactly to 6 decimal places (input beyond that is rounded half up).
+DISCOUNT_SCALE = 6
+DISCOUNT_TYPE = pa.decimal128(7, DISCOUNT_SCALE)
+AVG_DISCOUNT_SCALE = 4
+
+# --- silver -------------------------------------------------------------------------------------
+DEFAULT_FLAG_PREFIX = "default_"
+
+
+def default_flag_column(field: str) -> str:
+    """Name of the silver boolean that says the soft default of `field` was applied."""
+    return f"{DEFAULT_FLAG_PREFIX}{field}"
+
+
+SILVER_SCHEMA = pa.schema(
+    [
+        ("order_id", pa.string()),
+        ("product_name", pa.string()),
+        ("product_key", pa.string()),
+        ("category", pa.string()),
+        ("quantity", pa.int64()),
+        ("unit_price", MONEY_TYPE),
+        ("discount_percent", DISCOUNT_TYPE),
+        ("region", pa.string()),
+        ("sale_date", pa.date32()),
+        ("sale_month", pa.string()),
+        ("customer_email", pa.string()),
+        ("gross_revenue", MONEY_TYPE),
+        ("revenue", MONEY_TYPE),
+        ("discount_amount", MONEY_TYPE),
+        ("source_file", pa.string()),
+        ("source_row", pa.int64()),
+        ("order_hash", pa.uint64()),
+        ("bucket", pa.int32()),
+    ]
+    + [(default_flag_column(f), pa.bool_()) for f in SOFT_FIELDS]
+)
+
+# --- quarantine ---------------------------------------------------------------------------------
+QUARANTINE_SCHEMA = pa.schema(
+    [
+        ("source_file", pa.string()),
+        ("source_row", pa.int64()),
+        ("reason", pa.string()),
+        ("raw_text", pa.string()),  # the whole record, for malformed rows only
+    ]
+    + [(f"raw_{c}", pa.string()) for c in INPUT_COLUMNS]
+)
+
+# --- gold ---------------------------------------------------------------------------------------
+GOLD_TABLES: dict[str, tuple[str, ...]] = {
+    "monthly_sales_summary": ("sale_month",),
+    "daily_sales": ("sale_date", "region", "category"),
+    "region_wise_performance": ("region",),
+    "category_discount_map": ("category",),
+    "top_products": ("product_key",),
+    "anomaly_records": ("order_id",),
+    "data_quality": ("source_file",),
+}

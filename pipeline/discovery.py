@@ -1,0 +1,51 @@
+"""Finding bronze files: recursive glob, natural sort, and no path that escapes the bronze folder."""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+from pipeline.atomic import TEMP_PREFIX
+from pipeline.errors import ConfigError, InputFileError
+
+_DIGITS = re.compile(r"(\d+)")
+
+
+def natural_key(relative_path: str) -> tuple:
+    """Sort key so that `part_2` comes before `part_10`; this order defines "first" for dedup."""
+    parts = _DIGITS.split(relative_path.replace("\\", "/"))
+    return tuple((0, int(p), p) if p.isdigit() else (1, 0, p) for p in parts)
+
+
+@dataclass(frozen=True)
+class BronzeFile:
+    """One input CSV, named by its path relative to the bronze folder (the lineage key)."""
+
+    relative_path: str
+    absolute_path: Path
+
+
+def discover_bronze(bronze_dir: Path, pattern: str = "**/*.csv") -> list[BronzeFile]:
+    """Every CSV under `bronze_dir` matching `pattern`, in natural order of the relative path.
+
+    Symlinks whose target lies outside the bronze folder are refused, so input cannot make the
+    pipeline read (or name outputs after) files elsewhere on the machine.
+    """
+    if not bronze_dir.exists():
+        raise ConfigError(f"bronze folder {bronze_dir} does not exist (generate a sample with `python run.py generate` or point --data-root at your data)")
+    if not bronze_dir.is_dir():
+        raise ConfigError(f"bronze folder {bronze_dir} is not a folder")
+    root = bronze_dir.resolve()
+    found: list[BronzeFile] = []
+    for path in bronze_dir.glob(pattern):
+        if path.name.startswith(TEMP_PREFIX) or not path.is_file():
+            continue
+        real = path.resolve()
+        if not real.is_relative_to(root):
+            raise InputFileError(f"{path}: resolves to {real}, outside the bronze folder {root}; refusing to read it")
+        relative = path.relative_to(bronze_dir).as_posix()
+        if ".." in relative.split("/"):
+            raise InputFileError(f"{path}: path escapes the bronze folder")
+        found.append(BronzeFile(relative_path=relative, absolute_path=path))
+    found.sort(key=lambda f: natural_key(f.relative_path))
+    return found

@@ -1,0 +1,98 @@
+"""What is on disk, layer by layer: done, pending, changed. Read-only except `forget_file`."""
+from __future__ import annotations
+
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+
+from pipeline.bronze import FileMetrics, read_manifest
+from pipeline.chunking import unchanged_since
+from pipeline.contract import REJECT_REASONS
+from pipeline.discovery import BronzeFile
+from pipeline.layout import DataLayout
+
+
+@dataclass(frozen=True)
+class FileStatus:
+    source_file: str
+    scanned: bool
+    chunks_total: int | None
+    chunks_done: int
+    silver_done: bool
+    changed: bool
+
+
+def file_status(layout: DataLayout, bronze: BronzeFile) -> FileStatus:
+    manifest_path = layout.manifest_path(bronze.relative_path)
+    if not manifest_path.exists():
+        return FileStatus(bronze.relative_path, False, None, 0, False, False)
+    manifest = read_manifest(manifest_path)
+    done = sum(layout.silver_part_path(bronze.relative_path, c.index).exists() for c in manifest.chunks)
+    changed = not unchanged_since(bronze.absolute_path, manifest.fingerprint)
+    return FileStatus(
+        source_file=bronze.relative_path,
+        scanned=True,
+        chunks_total=len(manifest.chunks),
+        chunks_done=done,
+        silver_done=layout.file_summary_path(bronze.relative_path).exists(),
+        changed=changed,
+    )
+
+
+def changed_files(layout: DataLayout, files: list[BronzeFile]) -> list[str]:
+    """Relative paths of bronze files that no longer match the manifest they were ingested with."""
+    changed = []
+    for bronze in files:
+        manifest_path = layout.manifest_path(bronze.relative_path)
+        if manifest_path.exists() and not unchanged_since(bronze.absolute_path, read_manifest(manifest_path).fingerprint):
+            changed.append(bronze.relative_path)
+    return changed
+
+
+def forget_file(layout: DataLayout, source_file: str) -> None:
+    """Delete everything derived from one bronze file in silver and quarantine (for --reprocess)."""
+    for folder in (layout.silver_file_dir(source_file), layout.quarantine_dir / source_file):
+        resolved = folder.resolve()
+        if not (resolved.is_relative_to(layout.silver_dir.resolve()) or resolved.is_relative_to(layout.quarantine_dir.resolve())):
+            raise ValueError(f"{source_file}: refusing to delete {resolved}, outside the data root")
+        if folder.exists():
+            shutil.rmtree(folder)
+
+
+@dataclass
+class Totals:
+    files: int = 0
+    chunks: int = 0
+    rows_read: int = 0
+    rows_valid: int = 0
+
+    def __post_init__(self) -> None:
+        self.rows_rejected: dict[str, int] = {r: 0 for r in REJECT_REASONS}
+
+    def add(self, metrics: FileMetrics) -> None:
+        self.files += 1
+        self.chunks += metrics.chunks
+        self.rows_read += metrics.rows_read
+        self.rows_valid += metrics.rows_valid
+        for reason, count in metrics.rows_rejected.items():
+            self.rows_rejected[reason] = self.rows_rejected.get(reason, 0) + count
+
+
+def silver_totals(layout: DataLayout, files: list[BronzeFile]) -> Totals:
+    totals = Totals()
+    for bronze in files:
+        path = layout.file_summary_path(bronze.relative_path)
+        if path.exists():
+            totals.add(FileMetrics.from_json(path.read_text(encoding="utf-8")))
+    return totals
+
+
+def rows_written_since(layout: DataLayout, since_epoch: float) -> int:
+    """Records read by chunk tasks that finished after `since_epoch` (this run's work)."""
+    import json
+
+    total = 0
+    for path in Path(layout.silver_dir).rglob("part-*.metrics.json"):
+        if path.stat().st_mtime >= since_epoch:
+            total += int(json.loads(path.read_text(encoding="utf-8"))["rows_read"])
+    return total

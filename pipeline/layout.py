@@ -1,0 +1,69 @@
+"""Where every layer lives under the data root: the one place that names files."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+
+@dataclass(frozen=True)
+class DataLayout:
+    """Paths of bronze, silver, quarantine, state, gold and report under one data root.
+
+    Silver and quarantine mirror the bronze path (hive folders such as `date=...` included), one
+    folder per bronze file, one part per chunk: `silver/<bronze path>/part-00001.parquet`.
+    """
+
+    root: Path
+
+    @property
+    def bronze_dir(self) -> Path:
+        return self.root / "bronze"
+
+    @property
+    def silver_dir(self) -> Path:
+        return self.root / "silver"
+
+    @property
+    def quarantine_dir(self) -> Path:
+        return self.root / "quarantine"
+
+    @property
+    def state_dir(self) -> Path:
+        return self.root / "state"
+
+    @property
+    def gold_dir(self) -> Path:
+        return self.root / "gold"
+
+    @property
+    def report_dir(self) -> Path:
+        return self.root / "report"
+
+    @property
+    def runs_dir(self) -> Path:
+        return self.root / "runs"
+
+    def silver_file_dir(self, source_file: str) -> Path:
+        return self.silver_dir / source_file
+
+    def manifest_path(self, source_file: str) -> Path:
+        return self.silver_file_dir(source_file) / "_manifest.json"
+
+    def file_summary_path(self, source_file: str) -> Path:
+        return self.silver_file_dir(source_file) / "_file_metrics.json"
+
+    def silver_part_path(self, source_file: str, chunk: int) -> Path:
+        return self.silver_file_dir(source_file) / f"part-{chunk + 1:05d}.parquet"
+
+    def chunk_metrics_path(self, source_file: str, chunk: int) -> Path:
+        return self.silver_file_dir(source_file) / f"part-{chunk + 1:05d}.metrics.json"
+
+    def quarantine_part_path(self, source_file: str, chunk: int) -> Path:
+        return self.quarantine_dir / source_file / f"part-{chunk + 1:05d}.parquet"
+
+    def gold_table_path(self, table: str) -> Path:
+        return self.gold_dir / f"{table}.parquet"
+
+    @property
+    def report_path(self) -> Path:
+        return self.report_dir / "index.html"

@@ -1,0 +1,52 @@
+"""Parquet writing for silver and quarantine parts, always through the atomic-write helper.
+
+Silver parts are sorted by bucket (then source_row) with one row group per bucket, and the map
+bucket -> row group kept in the file's metadata: Silver -> Gold reads one bucket of every part at
+a time, so dedup memory is bounded by a bucket, not by the input.
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from pipeline.atomic import atomic_path
+
+BUCKET_ROW_GROUPS_KEY = b"bucket_row_groups"
+# Statistics are only worth their cost where readers filter; order_id and email are skipped.
+_SILVER_STATISTICS = ["bucket", "source_row", "sale_date", "quantity"]
+
+
+def write_silver_part(path: Path, silver: pa.Table) -> None:
+    """Write `silver` (already in source_row order) as one row group per bucket, atomically."""
+    buckets = silver.column("bucket").to_numpy()
+    order = np.argsort(buckets, kind="stable")
+    ordered = silver.take(pa.array(order)) if len(order) else silver
+    sorted_buckets = buckets[order]
+    present = np.unique(sorted_buckets)
+    starts = np.searchsorted(sorted_buckets, present, side="left")
+    stops = np.searchsorted(sorted_buckets, present, side="right")
+    row_groups = {int(b): i for i, b in enumerate(present)}
+    schema = ordered.schema.with_metadata({BUCKET_ROW_GROUPS_KEY: json.dumps(row_groups).encode()})
+    with atomic_path(path) as tmp:
+        with pq.ParquetWriter(tmp, schema, compression="snappy", write_statistics=_SILVER_STATISTICS,
+                              use_dictionary=["product_name", "product_key", "category", "region", "sale_month", "source_file"]) as writer:
+            if not len(present):
+                writer.write_table(ordered.cast(schema))
+            for start, stop in zip(starts, stops):
+                writer.write_table(ordered.slice(int(start), int(stop - start)).cast(schema), row_group_size=int(stop - start))
+
+
+def silver_bucket_row_groups(path: Path) -> dict[int, int]:
+    """bucket -> row group index of a silver part (buckets with no rows are absent)."""
+    metadata = pq.read_schema(path).metadata or {}
+    return {int(k): v for k, v in json.loads(metadata[BUCKET_ROW_GROUPS_KEY]).items()}
+
+
+def write_table_atomic(path: Path, table: pa.Table) -> None:
+    """Plain atomic Parquet write (quarantine parts, gold tables)."""
+    with atomic_path(path) as tmp:
+        pq.write_table(table, tmp, compression="snappy")

@@ -1,0 +1,159 @@
+"""Read one chunk (a byte range of whole records) into string columns plus its malformed records.
+
+Fast path: pyarrow's CSV parser on the chunk's bytes. It is trusted only when it returns exactly
+the records the scan counted and finds no ragged record; otherwise the chunk takes the slow path,
+which parses record by record with the csv module so every record is placed by its own number
+and a malformed one keeps its raw text. Real exports rarely need the slow path.
+"""
+from __future__ import annotations
+
+import io
+from dataclasses import dataclass
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.csv as pacsv
+
+from pipeline.chunking import Chunk, record_spans
+from pipeline.contract import INPUT_COLUMNS, MALFORMED_ROW, QUARANTINE_SCHEMA
+from pipeline.header import HeaderLayout
+
+
+@dataclass(frozen=True)
+class RawChunk:
+    raw: pa.Table  # INPUT_COLUMNS as strings (null for a missing optional column) + source_row
+    malformed: pa.Table  # QUARANTINE_SCHEMA rows with reason malformed_row
+    records_read: int
+    used_slow_path: bool
+
+
+def read_chunk_bytes(path: Path, chunk: Chunk) -> bytes:
+    with open(path, "rb") as handle:
+        handle.seek(chunk.start)
+        return handle.read(chunk.end - chunk.start)
+
+
+def parse_chunk(data: bytes, chunk: Chunk, layout: HeaderLayout, source_file: str) -> RawChunk:
+    """Parse a chunk's bytes; every record ends up in `raw` or in `malformed`."""
+    fast = _parse_fast(data, chunk, layout)
+    if fast is not None:
+        return RawChunk(raw=fast, malformed=QUARANTINE_SCHEMA.empty_table(), records_read=chunk.records, used_slow_path=False)
+    return _parse_slow(data, chunk, layout, source_file)
+
+
+def _parse_fast(data: bytes, chunk: Chunk, layout: HeaderLayout) -> pa.Table | None:
+    ragged: list[object] = []
+
+    def note_ragged(row: object) -> str:
+        ragged.append(row)
+        return "skip"
+
+    field_names = [f"f{i}" for i in range(layout.width)]
+    wanted = sorted(layout.positions.values())
+    try:
+        table = pacsv.read_csv(
+            io.BytesIO(data),
+            read_options=pacsv.ReadOptions(column_names=field_names, use_threads=False, block_size=1 << 24),
+            parse_options=pacsv.ParseOptions(newlines_in_values=True, ignore_empty_lines=True, invalid_row_handler=note_ragged),
+            convert_options=pacsv.ConvertOptions(
+                include_columns=[field_names[i] for i in wanted],
+                column_types={field_names[i]: pa.string() for i in wanted},
+                strings_can_be_null=False,
+                quoted_strings_can_be_null=False,
+            ),
+        )
+    except (pa.ArrowInvalid, UnicodeDecodeError):
+        return None
+    if ragged or table.num_rows != chunk.records:
+        return None
+    columns = {name: table.column(field_names[pos]) for name, pos in layout.positions.items()}
+    return _assemble(columns, table.num_rows, chunk.first_row)
+
+
+def _assemble(columns: dict[str, pa.ChunkedArray | pa.Array], rows: int, first_row: int, source_rows: pa.Array | None = None) -> pa.Table:
+    arrays = [columns[c] if c in columns else pa.nulls(rows, pa.string()) for c in INPUT_COLUMNS]
+    if source_rows is None:
+        source_rows = pa.array(range(first_row, first_row + rows), pa.int64())
+    return pa.Table.from_arrays([*arrays, source_rows], names=[*INPUT_COLUMNS, "source_row"])
+
+
+def _parse_slow(data: bytes, chunk: Chunk, layout: HeaderLayout, source_file: str) -> RawChunk:
+    spans = record_spans(data)
+    if len(spans) != chunk.records:
+        raise ValueError(f"{source_file}: chunk {chunk.index} has {len(spans)} records, the scan counted {chunk.records}")
+    valid_values: dict[str, list[str]] = {name: [] for name in layout.positions}
+    valid_rows: list[int] = []
+    bad_rows: list[int] = []
+    bad_texts: list[str] = []
+    for offset, (start, stop) in enumerate(spans):
+        row_number = chunk.first_row + offset
+        record = data[start:stop]
+        fields = _split_record(record, layout.width)
+        if fields is None:
+            bad_rows.append(row_number)
+            bad_texts.append(record.decode("utf-8", errors="replace"))
+            continue
+        valid_rows.append(row_number)
+        for name, pos in layout.positions.items():
+            valid_values[name].append(fields[pos])
+    columns = {name: pa.array(values, pa.string()) for name, values in valid_values.items()}
+    raw = _assemble(columns, len(valid_rows), chunk.first_row, pa.array(valid_rows, pa.int64()))
+    malformed = malformed_rows(source_file, bad_rows, bad_texts)
+    return RawChunk(raw=raw, malformed=malformed, records_read=len(spans), used_slow_path=True)
+
+
+def _split_record(record: bytes, width: int) -> list[str] | None:
+    """The fields of one record, or None when it is not valid UTF-8, holds NUL or has the wrong width.
+
+    The same quote rules as the scan: a quote opens a field only at its start, `""` inside is a
+    quote, text after a closing quote is kept as is; a bare CR is data, not a line end.
+    """
+    try:
+        text = record.decode("utf-8")
+    except UnicodeDecodeError:
+        return None
+    if "\x00" in text:
+        return None
+    fields: list[str] = []
+    current: list[str] = []
+    i, size = 0, len(text)
+    at_field_start, in_quotes = True, False
+    while i < size:
+        ch = text[i]
+        if in_quotes:
+            if ch == '"':
+                if i + 1 < size and text[i + 1] == '"':
+                    current.append('"')
+                    i += 1
+                else:
+                    in_quotes = False
+            else:
+                current.append(ch)
+        elif ch == ",":
+            fields.append("".join(current))
+            current, at_field_start = [], True
+            i += 1
+            continue
+        elif ch == '"' and at_field_start:
+            in_quotes = True
+        else:
+            current.append(ch)
+        at_field_start = False
+        i += 1
+    if in_quotes:
+        return None  # an unterminated quote
+    fields.append("".join(current))
+    return fields if len(fields) == width else None
+
+
+def malformed_rows(source_file: str, rows: list[int], texts: list[str]) -> pa.Table:
+    count = len(rows)
+    arrays = {
+        "source_file": pa.array([source_file] * count, pa.string()),
+        "source_row": pa.array(rows, pa.int64()),
+        "reason": pa.array([MALFORMED_ROW] * count, pa.string()),
+        "raw_text": pa.array(texts, pa.string()),
+    }
+    return pa.Table.from_arrays(
+        [arrays.get(f.name, pa.nulls(count, f.type)) for f in QUARANTINE_SCHEMA], schema=QUARANTINE_SCHEMA
+    )

@@ -1,0 +1,118 @@
+"""One validated settings object for the whole pipeline.
+
+Built once from luigi.cfg (tasks/config.py) or directly in tests; every check names the
+section and key so a bad value stops the run at start with one line.
+"""
+from __future__ import annotations
+
+import datetime as _dt
+from dataclasses import dataclass, field, replace
+from typing import Mapping, Sequence
+
+from pipeline.errors import ConfigError
+
+DEFAULT_CATEGORY_ALIASES: dict[str, tuple[str, ...]] = {
+    "electronics": ("electronics", "electronic"),
+    "home_appliance": ("home appliance", "homeappliance", "home-appl", "home_appliance"),
+    "fashion": ("fashion", "cloths", "clothes", "clothing"),
+}
+DEFAULT_REGION_ALIASES: dict[str, tuple[str, ...]] = {
+    "north": ("north", "nort"),
+    "south": ("south",),
+    "east": ("east",),
+    "west": ("west",),
+}
+DEFAULT_DATE_FORMATS: tuple[str, ...] = ("%Y-%m-%d", "%d/%m/%Y", "%m-%d-%Y", "%Y/%m/%d")
+GOLD_MODES = ("upsert", "overwrite")
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Every configurable value of CONTRACT.md, with its default."""
+
+    data_root: str = "data"
+    bronze_glob: str = "**/*.csv"
+    chunk_rows: int = 500_000
+    silver_buckets: int = 64
+    category_aliases: Mapping[str, Sequence[str]] = field(default_factory=lambda: dict(DEFAULT_CATEGORY_ALIASES))
+    region_aliases: Mapping[str, Sequence[str]] = field(default_factory=lambda: dict(DEFAULT_REGION_ALIASES))
+    default_region: str = "north"
+    date_formats: Sequence[str] = DEFAULT_DATE_FORMATS
+    max_quantity: int = 1_000_000
+    max_unit_price: int = 1_000_000_000
+    gold_mode: str = "upsert"
+    top_products_n: int = 10
+    anomaly_top_n: int = 20
+
+    def with_changes(self, **changes: object) -> "Settings":
+        """A validated copy with some values changed (tests use this)."""
+        return validate(replace(self, **changes))
+
+    @property
+    def category_lookup(self) -> dict[str, str]:
+        """alias (normalised) -> canonical category."""
+        return _invert(self.category_aliases)
+
+    @property
+    def region_lookup(self) -> dict[str, str]:
+        """alias (normalised) -> canonical region."""
+        return _invert(self.region_aliases)
+
+
+def _invert(aliases: Mapping[str, Sequence[str]]) -> dict[str, str]:
+    lookup: dict[str, str] = {}
+    for canonical, names in aliases.items():
+        lookup[canonical] = canonical
+        for name in names:
+            lookup[" ".join(str(name).lower().split())] = canonical
+    return lookup
+
+
+def _require(condition: bool, where: str, message: str) -> None:
+    if not condition:
+        raise ConfigError(f"config {where}: {message}")
+
+
+def _check_aliases(where: str, aliases: object) -> None:
+    _require(isinstance(aliases, Mapping) and len(aliases) > 0, where, "must be a non-empty JSON object of canonical -> [aliases]")
+    seen: dict[str, str] = {}
+    for canonical, names in aliases.items():  # type: ignore[union-attr]
+        _require(isinstance(canonical, str) and canonical.strip() != "", where, f"canonical name {canonical!r} must be a non-empty string")
+        _require(isinstance(names, (list, tuple)) and all(isinstance(n, str) for n in names), where, f"aliases of {canonical!r} must be a list of strings")
+        for name in [canonical, *names]:
+            key = " ".join(name.lower().split())
+            _require(seen.get(key, canonical) == canonical, where, f"alias {name!r} maps to both {seen.get(key)!r} and {canonical!r}")
+            seen[key] = canonical
+
+
+def validate(settings: Settings) -> Settings:
+    """Return `settings` if every value is usable, else raise ConfigError naming section and key."""
+    s = settings
+    _require(isinstance(s.data_root, str) and s.data_root.strip() != "", "[pipeline] data_root", "must be a non-empty path")
+    _require(isinstance(s.bronze_glob, str) and s.bronze_glob.endswith(".csv") and ".." not in s.bronze_glob and not s.bronze_glob.startswith("/"),
+             "[pipeline] bronze_glob", f"{s.bronze_glob!r} must be a relative glob ending in .csv without '..'")
+    _require(isinstance(s.chunk_rows, int) and 1 <= s.chunk_rows <= 50_000_000, "[pipeline] chunk_rows", f"{s.chunk_rows!r} must be an integer in 1..50000000")
+    _require(isinstance(s.silver_buckets, int) and 1 <= s.silver_buckets <= 4096, "[pipeline] silver_buckets", f"{s.silver_buckets!r} must be an integer in 1..4096")
+    _check_aliases("[cleaning] category_aliases", s.category_aliases)
+    _check_aliases("[cleaning] region_aliases", s.region_aliases)
+    _require(isinstance(s.default_region, str) and s.default_region in s.region_aliases, "[cleaning] default_region",
+             f"{s.default_region!r} must be one of the canonical regions {sorted(s.region_aliases)}")
+    _require(isinstance(s.date_formats, (list, tuple)) and len(s.date_formats) > 0, "[cleaning] date_formats", "must be a non-empty list of strptime formats")
+    for fmt in s.date_formats:
+        ok = isinstance(fmt, str) and "%" in fmt
+        if ok:
+            try:
+                _dt.datetime(2024, 3, 5).strftime(fmt)
+            except ValueError:
+                ok = False
+        _require(ok, "[cleaning] date_formats", f"{fmt!r} is not a strptime date format")
+    _require(isinstance(s.max_quantity, int) and s.max_quantity >= 1, "[cleaning] max_quantity", f"{s.max_quantity!r} must be an integer >= 1")
+    _require(isinstance(s.max_unit_price, int) and 1 <= s.max_unit_price <= 1_000_000_000, "[cleaning] max_unit_price",
+             f"{s.max_unit_price!r} must be an integer in 1..1000000000")
+    # gross_revenue = quantity * unit_price must fit the silver money type decimal(18, 2).
+    _require(s.max_quantity * s.max_unit_price <= 10**15, "[cleaning] max_quantity",
+             "max_quantity * max_unit_price must be <= 1e15 so that revenue fits decimal(18, 2)")
+    _require(s.gold_mode in GOLD_MODES, "[gold] mode", f"{s.gold_mode!r} must be one of {', '.join(GOLD_MODES)}")
+    _require(isinstance(s.top_products_n, int) and s.top_products_n >= 1, "[gold] top_products_n", f"{s.top_products_n!r} must be an integer >= 1")
+    _require(isinstance(s.anomaly_top_n, int) and s.anomaly_top_n >= 1, "[gold] anomaly_top_n", f"{s.anomaly_top_n!r} must be an integer >= 1")
+    return s

@@ -1,0 +1,229 @@
+#!/usr/bin/env python
+"""Command line: parse arguments, build the task list, run Luigi, print the summary, exit code.
+
+    python run.py [--data-root DIR] [--workers N] [--scheduler-host H [--scheduler-port P]]
+    python run.py generate --rows N [--files F] [--seed S] [--data-root DIR]
+    python run.py status [--data-root DIR]
+"""
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from pipeline.errors import PipelineError
+
+SAMPLE_ROOT = "sample_data"
+SAMPLE_ROWS = 1_000_000
+SAMPLE_FILES = 8
+SAMPLE_SEED = 42
+EXIT_FAILED = 1
+EXIT_USAGE = 2
+
+
+def _add_root(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--data-root", help="data folder (default: [pipeline] data_root in luigi.cfg, 'data')")
+
+
+def parse_args(argv: list[str]) -> argparse.Namespace:
+    if argv and argv[0] == "generate":
+        parser = argparse.ArgumentParser(prog="run.py generate", description="write a deterministic dirty sample into DIR/bronze/")
+        parser.add_argument("--rows", type=int, required=True)
+        parser.add_argument("--files", type=int, default=10)
+        parser.add_argument("--seed", type=int, default=42)
+        parser.add_argument("--date-folders", action="store_true", help="put files under hive-style date=YYYY-MM-DD/ folders")
+        _add_root(parser)
+        args = parser.parse_args(argv[1:])
+        args.command = "generate"
+        return args
+    if argv and argv[0] == "status":
+        parser = argparse.ArgumentParser(prog="run.py status", description="what is done and what is pending, layer by layer")
+        _add_root(parser)
+        args = parser.parse_args(argv[1:])
+        args.command = "status"
+        return args
+    parser = argparse.ArgumentParser(prog="run.py", description="run everything pending: bronze -> silver -> gold -> report")
+    _add_root(parser)
+    parser.add_argument("--workers", type=int, default=1, help="parallel Luigi worker processes (default 1)")
+    parser.add_argument("--scheduler-host", help="use the luigid at this host instead of the local scheduler")
+    parser.add_argument("--scheduler-port", type=int, default=8082)
+    parser.add_argument("--reprocess", action="append", default=[], metavar="PATH",
+                        help="redo this bronze file (relative to the bronze folder) and everything derived from it; repeatable")
+    parser.add_argument("--verbose", action="store_true", help="show Luigi's own log")
+    args = parser.parse_args(argv)
+    args.command = "run"
+    if args.workers < 1:
+        parser.error("--workers must be >= 1")
+    return args
+
+
+def _setup_logging(verbose: bool) -> None:
+    handler = logging.StreamHandler(sys.stdout)
+    handler.setFormatter(logging.Formatter("%(asctime)s %(message)s", "%H:%M:%S"))
+    log = logging.getLogger("pipeline")
+    log.handlers[:] = [handler]
+    log.setLevel(logging.INFO)
+    log.propagate = False
+
+
+def command_generate(args: argparse.Namespace) -> int:
+    from pipeline.generator import generate_bronze
+    from pipeline.layout import DataLayout
+    from tasks.config import load_settings
+
+    settings = load_settings(args.data_root)
+    layout = DataLayout(Path(settings.data_root))
+    started = time.monotonic()
+    paths = generate_bronze(layout.bronze_dir, rows=args.rows, files=args.files, seed=args.seed, date_folders=args.date_folders)
+    seconds = time.monotonic() - started
+    rate = args.rows / seconds if seconds > 0 else 0
+    print(f"generated {args.rows:,} rows in {len(paths)} files under {layout.bronze_dir} in {seconds:.1f} s ({rate:,.0f} rows/s)")
+    return 0
+
+
+def command_status(args: argparse.Namespace) -> int:
+    from pipeline.discovery import discover_bronze
+    from pipeline.inventory import file_status
+    from pipeline.layout import DataLayout
+    from tasks.config import load_settings
+
+    settings = load_settings(args.data_root)
+    layout = DataLayout(Path(settings.data_root))
+    files = discover_bronze(layout.bronze_dir, settings.bronze_glob)
+    print(f"data root {layout.root}: {len(files)} bronze files")
+    pending = 0
+    for f in files:
+        s = file_status(layout, f)
+        if s.changed:
+            state = "CHANGED since ingest: run with --reprocess " + s.source_file
+        elif s.silver_done:
+            state = f"silver done ({s.chunks_total} chunks)"
+        elif s.scanned:
+            state = f"silver pending: {s.chunks_done}/{s.chunks_total} chunks done"
+        else:
+            state = "pending: not scanned yet"
+        pending += not s.silver_done
+        print(f"  {s.source_file}: {state}")
+    print(f"bronze -> silver: {len(files) - pending} of {len(files)} files done, {pending} pending")
+    return 0
+
+
+def _resolve_root(args: argparse.Namespace):
+    """The data root to run on; with no input at all, the embedded sample in its own folder."""
+    from pipeline.discovery import discover_bronze
+    from pipeline.layout import DataLayout
+    from tasks.config import load_settings
+
+    settings = load_settings(args.data_root)
+    layout = DataLayout(Path(settings.data_root))
+    if args.data_root is None and not (layout.bronze_dir.exists() and discover_bronze(layout.bronze_dir, settings.bronze_glob)):
+        from pipeline.generator import generate_bronze
+
+        sample = DataLayout(Path(SAMPLE_ROOT))
+        print(f"No CSV files under {layout.bronze_dir}: running on the embedded sample, {SAMPLE_ROWS:,} generated rows "
+              f"(seed {SAMPLE_SEED}) in {sample.root}/. Put your files in {layout.bronze_dir}/ or pass --data-root.")
+        if not (sample.bronze_dir.exists() and discover_bronze(sample.bronze_dir, settings.bronze_glob)):
+            generate_bronze(sample.bronze_dir, rows=SAMPLE_ROWS, files=SAMPLE_FILES, seed=SAMPLE_SEED)
+        settings = load_settings(str(sample.root))
+        layout = sample
+    return settings, layout
+
+
+def command_run(args: argparse.Namespace) -> int:
+    import luigi
+
+    from pipeline.atomic import remove_stale_temp_files
+    from pipeline.discovery import discover_bronze
+    from pipeline.inventory import changed_files, forget_file, rows_written_since, silver_totals
+    from tasks.failures import FAILURES_ENV, read_failures
+    from tasks.graph import AllBronzeToSilver
+
+    settings, layout = _resolve_root(args)
+    files = discover_bronze(layout.bronze_dir, settings.bronze_glob)
+    if not files:
+        raise PipelineError(f"no CSV files matching {settings.bronze_glob!r} under {layout.bronze_dir}")
+    known = {f.relative_path for f in files}
+    for path in args.reprocess:
+        if path not in known:
+            raise PipelineError(f"--reprocess {path}: no such bronze file under {layout.bronze_dir}")
+        forget_file(layout, path)
+        print(f"reprocess: forgot everything derived from {path}")
+    for folder in (layout.silver_dir, layout.quarantine_dir):
+        remove_stale_temp_files(folder)
+    changed = changed_files(layout, files)
+    for path in changed:
+        print(f"ERROR {path}: bronze file changed since it was ingested; run `python run.py --reprocess {path}` to redo it")
+    root = str(layout.root)
+    top = AllBronzeToSilver(data_root=root)
+    if not changed and top.complete():
+        totals = silver_totals(layout, files)
+        print(f"Nothing to do: all {len(files)} files are already in silver ({totals.rows_read:,} rows read, {totals.rows_valid:,} valid).")
+        return 0
+    layout.runs_dir.mkdir(parents=True, exist_ok=True)
+    failures_file = Path(tempfile.mkstemp(prefix="failures-", suffix=".jsonl", dir=layout.runs_dir)[1])
+    os.environ[FAILURES_ENV] = str(failures_file)
+    print(f"running {len(files)} bronze files from {layout.bronze_dir} with {args.workers} worker(s)")
+    started_wall, started = time.time(), time.monotonic()
+    build_options = {"workers": args.workers, "detailed_summary": True, "log_level": "INFO" if args.verbose else "CRITICAL"}
+    if args.scheduler_host:
+        build_options.update(scheduler_host=args.scheduler_host, scheduler_port=args.scheduler_port)
+    else:
+        build_options["local_scheduler"] = True
+    tasks = [top] if not changed else []
+    if changed:
+        from tasks.bronze import BronzeFileToSilver
+
+        tasks = [BronzeFileToSilver(data_root=root, source_file=f.relative_path) for f in files if f.relative_path not in changed]
+    result = luigi.build(tasks, **build_options)
+    seconds = time.monotonic() - started
+    failures = read_failures(failures_file)
+    failures_file.unlink(missing_ok=True)
+    totals = silver_totals(layout, files)
+    rows_now = rows_written_since(layout, started_wall)
+    rate = rows_now / seconds if seconds > 0 else 0.0
+    print("")
+    print(f"silver: {totals.files} of {len(files)} files, {totals.chunks} chunks, {totals.rows_read:,} rows read, "
+          f"{totals.rows_valid:,} valid, {sum(totals.rows_rejected.values()):,} rejected")
+    for reason, count in totals.rows_rejected.items():
+        print(f"  rejected {reason}: {count:,}")
+    print(f"this run: {rows_now:,} rows cleaned in {seconds:.1f} s ({rate:,.0f} rows/s) with {args.workers} worker(s)")
+    for failure in failures:
+        print(f"FAILED {failure['error']}")
+    ok = result.status.name in ("SUCCESS", "SUCCESS_WITH_RETRY") and not failures and not changed
+    if not ok:
+        print(f"run did not complete: {result.status.name.lower().replace('_', ' ')}; see the lines above. Exit {EXIT_FAILED}.")
+    return 0 if ok else EXIT_FAILED
+
+
+def _use_repo_config() -> None:
+    """Read the repo's luigi.cfg wherever run.py is started from (LUIGI_CONFIG_PATH still wins)."""
+    if "LUIGI_CONFIG_PATH" not in os.environ:
+        from luigi.configuration import add_config_path
+
+        add_config_path(str(Path(__file__).resolve().parent / "luigi.cfg"))
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(sys.argv[1:] if argv is None else argv)
+    _use_repo_config()
+    _setup_logging(getattr(args, "verbose", False))
+    try:
+        if args.command == "generate":
+            return command_generate(args)
+        if args.command == "status":
+            return command_status(args)
+        return command_run(args)
+    except PipelineError as err:
+        print(f"ERROR {err}", file=sys.stderr)
+        return EXIT_USAGE
+    except ValueError as err:  # e.g. generator arguments
+        print(f"ERROR {err}", file=sys.stderr)
+        return EXIT_USAGE
+
+
+if __name__ == "__main__":
+    sys.exit(main())

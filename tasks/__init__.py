@@ -1,0 +1,1 @@
+"""Thin Luigi tasks: parameters, targets and calls into `pipeline`, nothing more."""

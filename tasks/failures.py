@@ -1,0 +1,46 @@
+"""Failed tasks leave one line each: in the luigid UI, on the console, and in the run's folder."""
+from __future__ import annotations
+
+import json
+import logging
+import os
+import traceback
+from pathlib import Path
+
+import luigi
+
+from pipeline.errors import PipelineError
+
+log = logging.getLogger("pipeline")
+FAILURES_ENV = "PIPELINE_FAILURES_FILE"
+
+
+def failure_line(task: luigi.Task, exception: BaseException) -> str:
+    where = getattr(task, "source_file", None) or task.get_task_family()
+    if isinstance(exception, PipelineError):
+        return str(exception)
+    return f"{where}: {type(exception).__name__}: {exception}"
+
+
+@luigi.Task.event_handler(luigi.Event.FAILURE)
+def _record_failure(task: luigi.Task, exception: BaseException) -> None:
+    """Runs in the worker (child) process: tell the UI, the console and the run log."""
+    line = failure_line(task, exception)
+    try:
+        task.set_status_message(f"FAILED: {line}")
+    except Exception:  # noqa: BLE001 - the scheduler may be gone; the console still gets the line
+        pass
+    if isinstance(exception, PipelineError):
+        log.error("FAILED %s", line)
+    else:
+        log.error("FAILED %s\n%s", line, "".join(traceback.format_exception(exception)))
+    target = os.environ.get(FAILURES_ENV)
+    if target:
+        with open(target, "a", encoding="utf-8") as handle:  # O_APPEND: one short line per write
+            handle.write(json.dumps({"task": task.task_id, "error": line}) + "\n")
+
+
+def read_failures(path: Path) -> list[dict]:
+    if not path.exists():
+        return []
+    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
