@@ -53,6 +53,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--scheduler-port", type=int, default=8082)
     parser.add_argument("--reprocess", action="append", default=[], metavar="PATH",
                         help="redo this bronze file (relative to the bronze folder) and everything derived from it; repeatable")
+    parser.add_argument("--rebuild-gold", action="store_true", help="drop the Silver -> Gold state and gold, and rebuild them from all silver")
     parser.add_argument("--verbose", action="store_true", help="show Luigi's own log")
     args = parser.parse_args(argv)
     args.command = "run"
@@ -133,55 +134,89 @@ def _resolve_root(args: argparse.Namespace):
     return settings, layout
 
 
+def _preflight(layout, files, reprocess: list[str], rebuild_gold: bool) -> tuple[list, list[str]]:
+    """Apply --reprocess / --rebuild-gold, then set aside files that cannot run: (runnable, error lines)."""
+    from pipeline.atomic import remove_stale_temp_files
+    from pipeline.inventory import changed_files, forget_file, forget_gold, header_problem
+
+    known = {f.relative_path for f in files}
+    for path in reprocess:
+        if path not in known:
+            raise PipelineError(f"--reprocess {path}: no such bronze file under {layout.bronze_dir}")
+        forget_file(layout, path)
+        print(f"reprocess: forgot everything derived from {path}; gold will be rebuilt from all silver")
+    if reprocess or rebuild_gold:
+        forget_gold(layout)
+    for folder in (layout.silver_dir, layout.quarantine_dir, layout.gold_dir):
+        remove_stale_temp_files(folder)
+    errors = [f"{path}: bronze file changed since it was ingested; run `python run.py --reprocess {path}` to redo it"
+              for path in changed_files(layout, files)]
+    bad = {e.split(":")[0] for e in errors}
+    for bronze in files:
+        if bronze.relative_path not in bad:
+            problem = header_problem(bronze)
+            if problem:
+                errors.append(problem)
+                bad.add(bronze.relative_path)
+    return [f for f in files if f.relative_path not in bad], errors
+
+
 def command_run(args: argparse.Namespace) -> int:
     import luigi
 
-    from pipeline.atomic import remove_stale_temp_files
     from pipeline.discovery import discover_bronze
-    from pipeline.inventory import changed_files, forget_file, rows_written_since, silver_totals
+    from pipeline.inventory import silver_totals
     from tasks.failures import FAILURES_ENV, read_failures
-    from tasks.graph import AllBronzeToSilver
+    from tasks.gold import SilverToGold, inputs_digest
 
     settings, layout = _resolve_root(args)
     files = discover_bronze(layout.bronze_dir, settings.bronze_glob)
     if not files:
         raise PipelineError(f"no CSV files matching {settings.bronze_glob!r} under {layout.bronze_dir}")
-    known = {f.relative_path for f in files}
-    for path in args.reprocess:
-        if path not in known:
-            raise PipelineError(f"--reprocess {path}: no such bronze file under {layout.bronze_dir}")
-        forget_file(layout, path)
-        print(f"reprocess: forgot everything derived from {path}")
-    for folder in (layout.silver_dir, layout.quarantine_dir):
-        remove_stale_temp_files(folder)
-    changed = changed_files(layout, files)
-    for path in changed:
-        print(f"ERROR {path}: bronze file changed since it was ingested; run `python run.py --reprocess {path}` to redo it")
+    runnable, errors = _preflight(layout, files, args.reprocess, args.rebuild_gold)
+    for line in errors:
+        print(f"ERROR {line}")
     root = str(layout.root)
-    top = AllBronzeToSilver(data_root=root)
-    if not changed and top.complete():
-        totals = silver_totals(layout, files)
-        print(f"Nothing to do: all {len(files)} files are already in silver ({totals.rows_read:,} rows read, {totals.rows_valid:,} valid).")
-        return 0
+    entries = [(f.relative_path, f.absolute_path.stat().st_size, f.absolute_path.stat().st_mtime_ns) for f in runnable]
+    top = SilverToGold(data_root=root, source_files=[f.relative_path for f in runnable], inputs=inputs_digest(entries))
+    if not runnable:
+        print("no bronze file can run; nothing done")
+        return EXIT_FAILED
+    if top.complete():
+        totals = silver_totals(layout, runnable)
+        print(f"Nothing to do: all {len(runnable)} files are already in silver and gold "
+              f"({totals.rows_read:,} rows read, {totals.rows_valid:,} valid). Gold: {layout.gold_dir}")
+        return EXIT_FAILED if errors else 0
     layout.runs_dir.mkdir(parents=True, exist_ok=True)
     failures_file = Path(tempfile.mkstemp(prefix="failures-", suffix=".jsonl", dir=layout.runs_dir)[1])
     os.environ[FAILURES_ENV] = str(failures_file)
-    print(f"running {len(files)} bronze files from {layout.bronze_dir} with {args.workers} worker(s)")
+    print(f"running {len(runnable)} bronze files from {layout.bronze_dir} with {args.workers} worker(s)")
     started_wall, started = time.time(), time.monotonic()
     build_options = {"workers": args.workers, "detailed_summary": True, "log_level": "INFO" if args.verbose else "CRITICAL"}
     if args.scheduler_host:
         build_options.update(scheduler_host=args.scheduler_host, scheduler_port=args.scheduler_port)
     else:
         build_options["local_scheduler"] = True
-    tasks = [top] if not changed else []
-    if changed:
-        from tasks.bronze import BronzeFileToSilver
-
-        tasks = [BronzeFileToSilver(data_root=root, source_file=f.relative_path) for f in files if f.relative_path not in changed]
-    result = luigi.build(tasks, **build_options)
+    result = luigi.build([top], **build_options)
     seconds = time.monotonic() - started
     failures = read_failures(failures_file)
     failures_file.unlink(missing_ok=True)
+    _print_summary(layout, runnable, started_wall, seconds, args.workers)
+    for failure in failures:
+        print(f"FAILED {failure['error']}")
+    for line in errors:
+        print(f"FAILED {line}")
+    ok = result.status.name in ("SUCCESS", "SUCCESS_WITH_RETRY") and not failures and not errors
+    if not ok:
+        print(f"run did not complete ({result.status.name.lower().replace('_', ' ')}); see the lines above. Exit {EXIT_FAILED}.")
+    return 0 if ok else EXIT_FAILED
+
+
+def _print_summary(layout, files, started_wall: float, seconds: float, workers: int) -> None:
+    import json
+
+    from pipeline.inventory import rows_written_since, silver_totals
+
     totals = silver_totals(layout, files)
     rows_now = rows_written_since(layout, started_wall)
     rate = rows_now / seconds if seconds > 0 else 0.0
@@ -190,13 +225,12 @@ def command_run(args: argparse.Namespace) -> int:
           f"{totals.rows_valid:,} valid, {sum(totals.rows_rejected.values()):,} rejected")
     for reason, count in totals.rows_rejected.items():
         print(f"  rejected {reason}: {count:,}")
-    print(f"this run: {rows_now:,} rows cleaned in {seconds:.1f} s ({rate:,.0f} rows/s) with {args.workers} worker(s)")
-    for failure in failures:
-        print(f"FAILED {failure['error']}")
-    ok = result.status.name in ("SUCCESS", "SUCCESS_WITH_RETRY") and not failures and not changed
-    if not ok:
-        print(f"run did not complete: {result.status.name.lower().replace('_', ' ')}; see the lines above. Exit {EXIT_FAILED}.")
-    return 0 if ok else EXIT_FAILED
+    gold_run = layout.gold_dir / "_silver_to_gold_run.json"
+    if gold_run.exists() and gold_run.stat().st_mtime >= started_wall:
+        g = json.loads(gold_run.read_text())
+        print(f"gold: merged {g['rows_merged']:,} silver rows ({g['new_unique_orders']:,} new unique orders) in "
+              f"{g['merge_seconds']:.1f} s, wrote {len(g['tables_written'])} tables to {layout.gold_dir}")
+    print(f"this run: {rows_now:,} rows cleaned, whole run {seconds:.1f} s ({rate:,.0f} rows/s) with {workers} worker(s)")
 
 
 def _use_repo_config() -> None:
@@ -208,9 +242,18 @@ def _use_repo_config() -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
+    import configparser
+
     args = parse_args(sys.argv[1:] if argv is None else argv)
-    _use_repo_config()
     _setup_logging(getattr(args, "verbose", False))
+    try:
+        _use_repo_config()
+        from luigi.configuration import get_config
+
+        get_config()  # parse every config file now, so a malformed one fails here in one line
+    except configparser.Error as err:
+        print(f"ERROR config: {' '.join(str(err).split())}", file=sys.stderr)
+        return EXIT_USAGE
     try:
         if args.command == "generate":
             return command_generate(args)

@@ -191,7 +191,7 @@ class _RecordScanner:
         self.prev_byte_was_cr_at = block_offset + len(block) - 1 if block.endswith(b"\r") else -1
 
 
-def _read_header(handle, path: Path) -> tuple[list[str], int, bytes]:
+def read_header(handle, path: Path) -> tuple[list[str], int, bytes]:
     """The raw header names and the offset where data starts; the header must be one line."""
     head = handle.read(HEAD_SAMPLE_BYTES)
     start = len(BOM) if head.startswith(BOM) else 0
@@ -231,7 +231,7 @@ def scan_file(path: Path, source_file: str, chunk_rows: int) -> Manifest:
     stat = path.stat()
     digest = hashlib.blake2b(digest_size=16)
     with open(path, "rb") as handle:
-        header_raw, header_end, head = _read_header(handle, path)
+        header_raw, header_end, head = read_header(handle, path)
         target = _target_chunk_bytes(head, header_end, chunk_rows)
         handle.seek(0)
         scanner = _RecordScanner(start_offset=header_end)

@@ -59,6 +59,30 @@ def forget_file(layout: DataLayout, source_file: str) -> None:
             shutil.rmtree(folder)
 
 
+def forget_gold(layout: DataLayout) -> None:
+    """Delete the Silver -> Gold state and gold, so the next run rebuilds them from all silver."""
+    for folder in (layout.state_dir, layout.gold_dir):
+        if folder.exists():
+            shutil.rmtree(folder)
+
+
+def header_problem(bronze: BronzeFile) -> str | None:
+    """The one-line reason a file cannot be ingested at all (bad header), or None."""
+    from pipeline.chunking import read_header
+    from pipeline.errors import InputFileError
+    from pipeline.header import layout_header
+
+    try:
+        with open(bronze.absolute_path, "rb") as handle:
+            names, _end, _head = read_header(handle, bronze.absolute_path)
+        layout_header(names, bronze.relative_path)
+    except InputFileError as err:
+        return str(err).replace(str(bronze.absolute_path), bronze.relative_path)
+    except OSError as err:
+        return f"{bronze.relative_path}: cannot read ({err.strerror})"
+    return None
+
+
 @dataclass
 class Totals:
     files: int = 0

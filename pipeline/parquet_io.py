@@ -50,3 +50,23 @@ def write_table_atomic(path: Path, table: pa.Table) -> None:
     """Plain atomic Parquet write (quarantine parts, gold tables)."""
     with atomic_path(path) as tmp:
         pq.write_table(table, tmp, compression="snappy")
+
+
+class SilverPartReader:
+    """Open silver parts once and read one bucket (row group) of each on demand."""
+
+    def __init__(self, paths: list[Path], columns: list[str]) -> None:
+        self._files = [pq.ParquetFile(p) for p in paths]
+        self._groups = [silver_bucket_row_groups(p) for p in paths]
+        self._columns = columns
+
+    def read_bucket(self, bucket: int, schema: pa.Schema) -> pa.Table:
+        """Rows of `bucket` from every part, parts in the order given (input order is kept)."""
+        pieces = [f.read_row_group(g[bucket], columns=self._columns) for f, g in zip(self._files, self._groups) if bucket in g]
+        if not pieces:
+            return schema.empty_table()
+        return pa.concat_tables([p.replace_schema_metadata(None).cast(schema) for p in pieces])
+
+    def close(self) -> None:
+        for f in self._files:
+            f.close()

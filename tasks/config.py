@@ -6,6 +6,7 @@ the section and the key.
 """
 from __future__ import annotations
 
+import configparser
 import json
 from typing import Any
 
@@ -62,10 +63,10 @@ def load_settings(data_root: str | None = None) -> Settings:
                 known = ", ".join(sorted(keys))
                 raise ConfigError(f"config [{section}] {key}: unknown key (known keys: {known})")
             field, parse = keys[key]
-            raw = config.get(section, key)
             try:
+                raw = config.get(section, key, raw=True)  # raw: date formats hold '%'
                 values[field] = parse(raw)
-            except (ValueError, json.JSONDecodeError) as err:
+            except (ValueError, configparser.Error) as err:
                 raise ConfigError(f"config [{section}] {key}: cannot read {raw!r} ({err})") from None
     if data_root is not None:
         values["data_root"] = data_root

@@ -30,9 +30,9 @@ def run_cli(*args: str, env: dict[str, str] | None = None, timeout: float = 300)
 
 
 def config_file(tmp_path: Path, extra: str = "") -> Path:
-    """A luigi.cfg: the repo's, with `extra` sections appended (later keys win)."""
+    """A config layered over the repo's luigi.cfg via LUIGI_CONFIG_PATH (its keys win)."""
     path = tmp_path / "luigi-test.cfg"
-    path.write_text((REPO / "luigi.cfg").read_text() + "\n" + extra)
+    path.write_text(extra)
     return path
 
 

@@ -1,0 +1,159 @@
+"""Silver -> Gold exactly once: merge new silver parts bucket by bucket into the state, then publish.
+
+Crash safety comes from the order of commits. A batch (the silver parts not yet merged) is
+recorded first; each bucket then commits its seen keys, the updated aggregates and its own
+"done" mark in one SQLite transaction; the last commit marks the batch's parts as merged. A
+re-run resumes the same batch at the first bucket not done. Gold is published afterwards from
+the state alone, idempotently (see pipeline.gold).
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+import pyarrow as pa
+
+from pipeline.aggregates import DAILY_SCHEMA, FILE_SCHEMA, PRODUCT_SCHEMA, Aggregates, aggregate_orders, top_revenue_orders
+from pipeline.bronze import FileMetrics, read_manifest
+from pipeline.contract import GOLD_TABLES, SILVER_SCHEMA
+from pipeline.dedup import first_wins
+from pipeline.errors import PipelineError
+from pipeline.gold import ANOMALY_COLUMNS, build_gold_tables, covers_digest, publish, touched_keys
+from pipeline.layout import DataLayout
+from pipeline.parquet_io import SilverPartReader
+from pipeline.settings import Settings
+from pipeline.state_store import StateStore, open_state
+
+Progress = Callable[[int, str], None]
+MERGE_COLUMNS = [c for c in SILVER_SCHEMA.names if c not in ("customer_email", "order_hash", "bucket")]
+MERGE_SCHEMA = pa.schema([SILVER_SCHEMA.field(c) for c in MERGE_COLUMNS])
+ANOMALY_SCHEMA = pa.schema([SILVER_SCHEMA.field(c) for c in ANOMALY_COLUMNS])
+
+
+@dataclass(frozen=True)
+class SilverPart:
+    source_file: str
+    chunk: int
+    path: Path
+
+    @property
+    def name(self) -> str:
+        return f"{self.source_file}#{self.chunk + 1:05d}"
+
+
+@dataclass(frozen=True)
+class MergeReport:
+    parts_merged: int
+    rows_merged: int
+    unique_orders: int
+    seconds: float
+
+
+def silver_parts(layout: DataLayout, source_files: list[str]) -> list[SilverPart]:
+    """Every silver part of the given files (already in natural file order), chunk by chunk."""
+    parts = []
+    for source_file in source_files:
+        manifest = read_manifest(layout.manifest_path(source_file))
+        parts.extend(SilverPart(source_file, c.index, layout.silver_part_path(source_file, c.index)) for c in manifest.chunks)
+    return parts
+
+
+def _load_aggregates(state: StateStore, prefix: str) -> Aggregates:
+    empty = Aggregates.empty()
+    return Aggregates(
+        daily=state.get_table(f"{prefix}/daily") or empty.daily,
+        products=state.get_table(f"{prefix}/products") or empty.products,
+        files=state.get_table(f"{prefix}/files") or empty.files,
+    )
+
+
+def _store_aggregates(state: StateStore, prefix: str, aggregates: Aggregates) -> None:
+    state.put_table(f"{prefix}/daily", aggregates.daily.cast(DAILY_SCHEMA))
+    state.put_table(f"{prefix}/products", aggregates.products.cast(PRODUCT_SCHEMA))
+    state.put_table(f"{prefix}/files", aggregates.files.cast(FILE_SCHEMA))
+
+
+def merge_silver(layout: DataLayout, settings: Settings, parts: list[SilverPart], progress: Progress | None = None) -> MergeReport:
+    """Merge every part not yet in the state; safe to kill and re-run at any instant."""
+    started = time.monotonic()
+    report = progress or (lambda _p, _m: None)
+    by_name = {p.name: p for p in parts}
+    with open_state(layout.state_dir) as state:
+        _check_buckets(state, settings)
+        merged = set(state.get_json("merged_parts", []))
+        batch = state.get_json("batch")
+        if batch is None:
+            pending = [p.name for p in parts if p.name not in merged]
+            if not pending:
+                return MergeReport(0, 0, 0, time.monotonic() - started)
+            batch = {"parts": pending, "done_buckets": []}
+            state.put_json("batch", batch)
+            _store_aggregates(state, "delta", Aggregates.empty())
+            state.commit()
+        missing = [name for name in batch["parts"] if name not in by_name or not by_name[name].path.exists()]
+        if missing:
+            raise PipelineError(f"silver part {missing[0]} of an unfinished merge is gone; run with --reprocess on its bronze file")
+        reader = SilverPartReader([by_name[n].path for n in batch["parts"]], MERGE_COLUMNS)
+        totals = _load_aggregates(state, "agg")
+        delta = _load_aggregates(state, "delta")
+        anomalies = state.get_table("anomalies") or ANOMALY_SCHEMA.empty_table()
+        done = set(batch["done_buckets"])
+        rows_merged = unique_orders = 0
+        try:
+            for bucket in range(settings.silver_buckets):
+                if bucket in done:
+                    continue
+                rows = reader.read_bucket(bucket, MERGE_SCHEMA)
+                seen_table = state.get_table(f"seen/{bucket}")
+                result = first_wins(rows, seen_table.column("order_id").combine_chunks() if seen_table is not None else None)
+                change = aggregate_orders(result.unique, result.duplicates_by_file)
+                totals, delta = totals.plus(change), delta.plus(change)
+                candidates = top_revenue_orders(result.unique.select(list(ANOMALY_COLUMNS)), settings.anomaly_top_n)
+                anomalies = top_revenue_orders(pa.concat_tables([anomalies.cast(ANOMALY_SCHEMA), candidates.cast(ANOMALY_SCHEMA)]), settings.anomaly_top_n)
+                state.put_table(f"seen/{bucket}", pa.table({"order_id": result.seen_after}))
+                _store_aggregates(state, "agg", totals)
+                _store_aggregates(state, "delta", delta)
+                state.put_table("anomalies", anomalies)
+                done.add(bucket)
+                state.put_json("batch", {"parts": batch["parts"], "done_buckets": sorted(done)})
+                state.commit()
+                rows_merged += rows.num_rows
+                unique_orders += result.unique.num_rows
+                percent = int(100 * len(done) / settings.silver_buckets)
+                report(percent, f"merged bucket {len(done)}/{settings.silver_buckets}: {rows_merged:,} rows, {unique_orders:,} new orders")
+        finally:
+            reader.close()
+        previous = covers_digest(merged)
+        merged.update(batch["parts"])
+        state.put_json("merged_parts", sorted(merged))
+        state.put_json("covers", {"current": covers_digest(merged), "previous": previous})
+        state.delete("batch")
+        state.commit()
+    return MergeReport(len(batch["parts"]), rows_merged, unique_orders, time.monotonic() - started)
+
+
+def _check_buckets(state: StateStore, settings: Settings) -> None:
+    """The bucket count is part of the state's shape: refuse to mix two layouts."""
+    recorded = state.get_json("silver_buckets")
+    if recorded is None:
+        state.put_json("silver_buckets", settings.silver_buckets)
+        state.commit()
+    elif recorded != settings.silver_buckets:
+        raise PipelineError(f"config [pipeline] silver_buckets is {settings.silver_buckets} but the state in {settings.data_root}/state "
+                            f"was built with {recorded}; restore the setting or run with --rebuild-gold")
+
+
+def publish_gold(layout: DataLayout, settings: Settings, file_metrics: list[FileMetrics]) -> list[str]:
+    """Write the gold tables that are not yet at the state's current digest."""
+    with open_state(layout.state_dir) as state:
+        if state.get_json("batch") is not None:
+            raise PipelineError("the Silver -> Gold merge is unfinished; run the pipeline again to finish it before publishing gold")
+        covers = state.get_json("covers") or {"current": covers_digest([]), "previous": None}
+        totals = _load_aggregates(state, "agg")
+        delta = _load_aggregates(state, "delta")
+        anomalies = state.get_table("anomalies") or ANOMALY_SCHEMA.empty_table()
+    fresh = build_gold_tables(totals, anomalies, file_metrics, settings.top_products_n, settings.anomaly_top_n)
+    paths = {name: layout.gold_table_path(name) for name in GOLD_TABLES}
+    return publish(paths, fresh, covers["current"], covers["previous"], settings.gold_mode, touched_keys(delta))

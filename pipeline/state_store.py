@@ -1,0 +1,84 @@
+"""The Silver -> Gold state: one sqlitedict table, values as JSON or Arrow IPC bytes (never pickle).
+
+Everything lives in one table so that one `commit()` is one SQLite transaction: the dedup keys
+of a bucket, the aggregates they changed and the progress marker land together or not at all.
+Open it inside the task's `run()` (sqlitedict is not fork-safe) and close it in `finally`.
+"""
+from __future__ import annotations
+
+import json
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, Iterator
+
+import pyarrow as pa
+from sqlitedict import SqliteDict
+
+STATE_FILE = "gold_state.sqlite"
+STATE_TABLE = "state"
+_JSON = b"J"
+_ARROW = b"A"
+
+
+def _identity(value: bytes) -> bytes:
+    return value
+
+
+class StateStore:
+    """Typed access to the state: JSON documents and Arrow tables under string keys."""
+
+    def __init__(self, db: SqliteDict) -> None:
+        self._db = db
+
+    def get_json(self, key: str, default: Any = None) -> Any:
+        raw = self._db.get(key)
+        if raw is None:
+            return default
+        if raw[:1] != _JSON:
+            raise ValueError(f"state key {key!r} is not a JSON value")
+        return json.loads(bytes(raw[1:]).decode("utf-8"))
+
+    def put_json(self, key: str, value: Any) -> None:
+        self._db[key] = _JSON + json.dumps(value, sort_keys=True, separators=(",", ":")).encode("utf-8")
+
+    def get_table(self, key: str) -> pa.Table | None:
+        raw = self._db.get(key)
+        if raw is None:
+            return None
+        if raw[:1] != _ARROW:
+            raise ValueError(f"state key {key!r} is not an Arrow table")
+        with pa.ipc.open_stream(pa.py_buffer(bytes(raw[1:]))) as reader:
+            return reader.read_all()
+
+    def put_table(self, key: str, table: pa.Table) -> None:
+        sink = pa.BufferOutputStream()
+        with pa.ipc.new_stream(sink, table.schema, options=pa.ipc.IpcWriteOptions(compression="lz4")) as writer:
+            writer.write_table(table)
+        self._db[key] = _ARROW + sink.getvalue().to_pybytes()
+
+    def delete(self, key: str) -> None:
+        if key in self._db:
+            del self._db[key]
+
+    def keys_with_prefix(self, prefix: str) -> list[str]:
+        return [k for k in self._db.keys() if k.startswith(prefix)]
+
+    def commit(self) -> None:
+        self._db.commit()
+
+
+def state_path(state_dir: Path) -> Path:
+    return state_dir / STATE_FILE
+
+
+@contextmanager
+def open_state(state_dir: Path) -> Iterator[StateStore]:
+    """Open the state for one task run: WAL journal, FULL sync, closed whatever happens."""
+    state_dir.mkdir(parents=True, exist_ok=True)
+    db = SqliteDict(str(state_path(state_dir)), tablename=STATE_TABLE, journal_mode="WAL", autocommit=False,
+                    outer_stack=False, encode=_identity, decode=_identity)
+    try:
+        db.conn.execute("PRAGMA synchronous=FULL")
+        yield StateStore(db)
+    finally:
+        db.close()
