@@ -23,6 +23,7 @@ SAMPLE_FILES = 8
 SAMPLE_SEED = 42
 EXIT_FAILED = 1
 EXIT_USAGE = 2
+REMOTE_POLL_SECONDS = 3.0
 
 
 def _add_root(parser: argparse.ArgumentParser) -> None:
@@ -162,8 +163,6 @@ def _preflight(layout, files, reprocess: list[str], rebuild_gold: bool) -> tuple
 
 
 def command_run(args: argparse.Namespace) -> int:
-    import luigi
-
     from pipeline.discovery import discover_bronze
     from pipeline.inventory import silver_totals
     from tasks.failures import FAILURES_ENV, read_failures
@@ -192,12 +191,7 @@ def command_run(args: argparse.Namespace) -> int:
     os.environ[FAILURES_ENV] = str(failures_file)
     print(f"running {len(runnable)} bronze files from {layout.bronze_dir} with {args.workers} worker(s)")
     started_wall, started = time.time(), time.monotonic()
-    build_options = {"workers": args.workers, "detailed_summary": True, "log_level": "INFO" if args.verbose else "CRITICAL"}
-    if args.scheduler_host:
-        build_options.update(scheduler_host=args.scheduler_host, scheduler_port=args.scheduler_port)
-    else:
-        build_options["local_scheduler"] = True
-    result = luigi.build([top], **build_options)
+    result = _build(top, args)
     seconds = time.monotonic() - started
     failures = read_failures(failures_file)
     failures_file.unlink(missing_ok=True)
@@ -206,10 +200,38 @@ def command_run(args: argparse.Namespace) -> int:
         print(f"FAILED {failure['error']}")
     for line in errors:
         print(f"FAILED {line}")
-    ok = result.status.name in ("SUCCESS", "SUCCESS_WITH_RETRY") and not failures and not errors
+    # Complete top task = every task of the graph done (here or by another worker of a shared luigid).
+    ok = top.complete() and not failures and not errors
     if not ok:
         print(f"run did not complete ({result.status.name.lower().replace('_', ' ')}); see the lines above. Exit {EXIT_FAILED}.")
     return 0 if ok else EXIT_FAILED
+
+
+def _scheduler_options(args: argparse.Namespace) -> dict:
+    """--scheduler-host wins; else `[core] scheduler_host`/`scheduler_url` in luigi.cfg; else local."""
+    from luigi.configuration import get_config
+
+    if args.scheduler_host:
+        return {"scheduler_host": args.scheduler_host, "scheduler_port": args.scheduler_port}
+    config = get_config()
+    if config.has_option("core", "scheduler_host") or config.has_option("core", "scheduler_url"):
+        return {}
+    return {"local_scheduler": True}
+
+
+def _build(top, args: argparse.Namespace):
+    """Run the graph. Against luigid, tasks held by other workers are waited for, not skipped."""
+    import luigi
+
+    options = {"workers": args.workers, "detailed_summary": True, "log_level": "INFO" if args.verbose else "CRITICAL",
+               **_scheduler_options(args)}
+    remote = not options.get("local_scheduler")
+    while True:
+        result = luigi.build([top], **options)
+        if not remote or top.complete() or result.status.name not in ("NOT_RUN", "SUCCESS"):
+            return result
+        print("waiting for tasks that other workers are running ...")
+        time.sleep(REMOTE_POLL_SECONDS)
 
 
 def _print_summary(layout, files, started_wall: float, seconds: float, workers: int) -> None:

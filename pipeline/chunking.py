@@ -218,12 +218,18 @@ def _decode_header(line: bytes, path: Path) -> str:
         raise InputFileError(f"{path}: header is not UTF-8 ({err.reason} at byte {err.start})") from None
 
 
-def _target_chunk_bytes(head: bytes, header_end: int, chunk_rows: int) -> int:
-    """Bytes per chunk that give about `chunk_rows` records, estimated from the file's head."""
+def _target_chunk_bytes(head: bytes, header_end: int, file_size: int, chunk_rows: int) -> int:
+    """Bytes per chunk for chunks of about `chunk_rows` records and of equal size within the file.
+
+    Records per byte are estimated from the file's head; the file is then cut into the nearest
+    whole number of chunks, so there is no tiny last chunk.
+    """
     sample = head[header_end:]
     lines = max(sample.count(b"\n"), 1)
     bytes_per_record = max(len(sample) / lines, 1.0)
-    return max(int(bytes_per_record * chunk_rows), 1)
+    data_bytes = max(file_size - header_end, 1)
+    chunks = max(1, round(data_bytes / bytes_per_record / chunk_rows))
+    return max(data_bytes // chunks + 1, 1)
 
 
 def scan_file(path: Path, source_file: str, chunk_rows: int) -> Manifest:
@@ -232,7 +238,7 @@ def scan_file(path: Path, source_file: str, chunk_rows: int) -> Manifest:
     digest = hashlib.blake2b(digest_size=16)
     with open(path, "rb") as handle:
         header_raw, header_end, head = read_header(handle, path)
-        target = _target_chunk_bytes(head, header_end, chunk_rows)
+        target = _target_chunk_bytes(head, header_end, stat.st_size, chunk_rows)
         handle.seek(0)
         scanner = _RecordScanner(start_offset=header_end)
         chunks: list[Chunk] = []

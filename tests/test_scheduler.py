@@ -1,0 +1,112 @@
+"""A real luigid on 127.0.0.1: several workers, each task DONE once, gold equal to one process's."""
+from __future__ import annotations
+
+import json
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.parse
+import urllib.request
+from pathlib import Path
+
+import pyarrow.parquet as pq
+import pytest
+
+from pipeline.contract import GOLD_TABLES
+from pipeline.generator import generate_bronze
+from tests.conftest import REPO, config_file, run_cli
+
+LUIGID = Path(sys.executable).parent / "luigid"
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def api(port: int, method: str, payload: dict) -> dict:
+    query = urllib.parse.urlencode({"data": json.dumps(payload)})
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/api/{method}?{query}", timeout=10) as response:
+        return json.loads(response.read())["response"]
+
+
+@pytest.fixture
+def luigid(tmp_path: Path):
+    port = free_port()
+    (tmp_path / "luigid-logs").mkdir()
+    process = subprocess.Popen([str(LUIGID), "--address", "127.0.0.1", "--port", str(port),
+                                "--state-path", str(tmp_path / "luigid-state.pickle"), "--logdir", str(tmp_path / "luigid-logs")],
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=tmp_path)
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            api(port, "task_list", {"status": "DONE", "upstream_status": "", "search": ""})
+            break
+        except OSError:
+            if time.monotonic() > deadline or process.poll() is not None:
+                process.kill()
+                pytest.fail("luigid did not start")
+            time.sleep(0.2)
+    yield port
+    process.terminate()
+    process.wait(timeout=20)
+
+
+def gold_tables(root: Path) -> dict:
+    return {name: pq.read_table(root / "gold" / f"{name}.parquet").replace_schema_metadata(None) for name in GOLD_TABLES}
+
+
+def test_two_workers_share_one_scheduler_and_run_each_task_once(tmp_path: Path, luigid: int) -> None:
+    source = tmp_path / "source"
+    generate_bronze(source / "bronze", rows=24_000, files=4, seed=11)
+    shared, alone = tmp_path / "shared", tmp_path / "alone"
+    for root in (shared, alone):
+        shutil.copytree(source / "bronze", root / "bronze")
+    env = {"LUIGI_CONFIG_PATH": str(config_file(tmp_path, "[pipeline]\nchunk_rows = 2000\nsilver_buckets = 8\n"))}
+    command = [sys.executable, str(REPO / "run.py"), "--data-root", str(shared), "--workers", "2",
+               "--scheduler-host", "127.0.0.1", "--scheduler-port", str(luigid)]
+    import os
+
+    workers = [subprocess.Popen(command, cwd=REPO, env={**os.environ, **env}, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+               for _ in range(2)]
+    outputs = [w.communicate(timeout=300)[0] for w in workers]
+    assert [w.returncode for w in workers] == [0, 0], outputs
+    done = api(luigid, "task_list", {"status": "DONE", "upstream_status": "", "search": ""})
+    families = [task["name"] for task in done.values()]
+    assert families.count("SilverToGold") == 1
+    assert families.count("ScanBronzeFile") == 4
+    assert families.count("BronzeFileToSilver") == 4
+    chunk_ids = [tid for tid, task in done.items() if task["name"] == "BronzeChunkToSilver"]
+    assert len(chunk_ids) == len(set(chunk_ids)) == len(list((shared / "silver").rglob("part-*.parquet")))
+    failed = api(luigid, "task_list", {"status": "FAILED", "upstream_status": "", "search": ""})
+    assert failed == {}
+    # Each chunk ran once: one "silver ... chunk" progress line per chunk across both workers.
+    lines = [line for out in outputs for line in out.splitlines() if " silver " in line and " chunk " in line]
+    assert len(lines) == len(chunk_ids)
+    single = run_cli("--data-root", str(alone), "--workers", "1", env=env)
+    assert single.returncode == 0, single.stdout + single.stderr
+    shared_gold, alone_gold = gold_tables(shared), gold_tables(alone)
+    for name in GOLD_TABLES:
+        assert shared_gold[name].equals(alone_gold[name]), name
+
+
+def test_two_local_runs_at_once_on_one_data_root_agree(tmp_path: Path) -> None:
+    root, alone = tmp_path / "data", tmp_path / "alone"
+    generate_bronze(root / "bronze", rows=20_000, files=3, seed=5)
+    shutil.copytree(root / "bronze", alone / "bronze")
+    env = {"LUIGI_CONFIG_PATH": str(config_file(tmp_path, "[pipeline]\nchunk_rows = 2500\nsilver_buckets = 8\n"))}
+    import os
+
+    command = [sys.executable, str(REPO / "run.py"), "--data-root", str(root), "--workers", "2"]
+    runs = [subprocess.Popen(command, cwd=REPO, env={**os.environ, **env}, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+            for _ in range(2)]
+    outputs = [r.communicate(timeout=300)[0] for r in runs]
+    assert [r.returncode for r in runs] == [0, 0], outputs
+    assert run_cli("--data-root", str(alone), env=env).returncode == 0
+    got, expected = gold_tables(root), gold_tables(alone)
+    for name in GOLD_TABLES:
+        assert got[name].equals(expected[name]), name
+    assert not list(root.rglob(".tmp-*"))
