@@ -111,7 +111,27 @@ def command_status(args: argparse.Namespace) -> int:
         pending += not s.silver_done
         print(f"  {s.source_file}: {state}")
     print(f"bronze -> silver: {len(files) - pending} of {len(files)} files done, {pending} pending")
+    _print_gold_status(layout, [f.relative_path for f in files if layout.manifest_path(f.relative_path).exists()])
     return 0
+
+
+def _print_gold_status(layout, scanned_files: list[str]) -> None:
+    import datetime
+
+    from pipeline.inventory import gold_status
+    from pipeline.silver_to_gold import silver_parts
+
+    names = [p.name for p in silver_parts(layout, scanned_files) if p.path.exists()]
+    status = gold_status(layout, names)
+    print(f"silver -> gold: {status.parts_merged} of {status.parts_total} silver parts merged, "
+          f"{status.parts_total - status.parts_merged} pending")
+    if status.unfinished_batch:
+        print(f"  an interrupted merge of {status.unfinished_batch} parts will resume at the next run")
+    if status.gold_written_at is None:
+        print("gold: not written yet")
+    else:
+        when = datetime.datetime.fromtimestamp(status.gold_written_at).isoformat(timespec="seconds")
+        print(f"gold: {len(status.gold_tables)} tables in {layout.gold_dir}, last written {when}")
 
 
 def _resolve_root(args: argparse.Namespace):

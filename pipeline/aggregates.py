@@ -36,16 +36,21 @@ class Aggregates:
         return cls(DAILY_SCHEMA.empty_table(), PRODUCT_SCHEMA.empty_table(), FILE_SCHEMA.empty_table())
 
     def plus(self, other: "Aggregates") -> "Aggregates":
-        return Aggregates(
-            daily=_add(self.daily, other.daily, DAILY_KEYS, DAILY_SCHEMA),
-            products=_add(self.products, other.products, PRODUCT_KEYS, PRODUCT_SCHEMA),
-            files=_add(self.files, other.files, FILE_KEYS, FILE_SCHEMA),
-        )
+        return sum_aggregates([self, other])
 
 
-def _add(left: pa.Table, right: pa.Table, keys: tuple[str, ...], schema: pa.Schema) -> pa.Table:
-    """Sum two aggregate tables by key; the result is sorted by key, so it is deterministic."""
-    both = pa.concat_tables([left.cast(schema), right.cast(schema)])
+def sum_aggregates(parts: list[Aggregates]) -> Aggregates:
+    """Sum many aggregates at once (one group-by per grain, whatever the number of parts)."""
+    return Aggregates(
+        daily=_add([p.daily for p in parts], DAILY_KEYS, DAILY_SCHEMA),
+        products=_add([p.products for p in parts], PRODUCT_KEYS, PRODUCT_SCHEMA),
+        files=_add([p.files for p in parts], FILE_KEYS, FILE_SCHEMA),
+    )
+
+
+def _add(tables: list[pa.Table], keys: tuple[str, ...], schema: pa.Schema) -> pa.Table:
+    """Sum aggregate tables by key; the result is sorted by key, so it is deterministic."""
+    both = pa.concat_tables([t.cast(schema) for t in tables])
     measures = [f.name for f in schema if f.name not in keys]
     summed = both.group_by(list(keys), use_threads=False).aggregate([(m, "sum") for m in measures])
     summed = summed.rename_columns([c[:-4] if c.endswith("_sum") and c[:-4] in measures else c for c in summed.column_names])
@@ -69,11 +74,10 @@ def aggregate_orders(unique: pa.Table, duplicates_by_file: pa.Table) -> Aggregat
         "rows_in_gold": ones,
         "duplicates_dropped": pa.array([0] * unique.num_rows, pa.int64()),
     })
-    empty = Aggregates.empty()
-    daily = _add(empty.daily, base.select(DAILY_SCHEMA.names), DAILY_KEYS, DAILY_SCHEMA)
-    products = _add(empty.products, base.select(PRODUCT_SCHEMA.names), PRODUCT_KEYS, PRODUCT_SCHEMA)
+    daily = _add([base.select(DAILY_SCHEMA.names)], DAILY_KEYS, DAILY_SCHEMA)
+    products = _add([base.select(PRODUCT_SCHEMA.names)], PRODUCT_KEYS, PRODUCT_SCHEMA)
     dup = duplicates_by_file.append_column("rows_in_gold", pa.array([0] * duplicates_by_file.num_rows, pa.int64()))
-    files = _add(base.select(FILE_SCHEMA.names), dup.select(FILE_SCHEMA.names), FILE_KEYS, FILE_SCHEMA)
+    files = _add([base.select(FILE_SCHEMA.names), dup.select(FILE_SCHEMA.names)], FILE_KEYS, FILE_SCHEMA)
     return Aggregates(daily=daily, products=products, files=files)
 
 

@@ -120,3 +120,29 @@ def rows_written_since(layout: DataLayout, since_epoch: float) -> int:
         if path.stat().st_mtime >= since_epoch:
             total += int(json.loads(path.read_text(encoding="utf-8"))["rows_read"])
     return total
+
+
+@dataclass(frozen=True)
+class GoldStatus:
+    parts_total: int
+    parts_merged: int
+    unfinished_batch: int  # parts of a merge that was interrupted (0 when none)
+    gold_tables: list[str]
+    gold_written_at: float | None  # epoch seconds of the newest gold table
+
+
+def gold_status(layout: DataLayout, part_names: list[str]) -> GoldStatus:
+    """What the Silver -> Gold state says is merged, and when gold was last written."""
+    from pipeline.contract import GOLD_TABLES
+    from pipeline.state_store import open_state, state_path
+
+    merged: set[str] = set()
+    batch_parts = 0
+    if state_path(layout.state_dir).exists():
+        with open_state(layout.state_dir) as state:
+            merged = set(state.get_json("merged_parts", []))
+            batch = state.get_json("batch")
+            batch_parts = len(batch["parts"]) if batch else 0
+    tables = [name for name in GOLD_TABLES if layout.gold_table_path(name).exists()]
+    written = max((layout.gold_table_path(n).stat().st_mtime for n in tables), default=None)
+    return GoldStatus(len(part_names), sum(n in merged for n in part_names), batch_parts, tables, written)

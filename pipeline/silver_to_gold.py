@@ -15,7 +15,7 @@ from typing import Callable
 
 import pyarrow as pa
 
-from pipeline.aggregates import DAILY_SCHEMA, FILE_SCHEMA, PRODUCT_SCHEMA, Aggregates, aggregate_orders, top_revenue_orders
+from pipeline.aggregates import DAILY_SCHEMA, FILE_SCHEMA, PRODUCT_SCHEMA, Aggregates, aggregate_orders, sum_aggregates, top_revenue_orders
 from pipeline.bronze import FileMetrics, read_manifest
 from pipeline.contract import GOLD_TABLES, SILVER_SCHEMA
 from pipeline.dedup import first_wins
@@ -76,7 +76,12 @@ def _store_aggregates(state: StateStore, prefix: str, aggregates: Aggregates) ->
 
 
 def merge_silver(layout: DataLayout, settings: Settings, parts: list[SilverPart], progress: Progress | None = None) -> MergeReport:
-    """Merge every part not yet in the state; safe to kill and re-run at any instant."""
+    """Merge every part not yet in the state; safe to kill and re-run at any instant.
+
+    Each bucket commits its seen keys and its own small aggregates (`bucket/<b>/...`) together;
+    the final commit folds the buckets' aggregates into the totals and marks the parts merged.
+    Per-bucket commits therefore stay small however large the totals grow.
+    """
     started = time.monotonic()
     report = progress or (lambda _p, _m: None)
     by_name = {p.name: p for p in parts}
@@ -88,19 +93,16 @@ def merge_silver(layout: DataLayout, settings: Settings, parts: list[SilverPart]
             pending = [p.name for p in parts if p.name not in merged]
             if not pending:
                 return MergeReport(0, 0, 0, time.monotonic() - started)
-            batch = {"parts": pending, "done_buckets": []}
+            batch = {"parts": pending, "done_buckets": [], "rows": 0, "unique": 0}
+            for key in state.keys_with_prefix("bucket/"):
+                state.delete(key)
             state.put_json("batch", batch)
-            _store_aggregates(state, "delta", Aggregates.empty())
             state.commit()
         missing = [name for name in batch["parts"] if name not in by_name or not by_name[name].path.exists()]
         if missing:
             raise PipelineError(f"silver part {missing[0]} of an unfinished merge is gone; run with --reprocess on its bronze file")
-        reader = SilverPartReader([by_name[n].path for n in batch["parts"]], MERGE_COLUMNS)
-        totals = _load_aggregates(state, "agg")
-        delta = _load_aggregates(state, "delta")
-        anomalies = state.get_table("anomalies") or ANOMALY_SCHEMA.empty_table()
         done = set(batch["done_buckets"])
-        rows_merged = unique_orders = 0
+        reader = SilverPartReader([by_name[n].path for n in batch["parts"]], MERGE_COLUMNS)
         try:
             for bucket in range(settings.silver_buckets):
                 if bucket in done:
@@ -108,30 +110,42 @@ def merge_silver(layout: DataLayout, settings: Settings, parts: list[SilverPart]
                 rows = reader.read_bucket(bucket, MERGE_SCHEMA)
                 seen_table = state.get_table(f"seen/{bucket}")
                 result = first_wins(rows, seen_table.column("order_id").combine_chunks() if seen_table is not None else None)
-                change = aggregate_orders(result.unique, result.duplicates_by_file)
-                totals, delta = totals.plus(change), delta.plus(change)
+                if result.unique.num_rows:
+                    state.put_table(f"seen/{bucket}", pa.table({"order_id": result.seen_after}))
+                _store_aggregates(state, f"bucket/{bucket}", aggregate_orders(result.unique, result.duplicates_by_file))
                 candidates = top_revenue_orders(result.unique.select(list(ANOMALY_COLUMNS)), settings.anomaly_top_n)
-                anomalies = top_revenue_orders(pa.concat_tables([anomalies.cast(ANOMALY_SCHEMA), candidates.cast(ANOMALY_SCHEMA)]), settings.anomaly_top_n)
-                state.put_table(f"seen/{bucket}", pa.table({"order_id": result.seen_after}))
-                _store_aggregates(state, "agg", totals)
-                _store_aggregates(state, "delta", delta)
-                state.put_table("anomalies", anomalies)
+                state.put_table(f"bucket/{bucket}/anomalies", candidates.cast(ANOMALY_SCHEMA))
                 done.add(bucket)
-                state.put_json("batch", {"parts": batch["parts"], "done_buckets": sorted(done)})
+                batch = {**batch, "done_buckets": sorted(done), "rows": batch["rows"] + rows.num_rows,
+                         "unique": batch["unique"] + result.unique.num_rows}
+                state.put_json("batch", batch)
                 state.commit()
-                rows_merged += rows.num_rows
-                unique_orders += result.unique.num_rows
                 percent = int(100 * len(done) / settings.silver_buckets)
-                report(percent, f"merged bucket {len(done)}/{settings.silver_buckets}: {rows_merged:,} rows, {unique_orders:,} new orders")
+                report(percent, f"merged bucket {len(done)}/{settings.silver_buckets}: {batch['rows']:,} rows, {batch['unique']:,} new orders")
         finally:
             reader.close()
+        _fold_buckets(state, settings)
         previous = covers_digest(merged)
         merged.update(batch["parts"])
         state.put_json("merged_parts", sorted(merged))
         state.put_json("covers", {"current": covers_digest(merged), "previous": previous})
         state.delete("batch")
         state.commit()
-    return MergeReport(len(batch["parts"]), rows_merged, unique_orders, time.monotonic() - started)
+    return MergeReport(len(batch["parts"]), batch["rows"], batch["unique"], time.monotonic() - started)
+
+
+def _fold_buckets(state: StateStore, settings: Settings) -> None:
+    """Totals += this batch's bucket aggregates; the batch delta (for upsert) is kept beside them."""
+    buckets = [_load_aggregates(state, f"bucket/{bucket}") for bucket in range(settings.silver_buckets)]
+    delta = sum_aggregates([Aggregates.empty(), *buckets])
+    candidates = [state.get_table("anomalies") or ANOMALY_SCHEMA.empty_table()]
+    candidates += [state.get_table(f"bucket/{bucket}/anomalies") or ANOMALY_SCHEMA.empty_table() for bucket in range(settings.silver_buckets)]
+    _store_aggregates(state, "agg", _load_aggregates(state, "agg").plus(delta))
+    _store_aggregates(state, "delta", delta)
+    anomalies = pa.concat_tables([c.cast(ANOMALY_SCHEMA) for c in candidates])
+    state.put_table("anomalies", top_revenue_orders(anomalies, settings.anomaly_top_n))
+    for key in state.keys_with_prefix("bucket/"):
+        state.delete(key)
 
 
 def _check_buckets(state: StateStore, settings: Settings) -> None:
