@@ -54,6 +54,8 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--scheduler-port", type=int, default=8082)
     parser.add_argument("--reprocess", action="append", default=[], metavar="PATH",
                         help="redo this bronze file (relative to the bronze folder) and everything derived from it; repeatable")
+    parser.add_argument("--until", choices=("silver", "gold", "report"), default="report",
+                        help="stop after this layer (default: report, i.e. everything)")
     parser.add_argument("--rebuild-gold", action="store_true", help="drop the Silver -> Gold state and gold, and rebuild them from all silver")
     parser.add_argument("--verbose", action="store_true", help="show Luigi's own log")
     args = parser.parse_args(argv)
@@ -186,7 +188,8 @@ def command_run(args: argparse.Namespace) -> int:
     from pipeline.discovery import discover_bronze
     from pipeline.inventory import silver_totals
     from tasks.failures import FAILURES_ENV, read_failures
-    from tasks.gold import SilverToGold, inputs_digest
+    from tasks.gold import inputs_digest
+    from tasks.graph import top_task
 
     settings, layout = _resolve_root(args)
     files = discover_bronze(layout.bronze_dir, settings.bronze_glob)
@@ -197,13 +200,13 @@ def command_run(args: argparse.Namespace) -> int:
         print(f"ERROR {line}")
     root = str(layout.root)
     entries = [(f.relative_path, f.absolute_path.stat().st_size, f.absolute_path.stat().st_mtime_ns) for f in runnable]
-    top = SilverToGold(data_root=root, source_files=[f.relative_path for f in runnable], inputs=inputs_digest(entries))
+    top = top_task(args.until, root, [f.relative_path for f in runnable], inputs_digest(entries))
     if not runnable:
         print("no bronze file can run; nothing done")
         return EXIT_FAILED
     if top.complete():
         totals = silver_totals(layout, runnable)
-        print(f"Nothing to do: all {len(runnable)} files are already in silver and gold "
+        print(f"Nothing to do: all {len(runnable)} files are already done up to {args.until} "
               f"({totals.rows_read:,} rows read, {totals.rows_valid:,} valid). Gold: {layout.gold_dir}")
         return EXIT_FAILED if errors else 0
     layout.runs_dir.mkdir(parents=True, exist_ok=True)

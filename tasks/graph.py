@@ -1,16 +1,32 @@
-"""The top of the task graph for one data root."""
+"""The top of the task graph for one data root: which layer a run goes up to."""
 from __future__ import annotations
 
 import luigi
 
-from pipeline.discovery import discover_bronze
 from tasks.base import PipelineTask
 from tasks.bronze import BronzeFileToSilver
+from tasks.gold import SilverToGold
+
+LAYERS = ("silver", "gold", "report")
 
 
 class AllBronzeToSilver(PipelineTask, luigi.WrapperTask):
-    """Every bronze file of the data root, cleaned into silver and quarantine."""
+    """The given bronze files, cleaned into silver and quarantine (a run with --until silver)."""
+
+    source_files = luigi.ListParameter()
 
     def requires(self) -> list[BronzeFileToSilver]:
-        files = discover_bronze(self.layout.bronze_dir, self.settings.bronze_glob)
-        return [BronzeFileToSilver(data_root=self.data_root, source_file=f.relative_path) for f in files]
+        return [BronzeFileToSilver(data_root=self.data_root, source_file=f) for f in self.source_files]
+
+
+def top_task(layer: str, data_root: str, source_files: list[str], inputs: str) -> luigi.Task:
+    """The one task whose completion means the run reached `layer`."""
+    if layer == "silver":
+        return AllBronzeToSilver(data_root=data_root, source_files=source_files)
+    if layer == "gold":
+        return SilverToGold(data_root=data_root, source_files=source_files, inputs=inputs)
+    try:
+        from tasks.report import Report
+    except ImportError:  # the report layer is optional until it exists
+        return SilverToGold(data_root=data_root, source_files=source_files, inputs=inputs)
+    return Report(data_root=data_root, source_files=source_files, inputs=inputs)
