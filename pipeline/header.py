@@ -34,7 +34,13 @@ def layout_header(header_raw: list[str], source_file: str) -> HeaderLayout:
                 positions[name] = index
     missing_required = [c for c in REQUIRED_COLUMNS if c not in positions]
     if missing_required:
-        raise InputFileError(f"{source_file}: missing required column(s) {', '.join(missing_required)} (header: {','.join(names)})")
+        shown = ",".join(names)
+        shown = shown if len(shown) <= 200 else shown[:200] + "..."
+        hint = ""
+        for delimiter, label in ((";", "';'"), ("\t", "tab"), ("|", "'|'")):
+            if len(names) == 1 and delimiter in names[0]:
+                hint = f"; the header looks {label}-separated, but files must be comma-separated"
+        raise InputFileError(f"{source_file}: missing required column(s) {', '.join(missing_required)} (header: {shown!r}){hint}")
     if duplicates:
         raise InputFileError(f"{source_file}: duplicate column(s) {', '.join(sorted(set(duplicates)))} in the header; which one to use is ambiguous")
     extra = tuple(n if n else f"<empty #{i + 1}>" for i, n in enumerate(names) if n not in INPUT_COLUMNS)
