@@ -36,6 +36,7 @@ class ChunkMetrics:
     extra_columns: list[str] = field(default_factory=list)
     missing_optional_columns: list[str] = field(default_factory=list)
     slow_path: bool = False
+    silver_blake2b: str = ""  # digest of the silver part's bytes, checked before it is merged
 
     @property
     def rejected_total(self) -> int:
@@ -114,8 +115,12 @@ def write_chunk_outputs(layout: DataLayout, result: ChunkResult) -> None:
     """Quarantine and metrics first, the silver part last: its existence is the checkpoint."""
     m = result.metrics
     write_table_atomic(layout.quarantine_part_path(m.source_file, m.chunk), result.quarantine)
-    write_text_atomic(layout.chunk_metrics_path(m.source_file, m.chunk), m.to_json())
-    write_silver_part(layout.silver_part_path(m.source_file, m.chunk), result.silver)
+
+    def record_metrics(digest: str) -> None:
+        m.silver_blake2b = digest
+        write_text_atomic(layout.chunk_metrics_path(m.source_file, m.chunk), m.to_json())
+
+    write_silver_part(layout.silver_part_path(m.source_file, m.chunk), result.silver, before_publish=record_metrics)
 
 
 @dataclass

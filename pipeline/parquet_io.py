@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 import pyarrow as pa
@@ -20,8 +21,23 @@ BUCKET_ROW_GROUPS_KEY = b"bucket_row_groups"
 _SILVER_STATISTICS = ["bucket", "source_row", "sale_date", "quantity"]
 
 
-def write_silver_part(path: Path, silver: pa.Table) -> None:
-    """Write `silver` (already in source_row order) as one row group per bucket, atomically."""
+def file_digest(path: Path) -> str:
+    """BLAKE2b of a file's bytes: recorded when a part is written, checked before it is merged."""
+    import hashlib
+
+    digest = hashlib.blake2b(digest_size=16)
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 22), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def write_silver_part(path: Path, silver: pa.Table, before_publish: "Callable[[str], None] | None" = None) -> None:
+    """Write `silver` (already in source_row order) as one row group per bucket, atomically.
+
+    `before_publish(digest)` runs after the bytes are complete but before the part appears under
+    its name (the checkpoint), so whatever records the digest is on disk first.
+    """
     buckets = silver.column("bucket").to_numpy()
     order = np.argsort(buckets, kind="stable")
     ordered = silver.take(pa.array(order)) if len(order) else silver
@@ -38,6 +54,8 @@ def write_silver_part(path: Path, silver: pa.Table) -> None:
                 writer.write_table(ordered.cast(schema))
             for start, stop in zip(starts, stops):
                 writer.write_table(ordered.slice(int(start), int(stop - start)).cast(schema), row_group_size=int(stop - start))
+        if before_publish is not None:
+            before_publish(file_digest(tmp))
 
 
 def silver_bucket_row_groups(path: Path) -> dict[int, int]:
@@ -59,6 +77,7 @@ class SilverPartReader:
         self._files = [pq.ParquetFile(p) for p in paths]
         self._groups = [silver_bucket_row_groups(p) for p in paths]
         self._columns = columns
+        self._paths = paths
 
     def read_bucket(self, bucket: int, schema: pa.Schema) -> pa.Table:
         """Rows of `bucket` from every part, parts in the order given (input order is kept)."""

@@ -8,6 +8,7 @@ the state alone, idempotently (see pipeline.gold).
 """
 from __future__ import annotations
 
+import json
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,7 +23,7 @@ from pipeline.dedup import first_wins
 from pipeline.errors import PipelineError
 from pipeline.gold import ANOMALY_COLUMNS, build_gold_tables, covers_digest, publish, touched_keys
 from pipeline.layout import DataLayout
-from pipeline.parquet_io import SilverPartReader
+from pipeline.parquet_io import SilverPartReader, file_digest
 from pipeline.settings import Settings
 from pipeline.state_store import StateStore, open_state
 
@@ -101,6 +102,8 @@ def merge_silver(layout: DataLayout, settings: Settings, parts: list[SilverPart]
         missing = [name for name in batch["parts"] if name not in by_name or not by_name[name].path.exists()]
         if missing:
             raise PipelineError(f"silver part {missing[0]} of an unfinished merge is gone; run with --reprocess on its bronze file")
+        for name in batch["parts"] if not batch["done_buckets"] else []:
+            verify_silver_part(layout, by_name[name])
         done = set(batch["done_buckets"])
         reader = SilverPartReader([by_name[n].path for n in batch["parts"]], MERGE_COLUMNS)
         try:
@@ -132,6 +135,15 @@ def merge_silver(layout: DataLayout, settings: Settings, parts: list[SilverPart]
         state.delete("batch")
         state.commit()
     return MergeReport(len(batch["parts"]), batch["rows"], batch["unique"], time.monotonic() - started)
+
+
+def verify_silver_part(layout: DataLayout, part: SilverPart) -> None:
+    """Refuse a silver part whose bytes differ from those recorded when it was written."""
+    metrics_path = layout.chunk_metrics_path(part.source_file, part.chunk)
+    recorded = json.loads(metrics_path.read_text(encoding="utf-8")).get("silver_blake2b") if metrics_path.exists() else None
+    if not recorded or file_digest(part.path) != recorded:
+        raise PipelineError(f"silver part {part.path} is corrupt or truncated (its checksum does not match the one recorded "
+                            f"when it was written); run `python run.py --reprocess {part.source_file}`")
 
 
 def _fold_buckets(state: StateStore, settings: Settings) -> None:

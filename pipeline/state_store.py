@@ -7,12 +7,15 @@ Open it inside the task's `run()` (sqlitedict is not fork-safe) and close it in 
 from __future__ import annotations
 
 import json
+import sqlite3
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Iterator
 
 import pyarrow as pa
 from sqlitedict import SqliteDict
+
+from pipeline.errors import PipelineError
 
 STATE_FILE = "gold_state.sqlite"
 STATE_TABLE = "state"
@@ -35,7 +38,7 @@ class StateStore:
         if raw is None:
             return default
         if raw[:1] != _JSON:
-            raise ValueError(f"state key {key!r} is not a JSON value")
+            raise json.JSONDecodeError(f"state key {key!r} is not a JSON value", "", 0)
         return json.loads(bytes(raw[1:]).decode("utf-8"))
 
     def put_json(self, key: str, value: Any) -> None:
@@ -46,7 +49,7 @@ class StateStore:
         if raw is None:
             return None
         if raw[:1] != _ARROW:
-            raise ValueError(f"state key {key!r} is not an Arrow table")
+            raise pa.ArrowInvalid(f"state key {key!r} is not an Arrow table")
         with pa.ipc.open_stream(pa.py_buffer(bytes(raw[1:]))) as reader:
             return reader.read_all()
 
@@ -75,10 +78,21 @@ def state_path(state_dir: Path) -> Path:
 def open_state(state_dir: Path) -> Iterator[StateStore]:
     """Open the state for one task run: WAL journal, FULL sync, closed whatever happens."""
     state_dir.mkdir(parents=True, exist_ok=True)
-    db = SqliteDict(str(state_path(state_dir)), tablename=STATE_TABLE, journal_mode="WAL", autocommit=False,
-                    outer_stack=False, encode=_identity, decode=_identity)
+    path = state_path(state_dir)
+    try:
+        db = SqliteDict(str(path), tablename=STATE_TABLE, journal_mode="WAL", autocommit=False,
+                        outer_stack=False, encode=_identity, decode=_identity)
+    except sqlite3.DatabaseError as err:
+        raise _corrupt(path, err) from None
     try:
         db.conn.execute("PRAGMA synchronous=FULL")
         yield StateStore(db)
+    except (sqlite3.DatabaseError, pa.ArrowInvalid, json.JSONDecodeError, UnicodeDecodeError) as err:
+        raise _corrupt(path, err) from None
     finally:
         db.close()
+
+
+def _corrupt(path: Path, err: Exception) -> PipelineError:
+    return PipelineError(f"state file {path} is corrupt or was tampered with ({type(err).__name__}: {err}); "
+                         "run `python run.py --rebuild-gold` to rebuild it from silver")

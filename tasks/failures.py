@@ -19,6 +19,8 @@ def failure_line(task: luigi.Task, exception: BaseException) -> str:
     where = getattr(task, "source_file", None) or task.get_task_family()
     if isinstance(exception, PipelineError):
         return str(exception)
+    if isinstance(exception, OSError):  # full disk, permissions, vanished files: the environment, not a bug
+        return f"{where}: {exception.strerror or exception}" + (f": {exception.filename}" if exception.filename else "")
     return f"{where}: {type(exception).__name__}: {exception}"
 
 
@@ -30,7 +32,7 @@ def _record_failure(task: luigi.Task, exception: BaseException) -> None:
         task.set_status_message(f"FAILED: {line}")
     except Exception:  # noqa: BLE001 - the scheduler may be gone; the console still gets the line
         pass
-    if isinstance(exception, PipelineError):
+    if isinstance(exception, (PipelineError, OSError)):
         log.error("FAILED %s", line)
     else:
         log.error("FAILED %s\n%s", line, "".join(traceback.format_exception(exception)))

@@ -1,0 +1,109 @@
+"""Faults a user meets: a full disk, a corrupt silver part, a corrupt or tampered state file."""
+from __future__ import annotations
+
+import resource
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pyarrow.parquet as pq
+
+from pipeline.contract import GOLD_TABLES
+from pipeline.generator import generate_bronze
+from tests.conftest import REPO, run_cli
+
+
+def gold(root: Path) -> dict:
+    return {n: pq.read_table(root / "gold" / f"{n}.parquet").replace_schema_metadata(None) for n in GOLD_TABLES}
+
+
+def make_root(tmp_path: Path, name: str, source: Path) -> Path:
+    root = tmp_path / name
+    shutil.copytree(source, root / "bronze")
+    return root
+
+
+def test_full_disk_fails_clearly_and_a_later_run_completes(tmp_path: Path) -> None:
+    source = tmp_path / "source"
+    generate_bronze(source, rows=20_000, files=2, seed=4)
+    root, reference = make_root(tmp_path, "data", source), make_root(tmp_path, "reference", source)
+    assert run_cli("--data-root", str(reference), "--until", "gold").returncode == 0
+
+    def small_disk() -> None:  # files cannot grow past 64 KB: writes fail with EFBIG, like ENOSPC
+        resource.setrlimit(resource.RLIMIT_FSIZE, (64 * 1024, 64 * 1024))
+
+    full = subprocess.run([sys.executable, str(REPO / "run.py"), "--data-root", str(root), "--until", "gold"],
+                          cwd=REPO, capture_output=True, text=True, timeout=300, preexec_fn=small_disk)
+    assert full.returncode == 1, full.stdout + full.stderr
+    failed = [line for line in full.stdout.splitlines() if line.startswith("FAILED")]
+    assert failed and all("File too large" in line for line in failed), full.stdout
+    assert "Traceback" not in full.stdout
+    assert not list(root.rglob(".tmp-*"))
+    again = run_cli("--data-root", str(root), "--until", "gold")
+    assert again.returncode == 0, again.stdout + again.stderr
+    got, expected = gold(root), gold(reference)
+    assert all(got[n].equals(expected[n]) for n in GOLD_TABLES)
+
+
+def test_corrupt_silver_part_is_detected_and_reprocess_recovers(tmp_path: Path) -> None:
+    source = tmp_path / "source"
+    generate_bronze(source, rows=6_000, files=2, seed=9)
+    root, reference = make_root(tmp_path, "data", source), make_root(tmp_path, "reference", source)
+    assert run_cli("--data-root", str(reference), "--until", "gold").returncode == 0
+    assert run_cli("--data-root", str(root), "--until", "silver").returncode == 0
+    part = root / "silver" / "sales_data_part_0002.csv" / "part-00001.parquet"
+    data = bytearray(part.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    part.write_bytes(bytes(data))
+    refused = run_cli("--data-root", str(root), "--until", "gold")
+    assert refused.returncode == 1
+    assert "is corrupt or truncated" in refused.stdout and "--reprocess sales_data_part_0002.csv" in refused.stdout
+    assert not (root / "gold" / "daily_sales.parquet").exists()
+    fixed = run_cli("--data-root", str(root), "--until", "gold", "--reprocess", "sales_data_part_0002.csv")
+    assert fixed.returncode == 0, fixed.stdout + fixed.stderr
+    got, expected = gold(root), gold(reference)
+    assert all(got[n].equals(expected[n]) for n in GOLD_TABLES)
+
+
+def test_corrupt_state_file_is_reported_and_rebuild_recovers(tmp_path: Path) -> None:
+    source = tmp_path / "source"
+    generate_bronze(source, rows=4_000, files=2, seed=2)
+    root = make_root(tmp_path, "data", source)
+    assert run_cli("--data-root", str(root), "--until", "gold").returncode == 0
+    expected = gold(root)
+    (source / "sales_data_part_0003.csv").write_text((source / "sales_data_part_0001.csv").read_text().replace("ORD-", "NEW-"))
+    shutil.copy(source / "sales_data_part_0003.csv", root / "bronze")
+    state = root / "state" / "gold_state.sqlite"
+    state.write_bytes(b"this is not a sqlite file" * 100)
+    broken = run_cli("--data-root", str(root), "--until", "gold")
+    assert broken.returncode == 1
+    assert "state file" in broken.stdout and "--rebuild-gold" in broken.stdout
+    rebuilt = run_cli("--data-root", str(root), "--until", "gold", "--rebuild-gold")
+    assert rebuilt.returncode == 0, rebuilt.stdout + rebuilt.stderr
+    assert gold(root)["data_quality"].num_rows == 3
+    assert expected["data_quality"].num_rows == 2
+
+
+def test_tampered_state_value_cannot_run_code(tmp_path: Path) -> None:
+    """Values are JSON or Arrow IPC: a pickle planted in the state is refused, never unpickled."""
+    import pickle
+    import sqlite3
+
+    source = tmp_path / "source"
+    generate_bronze(source, rows=2_000, files=1, seed=2)
+    root = make_root(tmp_path, "data", source)
+    assert run_cli("--data-root", str(root), "--until", "gold").returncode == 0
+    marker = tmp_path / "pwned"
+
+    class Exploit:
+        def __reduce__(self):
+            return (Path.touch, (marker,))
+
+    with sqlite3.connect(root / "state" / "gold_state.sqlite") as db:
+        db.execute("UPDATE state SET value = ? WHERE key = 'merged_parts'", (pickle.dumps(Exploit()),))
+    shutil.copy(source / "sales_data_part_0001.csv", root / "bronze" / "copy.csv")
+    result = run_cli("--data-root", str(root), "--until", "gold")
+    assert result.returncode == 1
+    assert "state file" in result.stdout
+    assert not marker.exists()
