@@ -76,7 +76,8 @@ def _store_aggregates(state: StateStore, prefix: str, aggregates: Aggregates) ->
     state.put_table(f"{prefix}/files", aggregates.files.cast(FILE_SCHEMA))
 
 
-def merge_silver(layout: DataLayout, settings: Settings, parts: list[SilverPart], progress: Progress | None = None) -> MergeReport:
+def merge_silver(layout: DataLayout, settings: Settings, parts: list[SilverPart], progress: Progress | None = None,
+                 source_files: list[str] | None = None) -> MergeReport:
     """Merge every part not yet in the state; safe to kill and re-run at any instant.
 
     Each bucket commits its seen keys and its own small aggregates (`bucket/<b>/...`) together;
@@ -93,6 +94,9 @@ def merge_silver(layout: DataLayout, settings: Settings, parts: list[SilverPart]
         if batch is None:
             pending = [p.name for p in parts if p.name not in merged]
             if not pending:
+                if _advance_covers(state, merged, source_files):  # e.g. a new file with no rows
+                    _store_aggregates(state, "delta", Aggregates.empty())
+                    state.commit()
                 return MergeReport(0, 0, 0, time.monotonic() - started)
             batch = {"parts": pending, "done_buckets": [], "rows": 0, "unique": 0}
             for key in state.keys_with_prefix("bucket/"):
@@ -128,13 +132,23 @@ def merge_silver(layout: DataLayout, settings: Settings, parts: list[SilverPart]
         finally:
             reader.close()
         _fold_buckets(state, settings)
-        previous = covers_digest(merged)
         merged.update(batch["parts"])
         state.put_json("merged_parts", sorted(merged))
-        state.put_json("covers", {"current": covers_digest(merged), "previous": previous})
+        _advance_covers(state, merged, source_files)
         state.delete("batch")
         state.commit()
     return MergeReport(len(batch["parts"]), batch["rows"], batch["unique"], time.monotonic() - started)
+
+
+def _advance_covers(state: StateStore, merged: set[str], source_files: list[str] | None) -> bool:
+    """Record what gold must now cover (merged parts and the files of data_quality); True if it moved."""
+    names = set(merged) | {f"file:{f}" for f in (source_files or [])}
+    stored = state.get_json("covers") or {"current": None, "previous": None}
+    current = covers_digest(names)
+    if stored["current"] == current:
+        return False
+    state.put_json("covers", {"current": current, "previous": stored["current"]})
+    return True
 
 
 def verify_silver_part(layout: DataLayout, part: SilverPart) -> None:

@@ -49,7 +49,7 @@ class SilverToGold(PipelineTask):
         with exclusive_lock(layout.state_dir / "gold.lock", f"Silver -> Gold of {layout.root}", GOLD_LOCK_WAIT_SECONDS):
             started = time.monotonic()
             self.report_progress(0, "merging new silver parts")
-            merge = merge_silver(layout, settings, silver_parts(layout, files), progress=self.report_progress)
+            merge = merge_silver(layout, settings, silver_parts(layout, files), progress=self.report_progress, source_files=files)
             merged_at = time.monotonic()
             metrics = [FileMetrics.from_json(layout.file_summary_path(f).read_text(encoding="utf-8")) for f in files]
             written = publish_gold(layout, settings, metrics)

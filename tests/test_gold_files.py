@@ -1,0 +1,18 @@
+"""data_quality covers every ingested file, even one that adds no order to gold."""
+from __future__ import annotations
+
+import pyarrow.parquet as pq
+
+from tests.conftest import HEADER, run_cli, write_bronze
+
+
+def test_a_later_file_without_valid_rows_still_appears_in_data_quality(tmp_path) -> None:
+    root = tmp_path / "data"
+    write_bronze(root, {"a.csv": HEADER + "\n1,x,electronics,1,2.00,0,north,2024-01-01,a@b.co\n"})
+    assert run_cli("--data-root", str(root), "--until", "gold").returncode == 0
+    write_bronze(root, {"b.csv": HEADER + "\n", "c.csv": HEADER + "\n,x,electronics,1,2.00,0,north,2024-01-01,\n"})
+    result = run_cli("--data-root", str(root), "--until", "gold")
+    assert result.returncode == 0, result.stdout + result.stderr
+    quality = pq.read_table(root / "gold" / "data_quality.parquet").to_pylist()
+    assert [(q["source_file"], q["rows_read"], q["rows_rejected"], q["rows_in_gold"]) for q in quality] == [
+        ("a.csv", 1, 0, 1), ("b.csv", 0, 0, 0), ("c.csv", 1, 1, 0)]
