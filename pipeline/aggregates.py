@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import pyarrow as pa
+import pyarrow.compute as pc
 
 SUM_MONEY = pa.decimal128(38, 2)
 SUM_DISCOUNT = pa.decimal128(38, 6)
@@ -81,9 +82,17 @@ def aggregate_orders(unique: pa.Table, duplicates_by_file: pa.Table) -> Aggregat
     return Aggregates(daily=daily, products=products, files=files)
 
 
+TOP_REVENUE_ORDER = [("revenue", "descending"), ("order_id", "ascending")]
+
+
 def top_revenue_orders(candidates: pa.Table, n: int) -> pa.Table:
-    """The n orders with the highest revenue, ties broken by order_id ascending."""
+    """The n orders with the highest revenue, ties broken by order_id ascending, in that order.
+
+    A top-k selection, not a full sort: buckets hold hundreds of thousands of orders.
+    """
     if candidates.num_rows == 0:
         return candidates
-    ordered = candidates.sort_by([("revenue", "descending"), ("order_id", "ascending")])
-    return ordered.slice(0, n)
+    if candidates.num_rows > n:
+        keys = candidates.select(["revenue", "order_id"])
+        candidates = candidates.take(pc.select_k_unstable(keys, k=n, sort_keys=TOP_REVENUE_ORDER))
+    return candidates.sort_by(TOP_REVENUE_ORDER)

@@ -133,7 +133,10 @@ def upsert(old: pa.Table, fresh: pa.Table, keys: tuple[str, ...], touched: pa.Ta
     kept = old.cast(fresh.schema).join(touched_all, key_list, join_type="left anti")
     replaced = fresh.join(touched_all, key_list, join_type="left semi")
     merged = pa.concat_tables([kept.select(fresh.column_names), replaced.select(fresh.column_names)])
-    return merged.sort_by([(k, "ascending") for k in key_list])
+    # Rows follow the order of the full recomputation (e.g. natural file order for data_quality).
+    order = fresh.select(key_list).append_column("_position", pa.array(range(fresh.num_rows), pa.int64()))
+    positioned = merged.join(order, key_list, join_type="left outer")
+    return positioned.sort_by("_position").drop_columns(["_position"]).select(fresh.column_names)
 
 
 def touched_keys(delta: Aggregates) -> dict[str, pa.Table]:

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Callable
 
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from pipeline.aggregates import DAILY_SCHEMA, FILE_SCHEMA, PRODUCT_SCHEMA, Aggregates, aggregate_orders, sum_aggregates, top_revenue_orders
 from pipeline.bronze import FileMetrics, read_manifest
@@ -30,6 +31,8 @@ from pipeline.state_store import StateStore, open_state
 Progress = Callable[[int, str], None]
 MERGE_COLUMNS = [c for c in SILVER_SCHEMA.names if c not in ("customer_email", "order_hash", "bucket")]
 MERGE_SCHEMA = pa.schema([SILVER_SCHEMA.field(c) for c in MERGE_COLUMNS])
+AGGREGATE_INPUT_COLUMNS = ["sale_date", "region", "category", "product_key", "source_file", "quantity", "gross_revenue", "revenue",
+                           "discount_percent"]
 ANOMALY_SCHEMA = pa.schema([SILVER_SCHEMA.field(c) for c in ANOMALY_COLUMNS])
 
 
@@ -117,14 +120,15 @@ def merge_silver(layout: DataLayout, settings: Settings, parts: list[SilverPart]
                 rows = reader.read_bucket(bucket, MERGE_SCHEMA)
                 seen_table = state.get_table(f"seen/{bucket}")
                 result = first_wins(rows, seen_table.column("order_id").combine_chunks() if seen_table is not None else None)
-                if result.unique.num_rows:
+                if result.unique_count:
                     state.put_table(f"seen/{bucket}", pa.table({"order_id": result.seen_after}))
-                _store_aggregates(state, f"bucket/{bucket}", aggregate_orders(result.unique, result.duplicates_by_file))
-                candidates = top_revenue_orders(result.unique.select(list(ANOMALY_COLUMNS)), settings.anomaly_top_n)
+                unique = rows.select(AGGREGATE_INPUT_COLUMNS).filter(result.keep)
+                _store_aggregates(state, f"bucket/{bucket}", aggregate_orders(unique, result.duplicates_by_file))
+                candidates = _anomaly_candidates(rows, result.keep, settings.anomaly_top_n)
                 state.put_table(f"bucket/{bucket}/anomalies", candidates.cast(ANOMALY_SCHEMA))
                 done.add(bucket)
                 batch = {**batch, "done_buckets": sorted(done), "rows": batch["rows"] + rows.num_rows,
-                         "unique": batch["unique"] + result.unique.num_rows}
+                         "unique": batch["unique"] + result.unique_count}
                 state.put_json("batch", batch)
                 state.commit()
                 percent = int(100 * len(done) / settings.silver_buckets)
@@ -138,6 +142,15 @@ def merge_silver(layout: DataLayout, settings: Settings, parts: list[SilverPart]
         state.delete("batch")
         state.commit()
     return MergeReport(len(batch["parts"]), batch["rows"], batch["unique"], time.monotonic() - started)
+
+
+def _anomaly_candidates(rows: pa.Table, keep: pa.Array, n: int) -> pa.Table:
+    """The bucket's top-n unique orders by revenue: ranked on two columns, whole rows taken for n only."""
+    positions = pc.indices_nonzero(keep)
+    ranking = pa.table({"revenue": rows.column("revenue").take(positions), "order_id": rows.column("order_id").take(positions),
+                        "position": positions})
+    top = top_revenue_orders(ranking, n)
+    return rows.take(top.column("position")).select(list(ANOMALY_COLUMNS))
 
 
 def _advance_covers(state: StateStore, merged: set[str], source_files: list[str] | None) -> bool:
