@@ -1,0 +1,311 @@
+#!/usr/bin/env python
+"""Benchmark: the whole pipeline against DuckDB, Polars and the bare CSV parse, on the same files.
+
+    python bench/benchmark.py [--rows 10000000] [--files 10] [--workers 2] [--seed 42]
+                              [--stage all|silver] [--skip-duckdb] [--skip-polars] [--no-rerun]
+                              [--scratch DIR] [--keep]
+
+1. Generates `--rows` dirty rows over `--files` CSV files with the project's generator
+   (pipeline.generator.generate_bronze) into the scratch folder (reused when --scratch already
+   holds the same rows/files/seed), then parses them once untimed to warm the page cache.
+2. Times, one after another, each in a fresh process (bench/_measure.py):
+   a. the pipeline, `run.py --workers N` from a data root holding only bronze/
+      (bronze -> silver -> quarantine -> gold -> report; with --stage silver: `--until silver`);
+      then, unless --no-rerun, the same command again with nothing new (wall seconds);
+   b. DuckDB: the contract in one SQL script, daily_sales to Parquet (bench/duckdb_job.py);
+   c. Polars lazy, the same (bench/polars_job.py);
+   d. pyarrow's CSV reader, every column as string: the parse ceiling (bench/parse_job.py).
+3. Prints wall seconds, rows/s, MB/s (CSV bytes), peak RSS of the largest process (ru_maxrss,
+   Luigi's worker processes included), the sampled peak of the process tree's summed RSS, CPU
+   seconds and the load average, then the ratios pipeline/DuckDB, pipeline/Polars, pipeline/parse,
+   and checks that the pipeline's gold daily_sales equals DuckDB's (and Polars') exactly, listing
+   every key that differs.
+
+Results also go to bench/out/results-<time>.json. The scratch folder (default: a new folder under
+bench/out/) is deleted at the end unless --keep.
+"""
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import os
+import platform
+import shutil
+import subprocess
+import sys
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+BENCH = Path(__file__).resolve().parent
+REPO = BENCH.parent
+OUT = BENCH / "out"
+sys.path.insert(0, str(REPO))
+sys.path.insert(0, str(BENCH))
+
+from compare import compare_daily_sales  # noqa: E402
+
+PY = sys.executable
+GENERATED_MARK = "bench_generated.json"
+
+
+@dataclass
+class Measurement:
+    name: str
+    short: str
+    command: list[str]
+    wall_s: float
+    max_rss_bytes: int
+    tree_rss_peak_bytes: int
+    cpu_s: float
+    rc: int
+    load_before: tuple[float, float, float]
+    load_after: tuple[float, float, float]
+    log: str
+
+
+def measure(name: str, short: str, command: list[str], log: Path) -> Measurement:
+    """Run `command` under a fresh wrapper process, which reports its own RUSAGE_CHILDREN."""
+    print(f"  running {name} ...", flush=True)
+    load_before = os.getloadavg()
+    done = subprocess.run([PY, str(BENCH / "_measure.py"), str(log), "--", *command],
+                          check=True, capture_output=True, text=True, cwd=REPO)
+    report = json.loads(done.stdout.strip().splitlines()[-1])
+    m = Measurement(name=name, short=short, command=command, load_before=load_before, load_after=os.getloadavg(), log=str(log),
+                    **report)
+    status = "" if m.rc == 0 else f"  EXIT {m.rc}: see {log}"
+    print(f"    {m.wall_s:.1f} s, peak RSS {_gb(m.max_rss_bytes)}{status}", flush=True)
+    return m
+
+
+def _gb(n: int) -> str:
+    return f"{n / 1e9:.2f} GB"
+
+
+def _clean_root(root: Path) -> None:
+    """Leave only bronze/ in a data root: the pipeline starts from nothing."""
+    for child in root.iterdir():
+        if child.name != "bronze":
+            shutil.rmtree(child) if child.is_dir() else child.unlink()
+
+
+def generate(bronze: Path, mark: Path, rows: int, files: int, seed: int) -> float:
+    """Generate the input, or reuse it when the scratch folder already holds the same one."""
+    wanted = {"rows": rows, "files": files, "seed": seed}
+    if mark.exists() and json.loads(mark.read_text()) == wanted and bronze.exists():
+        print(f"reusing the generated input in {bronze}")
+        return 0.0
+    from pipeline.generator import generate_bronze
+
+    mark.unlink(missing_ok=True)  # an interrupted generation must not look reusable
+    if bronze.exists():
+        shutil.rmtree(bronze)
+    started = time.monotonic()
+    generate_bronze(bronze, rows=rows, files=files, seed=seed)
+    seconds = time.monotonic() - started
+    mark.write_text(json.dumps(wanted))
+    print(f"generated {rows:,} rows in {files} files in {seconds:.1f} s")
+    return seconds
+
+
+def _versions() -> dict[str, str]:
+    out = {"python": platform.python_version()}
+    for module in ("pyarrow", "luigi", "duckdb", "polars", "numpy"):
+        try:
+            out[module] = __import__(module).__version__
+        except Exception:  # noqa: BLE001 - a skipped contender's library may be missing
+            out[module] = "-"
+    return out
+
+
+def pipeline_stages(log: Path, root: Path, started_wall: float, wall_s: float) -> dict[str, float] | None:
+    """Rough split of the pipeline's wall time from its own log and gold run metadata.
+
+    silver: from start to the last `silver ... chunk` line (1 s resolution: the log's clock);
+    gold: the Silver -> Gold task's own seconds (gold/_silver_to_gold_run.json); the rest is
+    scheduling, report and process start/exit.
+    """
+    last_chunk = None
+    day = dt.datetime.fromtimestamp(started_wall).date()
+    for line in log.read_text(errors="replace").splitlines():
+        if " silver " in line and " chunk " in line:
+            try:
+                t = dt.datetime.combine(day, dt.time.fromisoformat(line.split(" ", 1)[0]))
+            except ValueError:
+                continue
+            if t.timestamp() < started_wall - 1:
+                t += dt.timedelta(days=1)
+            last_chunk = t.timestamp()
+    if last_chunk is None:
+        return None
+    silver = min(max(last_chunk + 0.5 - started_wall, 0.0), wall_s)
+    stages = {"silver_s": silver}
+    gold_run = root / "gold" / "_silver_to_gold_run.json"
+    if gold_run.exists():
+        g = json.loads(gold_run.read_text())
+        stages["gold_s"] = float(g.get("seconds", g.get("merge_seconds", 0.0)))
+    stages["rest_s"] = max(wall_s - sum(stages.values()), 0.0)
+    return stages
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0],
+                                     formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__)
+    parser.add_argument("--rows", type=int, default=10_000_000)
+    parser.add_argument("--files", type=int, default=10)
+    parser.add_argument("--workers", type=int, default=2, help="run.py --workers (default 2)")
+    parser.add_argument("--seed", type=int, default=42)
+    parser.add_argument("--stage", choices=("all", "silver"), default="all",
+                        help="time the whole pipeline (all) or Bronze -> Silver alone (run.py --until silver)")
+    parser.add_argument("--skip-duckdb", action="store_true")
+    parser.add_argument("--skip-polars", action="store_true")
+    parser.add_argument("--no-rerun", action="store_true", help="skip the second run.py with nothing new")
+    parser.add_argument("--scratch", type=Path, help="folder for input and outputs (default: new folder under bench/out/)")
+    parser.add_argument("--keep", action="store_true", help="do not delete the scratch folder")
+    args = parser.parse_args(argv)
+    if args.rows < 1 or args.files < 1 or args.workers < 1:
+        parser.error("--rows, --files and --workers must be >= 1")
+
+    stamp = dt.datetime.now().strftime("%Y%m%d-%H%M%S")
+    OUT.mkdir(exist_ok=True)
+    scratch = (args.scratch or OUT / f"bench-{stamp}").resolve()
+    created_scratch = not scratch.exists()
+    scratch.mkdir(parents=True, exist_ok=True)
+    root = scratch / "data"  # the pipeline's data root; the other jobs read its bronze/ too
+    bronze = root / "bronze"
+    logs = scratch / "logs"
+    root.mkdir(exist_ok=True)
+    logs.mkdir(exist_ok=True)
+
+    print(f"benchmark: {args.rows:,} rows, {args.files} files, seed {args.seed}, scratch {scratch}")
+    print(f"machine: {os.cpu_count()} cores, load average {' '.join(f'{x:.2f}' for x in os.getloadavg())}; "
+          + ", ".join(f"{k} {v}" for k, v in _versions().items()))
+    gen_seconds = generate(bronze, scratch / GENERATED_MARK, args.rows, args.files, args.seed)
+    csv_bytes = sum(p.stat().st_size for p in bronze.rglob("*.csv"))
+    print(f"input: {csv_bytes / 1e6:,.0f} MB of CSV")
+
+    # warm the page cache (and the interpreter's file cache) with one untimed parse
+    print("warming the page cache (untimed parse) ...", flush=True)
+    subprocess.run([PY, str(BENCH / "parse_job.py"), "--bronze", str(bronze)], check=True, cwd=REPO,
+                   stdout=subprocess.DEVNULL)
+
+    results: list[Measurement] = []
+    run_cmd = [PY, str(REPO / "run.py"), "--data-root", str(root), "--workers", str(args.workers)]
+    if args.stage == "silver":
+        run_cmd += ["--until", "silver"]
+    label = "pipeline" if args.stage == "all" else "pipeline --until silver"
+    _clean_root(root)
+    started_wall = time.time()
+    pipeline = measure(f"a. {label} (run.py --workers {args.workers})", "pipeline", run_cmd, logs / "pipeline.log")
+    results.append(pipeline)
+    stages = pipeline_stages(logs / "pipeline.log", root, started_wall, pipeline.wall_s) if pipeline.rc == 0 else None
+    rerun = None
+    if not args.no_rerun:
+        rerun = measure("   rerun, nothing new", "rerun", run_cmd, logs / "pipeline-rerun.log")
+
+    duck_out = scratch / "duckdb_daily_sales.parquet"
+    polars_out = scratch / "polars_daily_sales.parquet"
+    for stale in (duck_out, polars_out):  # never check a previous run's output
+        stale.unlink(missing_ok=True)
+    if not args.skip_duckdb:
+        results.append(measure("b. DuckDB, one SQL script", "DuckDB",
+                               [PY, str(BENCH / "duckdb_job.py"), "--bronze", str(bronze), "--out", str(duck_out)],
+                               logs / "duckdb.log"))
+    if not args.skip_polars:
+        results.append(measure("c. Polars lazy", "Polars",
+                               [PY, str(BENCH / "polars_job.py"), "--bronze", str(bronze), "--out", str(polars_out)],
+                               logs / "polars.log"))
+    parse = measure("d. pyarrow CSV parse, all strings", "parse", [PY, str(BENCH / "parse_job.py"), "--bronze", str(bronze)],
+                    logs / "parse.log")
+    results.append(parse)
+
+    # --- report ----------------------------------------------------------------------------
+    lines = _table(results, rerun, args.rows, csv_bytes)
+    lines += _ratios(results)
+    if stages:
+        parts = ", ".join(f"{k[:-2]} {v:.1f} s ({v / pipeline.wall_s:.0%})" for k, v in stages.items())
+        lines.append(f"pipeline stages (approx.): {parts}")
+    checks = _checks(args, root, duck_out, polars_out, results)
+    lines += checks["lines"]
+    print()
+    print("\n".join(lines))
+
+    record = {
+        "when": stamp, "rows": args.rows, "files": args.files, "seed": args.seed, "workers": args.workers,
+        "stage": args.stage, "csv_bytes": csv_bytes, "generate_s": gen_seconds, "cores": os.cpu_count(),
+        "versions": _versions(), "results": [asdict(m) for m in results],
+        "rerun": asdict(rerun) if rerun else None, "pipeline_stages": stages,
+        "checks": checks["record"], "table": lines,
+    }
+    results_file = OUT / f"results-{stamp}.json"
+    results_file.write_text(json.dumps(record, indent=1, default=str))
+    print(f"\nresults: {results_file}")
+
+    if args.keep:
+        print(f"kept {scratch}")
+    else:
+        shutil.rmtree(root, ignore_errors=True)
+        shutil.rmtree(logs, ignore_errors=True)
+        for p in (duck_out, polars_out, scratch / GENERATED_MARK):
+            p.unlink(missing_ok=True)
+        if created_scratch:
+            shutil.rmtree(scratch, ignore_errors=True)
+    failed = [m.name for m in [*results, *([rerun] if rerun else [])] if m.rc != 0]
+    return 1 if failed or not checks["ok"] else 0
+
+
+def _table(results: list[Measurement], rerun: Measurement | None, rows: int, csv_bytes: int) -> list[str]:
+    head = (f"{'contender':<48} {'wall s':>8} {'rows/s':>11} {'MB/s':>7} {'peak RSS':>9} {'sum RSS':>8} "
+            f"{'CPU s':>7} {'load':>10}")
+    lines = [head, "-" * len(head)]
+    for m in results:
+        ok = "" if m.rc == 0 else f"  (exit {m.rc})"
+        lines.append(
+            f"{m.name:<48} {m.wall_s:>8.1f} {rows / m.wall_s:>11,.0f} {csv_bytes / 1e6 / m.wall_s:>7.1f} "
+            f"{_gb(m.max_rss_bytes):>9} {m.tree_rss_peak_bytes / 1e9:>5.2f} GB {m.cpu_s:>7.1f} "
+            f"{m.load_before[0]:>4.1f}->{m.load_after[0]:<4.1f}{ok}")
+    if rerun:
+        ok = "" if rerun.rc == 0 else f"  (exit {rerun.rc})"
+        lines.append(f"{'   pipeline rerun, nothing new':<48} {rerun.wall_s:>8.1f} {'':>11} {'':>7} "
+                     f"{_gb(rerun.max_rss_bytes):>9} {rerun.tree_rss_peak_bytes / 1e9:>5.2f} GB {rerun.cpu_s:>7.1f} "
+                     f"{rerun.load_before[0]:>4.1f}->{rerun.load_after[0]:<4.1f}{ok}")
+    lines.append("peak RSS: largest single process (ru_maxrss, Luigi workers included); sum RSS: sampled peak of the "
+                 "whole process tree; load: 1-min load average before -> after")
+    return lines
+
+
+def _ratios(results: list[Measurement]) -> list[str]:
+    pipeline = results[0]
+    parts = []
+    for m in results[1:]:
+        if m.rc == 0 and pipeline.rc == 0:
+            parts.append(f"pipeline/{m.short} {pipeline.wall_s / m.wall_s:.1f}x")
+    cpu = [f"pipeline/{m.short} {pipeline.cpu_s / m.cpu_s:.1f}x" for m in results[1:]
+           if m.rc == 0 and pipeline.rc == 0 and m.cpu_s > 0]
+    lines = ["ratios (wall): " + ", ".join(parts)] if parts else []
+    if cpu:
+        lines.append("ratios (CPU s, less sensitive to other load on the machine): " + ", ".join(cpu))
+    return lines
+
+
+def _checks(args, root: Path, duck_out: Path, polars_out: Path, results: list[Measurement]) -> dict:
+    lines, record, ok = [], {}, True
+    expected = root / "gold" / "daily_sales.parquet"
+    if args.stage != "all":
+        return {"lines": ["check: skipped (--stage silver writes no gold)"], "record": {}, "ok": True}
+    if not expected.exists():
+        return {"lines": ["check: FAILED, the pipeline wrote no gold/daily_sales.parquet"], "record": {}, "ok": False}
+    for name, out, required in (("DuckDB", duck_out, True), ("Polars", polars_out, False)):
+        if not out.exists():
+            continue
+        result = compare_daily_sales(expected, out, "pipeline", name)
+        lines.append(f"check daily_sales pipeline vs {name}: {result.summary()}")
+        lines += [f"    {line}" for line in result.details(limit=30)]
+        record[name] = {"equal": result.equal, "summary": result.summary(), "details": result.details(limit=1000)}
+        ok &= result.equal
+    return {"lines": lines, "record": record, "ok": ok}
+
+
+if __name__ == "__main__":
+    sys.exit(main())
