@@ -81,7 +81,23 @@ def _store_aggregates(state: StateStore, prefix: str, aggregates: Aggregates) ->
 
 def merge_silver(layout: DataLayout, settings: Settings, parts: list[SilverPart], progress: Progress | None = None,
                  source_files: list[str] | None = None) -> MergeReport:
-    """Merge every part not yet in the state; safe to kill and re-run at any instant.
+    """Merge every part not yet in the state, batch after batch; safe to kill and re-run at any instant.
+
+    An interrupted batch is finished first; parts that became pending since (new files) form
+    the next batch of the same run.
+    """
+    started = time.monotonic()
+    parts_merged = rows = unique = 0
+    while True:
+        batch = _merge_one_batch(layout, settings, parts, progress, source_files)
+        parts_merged, rows, unique = parts_merged + batch.parts_merged, rows + batch.rows_merged, unique + batch.unique_orders
+        if batch.parts_merged == 0:
+            return MergeReport(parts_merged, rows, unique, time.monotonic() - started)
+
+
+def _merge_one_batch(layout: DataLayout, settings: Settings, parts: list[SilverPart], progress: Progress | None,
+                     source_files: list[str] | None) -> MergeReport:
+    """Merge one batch: the interrupted one, else every part not yet merged.
 
     Each bucket commits its seen keys and its own small aggregates (`bucket/<b>/...`) together;
     the final commit folds the buckets' aggregates into the totals and marks the parts merged.
