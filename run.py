@@ -58,6 +58,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
                         help="stop after this layer (default: report, i.e. everything)")
     parser.add_argument("--rebuild-gold", action="store_true", help="drop the Silver -> Gold state and gold, and rebuild them from all silver")
     parser.add_argument("--verbose", action="store_true", help="show Luigi's own log")
+    parser.add_argument("--open", action="store_true", help="open the HTML report in the default browser at the end")
     args = parser.parse_args(argv)
     args.command = "run"
     if args.workers < 1:
@@ -170,7 +171,7 @@ def _preflight(layout, files, reprocess: list[str], rebuild_gold: bool) -> tuple
         print(f"reprocess: forgot everything derived from {path}; gold will be rebuilt from all silver")
     if reprocess or rebuild_gold:
         forget_gold(layout)
-    for folder in (layout.silver_dir, layout.quarantine_dir, layout.gold_dir):
+    for folder in (layout.silver_dir, layout.quarantine_dir, layout.gold_dir, layout.report_dir):
         remove_stale_temp_files(folder)
     errors = [f"{path}: bronze file changed since it was ingested; run `python run.py --reprocess {path}` to redo it"
               for path in changed_files(layout, files)]
@@ -208,12 +209,14 @@ def command_run(args: argparse.Namespace) -> int:
         totals = silver_totals(layout, runnable)
         print(f"Nothing to do: all {len(runnable)} files are already done up to {args.until} "
               f"({totals.rows_read:,} rows read, {totals.rows_valid:,} valid). Gold: {layout.gold_dir}")
+        _show_report(layout, args.open)
         return EXIT_FAILED if errors else 0
     layout.runs_dir.mkdir(parents=True, exist_ok=True)
     failures_file = Path(tempfile.mkstemp(prefix="failures-", suffix=".jsonl", dir=layout.runs_dir)[1])
     os.environ[FAILURES_ENV] = str(failures_file)
     print(f"running {len(runnable)} bronze files from {layout.bronze_dir} with {args.workers} worker(s)")
     started_wall, started = time.time(), time.monotonic()
+    _record_run_start(layout, started_wall, args, len(runnable))
     result = _build(top, args)
     seconds = time.monotonic() - started
     failures = read_failures(failures_file)
@@ -223,6 +226,7 @@ def command_run(args: argparse.Namespace) -> int:
         print(f"FAILED {failure['error']}")
     for line in errors:
         print(f"FAILED {line}")
+    _show_report(layout, args.open)
     # Complete top task = every task of the graph done (here or by another worker of a shared luigid).
     ok = top.complete() and not failures and not errors
     if not ok:
@@ -255,6 +259,33 @@ def _build(top, args: argparse.Namespace):
             return result
         print("waiting for tasks that other workers are running ...")
         time.sleep(REMOTE_POLL_SECONDS)
+
+
+def _record_run_start(layout, started_wall: float, args: argparse.Namespace, files: int) -> None:
+    """gold/_run.json: what the report's run section says about this run. Written before the build,
+    because the report is rendered inside it."""
+    import datetime as dt
+    import json
+
+    from pipeline.atomic import write_text_atomic
+
+    started_at = dt.datetime.fromtimestamp(started_wall, dt.timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    scheduler = f"{args.scheduler_host}:{args.scheduler_port}" if args.scheduler_host else "local"
+    record = {"started_at": started_at, "workers": args.workers, "scheduler": scheduler, "bronze_files": files}
+    write_text_atomic(layout.gold_dir / "_run.json", json.dumps(record, indent=1, sort_keys=True))
+
+
+def _show_report(layout, open_it: bool) -> None:
+    """Print where the report is; with --open, open it in the default browser."""
+    if not layout.report_path.exists():
+        return
+    uri = layout.report_path.resolve().as_uri()
+    print(f"report: {layout.report_path} ({uri})")
+    if open_it:
+        import webbrowser
+
+        if not webbrowser.open(uri):
+            print(f"could not start a browser here; open {uri} yourself")
 
 
 def _print_summary(layout, files, started_wall: float, seconds: float, workers: int) -> None:

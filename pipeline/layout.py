@@ -65,5 +65,10 @@ class DataLayout:
         return self.gold_dir / f"{table}.parquet"
 
     @property
+    def gold_lock_path(self) -> Path:
+        """Held by whoever writes state or gold, or reads gold for the report."""
+        return self.state_dir / "gold.lock"
+
+    @property
     def report_path(self) -> Path:
         return self.report_dir / "index.html"

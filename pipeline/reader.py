@@ -35,7 +35,8 @@ def read_chunk_bytes(path: Path, chunk: Chunk) -> bytes:
 
 def parse_chunk(data: bytes, chunk: Chunk, layout: HeaderLayout, source_file: str) -> RawChunk:
     """Parse a chunk's bytes; every record ends up in `raw` or in `malformed`."""
-    fast = _parse_fast(data, chunk, layout)
+    # A NUL byte marks a corrupt record; the fast parser would keep it as text, so the slow path decides.
+    fast = None if b"\x00" in data else _parse_fast(data, chunk, layout)
     if fast is not None:
         return RawChunk(raw=fast, malformed=QUARANTINE_SCHEMA.empty_table(), records_read=chunk.records, used_slow_path=False)
     return _parse_slow(data, chunk, layout, source_file)

@@ -27,6 +27,13 @@ def inputs_digest(entries: list[tuple[str, int, int]]) -> str:
     return digest.hexdigest()
 
 
+def _utc_now() -> str:
+    """ISO time for run metadata, e.g. 2026-11-25T18:54:50.123Z (the report shows it)."""
+    import datetime as dt
+
+    return dt.datetime.now(dt.timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
 class SilverToGold(PipelineTask):
     """Merge every silver part of `source_files` exactly once, then publish gold.
 
@@ -46,8 +53,8 @@ class SilverToGold(PipelineTask):
     def run(self) -> None:
         layout, settings = self.layout, self.settings
         files = list(self.source_files)
-        with exclusive_lock(layout.state_dir / "gold.lock", f"Silver -> Gold of {layout.root}", GOLD_LOCK_WAIT_SECONDS):
-            started = time.monotonic()
+        with exclusive_lock(layout.gold_lock_path, f"Silver -> Gold of {layout.root}", GOLD_LOCK_WAIT_SECONDS):
+            started, started_at = time.monotonic(), _utc_now()
             self.report_progress(0, "merging new silver parts")
             merge = merge_silver(layout, settings, silver_parts(layout, files), progress=self.report_progress, source_files=files)
             merged_at = time.monotonic()
@@ -63,6 +70,7 @@ class SilverToGold(PipelineTask):
                 "merge_rows_per_second": round(rate), "publish_seconds": round(publish_seconds, 3),
                 "tables_written": written, "gold_mode": settings.gold_mode,
                 "seconds": round(time.monotonic() - started, 3),
+                "started_at": started_at, "finished_at": _utc_now(),
             }
             write_text_atomic(layout.gold_dir / "_silver_to_gold_run.json", json.dumps(metadata, indent=1, sort_keys=True))
             write_text_atomic(self.output().path, json.dumps({"inputs": self.inputs, "files": files}, indent=1))

@@ -1,0 +1,54 @@
+"""The Report task: render gold into data/report/index.html after Silver -> Gold."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import luigi
+
+from pipeline.atomic import write_text_atomic
+from pipeline.locking import exclusive_lock
+from reports.gold_data import gold_fingerprint
+from reports.render import load_run_info, write_report
+from tasks.base import PipelineTask
+from tasks.gold import GOLD_LOCK_WAIT_SECONDS, SilverToGold
+
+
+class Report(PipelineTask):
+    """Render the report from gold only (never silver).
+
+    The marker names the inputs digest and records which gold files it rendered, so a page from
+    an earlier run, or from gold rebuilt since, never counts as done.
+    """
+
+    source_files = luigi.ListParameter(description="bronze files, in natural order")
+    inputs = luigi.Parameter(description="digest of the bronze inputs (see tasks.gold.inputs_digest)")
+
+    def requires(self) -> SilverToGold:
+        return SilverToGold(data_root=self.data_root, source_files=self.source_files, inputs=self.inputs)
+
+    def output(self) -> luigi.LocalTarget:
+        return luigi.LocalTarget(str(self.layout.report_dir / f"_rendered-{self.inputs}.json"))
+
+    def complete(self) -> bool:
+        marker = Path(self.output().path)
+        if not (marker.exists() and self.layout.report_path.exists()):
+            return False
+        try:
+            rendered = json.loads(marker.read_text(encoding="utf-8")).get("gold")
+        except ValueError:
+            return False
+        return rendered == gold_fingerprint(self.layout.gold_dir)
+
+    def run(self) -> None:
+        layout = self.layout
+        # The gold lock: a concurrent Silver -> Gold cannot swap tables while the page reads them.
+        with exclusive_lock(layout.gold_lock_path, f"report of {layout.root}", GOLD_LOCK_WAIT_SECONDS):
+            self.report_progress(0, "rendering the report from gold")
+            fingerprint = gold_fingerprint(layout.gold_dir)
+            write_report(layout.gold_dir, layout.report_path, load_run_info(layout.gold_dir))
+            for old in layout.report_dir.glob("_rendered-*.json"):
+                old.unlink()
+            marker = {"inputs": self.inputs, "gold": fingerprint, "report": layout.report_path.name}
+            write_text_atomic(self.output().path, json.dumps(marker, indent=1, sort_keys=True))
+            self.report_progress(100, f"report written to {layout.report_path}")

@@ -1,0 +1,399 @@
+"""The HTML report: every section from gold only, exact figures, deterministic bytes, no e-mails,
+and a real headless Chromium that loads it offline without errors."""
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+import re
+import shutil
+import struct
+import subprocess
+import sys
+from decimal import Decimal
+from pathlib import Path
+
+import luigi
+import pyarrow as pa
+import pytest
+
+from pipeline.aggregates import DAILY_SCHEMA, FILE_SCHEMA, PRODUCT_SCHEMA, Aggregates
+from pipeline.bronze import FileMetrics
+from pipeline.contract import REJECT_REASONS, SILVER_SCHEMA, SOFT_FIELDS
+from pipeline.discovery import discover_bronze
+from pipeline.gold import build_gold_tables, write_gold_table
+from pipeline.layout import DataLayout
+from reports.formatting import EMAIL_PATTERN, money, percent
+from reports.gold_data import latest_daily_revenue, monthly_revenue_by_region, read_gold
+from reports.render import load_run_info, render_report, run_section, write_report
+from reports.template import RUN_BEGIN, RUN_END
+from tests.conftest import HEADER, REPO, write_bronze
+
+CHROMIUM = Path("/usr/bin/chromium")
+SECTIONS = ("headline", "time", "regions", "categories", "products", "anomalies", "quality", "run")
+CHARTS = ("chart-monthly", "chart-daily", "chart-regions", "chart-categories", "chart-products",
+          "chart-funnel", "chart-rejects", "chart-defaults")
+D = Decimal
+
+# --- a hand-written gold -------------------------------------------------------------------------
+# (sale_date, region, category, orders, units, gross, revenue, discount_sum)
+DAILY = [
+    ("1970-01-01", "north", "electronics", 2, 3, "300.00", "250.00", "0.400000"),
+    ("2024-01-15", "north", "electronics", 3, 5, "1200.00", "1000.50", "0.300000"),
+    ("2024-01-20", "south", "fashion", 1, 1, "99.99", "99.99", "0"),
+    ("2024-03-02", "east", "home_appliance", 4, 10, "5000.00", "4500.25", "0.600000"),
+    ("2024-03-02", "north", "fashion", 1, 2, "40.00", "30.00", "0.250000"),
+]
+# Worked out by hand from DAILY.
+REVENUE, ORDERS, UNITS = "$5,880.74", "11", "21"
+AVG_ORDER_VALUE = "$534.61"        # 5880.74 / 11 = 534.6127...
+AVG_DISCOUNT = "14.1 %"            # (0.40 + 0.30 + 0.85) / 11 = 0.1409...
+UNKNOWN_SHARE = "4.3 %"            # 250.00 / 5880.74 = 0.0425...
+PRODUCTS = [("iphone_14", 3, 5, "1000.50"), ("cotton_tee", 2, 3, "129.99"), ("dyson_v15", 4, 10, "4500.25"),
+            ("unknown_product", 2, 3, "250.00")]
+FILES = [("a.csv", 6, 1), ("date=2024-03-02/b.csv", 5, 2)]
+METRICS = [
+    FileMetrics("a.csv", 1, rows_read=10, rows_valid=7, rows_rejected={"missing_order_id": 2, "invalid_quantity": 1},
+                defaults_applied={"region": 1, "sale_date": 2, "customer_email": 3},
+                extra_columns=["coupon_code"], missing_optional_columns=[]),
+    FileMetrics("date=2024-03-02/b.csv", 1, rows_read=8, rows_valid=7, rows_rejected={"invalid_unit_price": 1},
+                defaults_applied={}, extra_columns=[], missing_optional_columns=["customer_email"]),
+]
+BUYER_EMAIL = "buyer.one@example.com"
+
+
+def _daily_table(rows: list[tuple]) -> pa.Table:
+    columns = list(zip(*rows)) if rows else [[] for _ in DAILY_SCHEMA]
+    values = [[dt.date.fromisoformat(d) for d in columns[0]], *columns[1:5], *([D(v) for v in c] for c in columns[5:])]
+    return pa.table([pa.array(v, f.type) for v, f in zip(values, DAILY_SCHEMA)], schema=DAILY_SCHEMA)
+
+
+def _anomalies() -> pa.Table:
+    """Two silver rows, with an e-mail in silver and one hidden in a product name."""
+    base = {"product_key": "dyson_v15", "category": "home_appliance", "quantity": 4, "unit_price": D("1250.00"),
+            "discount_percent": D("0.100000"), "region": "east", "sale_date": dt.date(2024, 3, 2), "sale_month": "2024-03",
+            "gross_revenue": D("5000.00"), "revenue": D("4500.00"), "discount_amount": D("500.00"),
+            "customer_email": BUYER_EMAIL, "source_file": "date=2024-03-02/b.csv", "order_hash": 1, "bucket": 0,
+            **{f"default_{f}": False for f in SOFT_FIELDS}}
+    rows = [{**base, "order_id": "ORD-2", "product_name": "dyson v15", "source_row": 3},
+            {**base, "order_id": "ORD-1", "product_name": "gift card for jane.doe@example.org", "source_row": 1,
+             "revenue": D("0.25"), "default_sale_date": True}]
+    return pa.Table.from_pylist(rows, schema=SILVER_SCHEMA)
+
+
+def _aggregates(daily: list[tuple], products: list[tuple], files: list[tuple]) -> Aggregates:
+    product_rows = [{"product_key": k, "order_count": o, "total_quantity": q, "total_revenue": D(r)} for k, o, q, r in products]
+    file_rows = [{"source_file": f, "rows_in_gold": g, "duplicates_dropped": d} for f, g, d in files]
+    return Aggregates(_daily_table(daily), pa.Table.from_pylist(product_rows, schema=PRODUCT_SCHEMA),
+                      pa.Table.from_pylist(file_rows, schema=FILE_SCHEMA))
+
+
+def write_gold(root: Path, aggregates: Aggregates, anomalies: pa.Table, metrics: list[FileMetrics]) -> Path:
+    """Gold exactly as pipeline.gold builds and writes it."""
+    layout = DataLayout(root)
+    for name, table in build_gold_tables(aggregates, anomalies, metrics, top_products_n=10, anomaly_top_n=20).items():
+        write_gold_table(layout.gold_table_path(name), table, covers="test")
+    return layout.gold_dir
+
+
+@pytest.fixture(scope="module")
+def gold_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Shared and read-only: a test that changes gold works on `own_gold`."""
+    return write_gold(tmp_path_factory.mktemp("gold") / "data", _aggregates(DAILY, PRODUCTS, FILES), _anomalies(), METRICS)
+
+
+@pytest.fixture
+def own_gold(tmp_path: Path, gold_dir: Path) -> Path:
+    copy = tmp_path / "data" / "gold"
+    shutil.copytree(gold_dir, copy)
+    return copy
+
+
+@pytest.fixture(scope="module")
+def html(gold_dir: Path) -> str:
+    """Rendered once per module: matplotlib takes about a second for the eight charts."""
+    return render_report(gold_dir, load_run_info(gold_dir))
+
+
+def card_value(page: str, label: str) -> str:
+    match = re.search(rf'<div class="label">{re.escape(label)}</div><div class="value">([^<]*)</div>', page)
+    assert match, f"no card {label!r}"
+    return match.group(1)
+
+
+def without_run_section(page: str) -> str:
+    start, end = page.index(RUN_BEGIN), page.index(RUN_END)
+    return page[:start] + page[end:]
+
+
+# --- content -------------------------------------------------------------------------------------
+
+def test_every_section_and_chart_is_present(html: str) -> None:
+    for anchor in SECTIONS:
+        assert f'<section id="{anchor}">' in html
+        assert f'href="#{anchor}"' in html
+    for chart in CHARTS:
+        assert html.count(f'<svg class="chart" id="{chart}"') == 1
+    assert html.count("<svg ") == len(CHARTS)
+    assert re.findall(r'aria-label="([^"]+)"', html)[1:] == [
+        "Revenue by month and region", "Revenue per day, last 48 days of data (2024-01-15 to 2024-03-02)",
+        "Revenue by region", "Revenue and average discount by category", "Top 4 products by revenue",
+        "Rows from bronze to gold", "Rejected rows by reason (the row went to quarantine)",
+        "Defaults applied by field (the row was kept)"]
+
+
+def test_headline_figures_equal_gold(html: str) -> None:
+    assert card_value(html, "Revenue") == REVENUE
+    assert card_value(html, "Orders") == ORDERS
+    assert card_value(html, "Units") == UNITS
+    assert card_value(html, "Average order value") == AVG_ORDER_VALUE
+    assert card_value(html, "Average discount") == AVG_DISCOUNT
+    assert card_value(html, "Unknown sale date") == UNKNOWN_SHARE
+    assert "of revenue: $250.00 in 2 orders dated 1970-01-01" in html
+
+
+def test_sentinel_month_is_left_out_of_time_charts_and_noted(gold_dir: Path, html: str) -> None:
+    gold = read_gold(gold_dir)
+    monthly = monthly_revenue_by_region(gold.daily)
+    assert monthly.months == ["2024-01", "2024-02", "2024-03"]  # the empty month is shown, 1970-01 is not
+    assert monthly.by_region == {"east": [0.0, 0.0, 4500.25], "north": [1000.50, 0.0, 30.00], "south": [99.99, 0.0, 0.0]}
+    assert (monthly.earlier_months, monthly.earlier_revenue) == (0, D(0))
+    days, revenue = latest_daily_revenue(gold.daily)
+    assert (days[0], days[-1], len(days)) == (dt.date(2024, 1, 15), dt.date(2024, 3, 2), 48)
+    assert sum(revenue) == pytest.approx(5880.74 - 250.00)
+    assert "left out of these charts. It holds $250.00 in 2 orders, 4.3 % of revenue." in html
+
+
+def test_latest_days_window_is_90_calendar_days_ending_on_the_last_sale() -> None:
+    rows = [{"sale_date": dt.date(2024, 1, 1) + dt.timedelta(days=i), "total_revenue": D(i)} for i in range(0, 200, 2)]
+    days, revenue = latest_daily_revenue(rows)
+    last = dt.date(2024, 1, 1) + dt.timedelta(days=198)
+    assert (days[0], days[-1], len(days)) == (last - dt.timedelta(days=89), last, 90)
+    assert revenue[:3] == [0.0, 110.0, 0.0]  # a day without sales is an empty column, not skipped
+
+
+def test_tables_hold_exact_money_right_aligned(html: str) -> None:
+    assert '<td class="num">$5,880.74</td>' in html  # region total
+    assert '<td class="num">$4,500.25</td>' in html
+    assert "<td>fashion</td><td class=\"num\">2</td><td class=\"num\">$129.99</td><td class=\"num\">2.2 %</td><td class=\"num\">12.50 %</td>" in html
+    assert re.search(r"<th class=\"num\">Revenue</th>", html)
+    assert money(D("1234567.885")) == "$1,234,567.89"
+    assert money(D("-5")) == "-$5.00"
+    assert percent(D("0.12345"), 2) == "12.35 %"
+
+
+def test_data_quality_funnel_rejects_defaults_files_and_drift(html: str) -> None:
+    quality = html[html.index('<section id="quality">'):html.index('<section id="run">')]
+    for step, rows in (("Rows read", "18"), ("Valid", "14"), ("Unique orders", "11"), ("In gold", "11")):
+        assert f"<td>{step}</td><td class=\"num\">{rows}</td>" in quality
+    assert "date=2024-03-02/<wbr>b.csv" not in quality  # only source paths in the anomaly table break
+    assert '<td>date=2024-03-02/b.csv</td><td class="num">8</td><td class="num">7</td><td class="num">1</td>' in quality
+    assert '<td>2 files</td><td class="num">18</td><td class="num">14</td><td class="num">4</td><td class="num">3</td><td class="num">11</td>' in quality
+    assert "<td>a.csv</td><td>coupon_code</td><td>—</td>" in quality
+    assert "<td>date=2024-03-02/b.csv</td><td>—</td><td>customer_email</td>" in quality
+    for reason, rows, of_read in zip(REJECT_REASONS, ("0", "2", "1", "1"), ("0.0 %", "11.1 %", "5.6 %", "5.6 %")):
+        assert f'<td>{reason}</td><td class="num">{rows}</td><td class="num">{of_read}</td>' in quality
+    for field, rows in zip(SOFT_FIELDS, ("0", "0", "0", "1", "2", "3")):
+        assert f'<td>{field}</td><td class="num">{rows}</td>' in quality
+
+
+def test_anomalies_table_lists_orders_without_emails(html: str) -> None:
+    anomalies = html[html.index('<section id="anomalies">'):html.index('<section id="quality">')]
+    assert anomalies.index("ORD-2") < anomalies.index("ORD-1")
+    assert "date=2024-03-02/<wbr>b.csv:3" in anomalies
+    assert "gift card for [e-mail hidden]" in anomalies
+    assert "<td>sale_date</td>" in anomalies  # the default applied to ORD-1
+
+
+def test_no_email_address_anywhere(html: str) -> None:
+    assert EMAIL_PATTERN.findall(html) == []
+    assert "example.com" not in html and "example.org" not in html
+
+
+def test_page_is_self_contained(html: str) -> None:
+    assert "<script" not in html.lower()
+    assert not re.search(r"""(src|href)\s*=\s*["']?(https?:)?//""", html)
+    assert "url(http" not in html and "@import" not in html
+
+
+def test_same_gold_gives_same_bytes_outside_the_run_section(own_gold: Path, html: str) -> None:
+    """Another folder (other mtimes), other run metadata, another process and hash seed: same page."""
+    script = ("import sys; from pathlib import Path; from reports.render import render_report; "
+              "sys.stdout.write(render_report(Path(sys.argv[1]), {'rendered_at': '2030-01-01T00:00:00Z', 'run': {'workers': 7}}))")
+    env = {**os.environ, "PYTHONHASHSEED": "123", "PYTHONPATH": str(REPO)}
+    again = subprocess.run([sys.executable, "-c", script, str(own_gold)], cwd=REPO, env=env, capture_output=True,
+                           text=True, timeout=120, check=True).stdout
+    assert again != html
+    assert without_run_section(again) == without_run_section(html)
+
+
+def test_run_section_says_not_recorded_when_nothing_was_recorded(own_gold: Path) -> None:
+    run = run_section(load_run_info(own_gold), 0.1).body
+    assert run.count("not recorded") >= 8
+    assert "Report rendered at" in run and '<td class="num">0.10 s</td>' in run
+
+
+def test_run_section_shows_what_the_run_files_record(own_gold: Path) -> None:
+    (own_gold / "_silver_to_gold_run.json").write_text(json.dumps(
+        {"files": 2, "parts_merged": 2, "rows_merged": 14, "new_unique_orders": 11, "merge_seconds": 0.5,
+         "merge_rows_per_second": 28, "publish_seconds": 0.25, "tables_written": ["a", "b"], "gold_mode": "upsert",
+         "seconds": 0.8}))
+    (own_gold / "_run.json").write_text(json.dumps({"workers": 4, "seconds": 3.5, "rows_cleaned": 18, "rows_per_second": 5,
+                                                    "stages": {"Bronze → Silver": 2.25}}))
+    run = run_section(load_run_info(own_gold), 0.1).body
+    for fact in ('<td class="num">4</td>', '<td class="num">upsert</td>', '<td class="num">0.50 s</td>',
+                 '<td class="num">28</td>', '<td class="num">2 tables</td>', '<td class="num">2.25 s</td>',
+                 '<td class="num">3.50 s</td>'):
+        assert fact in run
+    assert 'Bronze → Silver</td><td class="num">not recorded' not in run
+
+
+def test_stage_times_come_from_recorded_start_times_when_no_duration_is_recorded() -> None:
+    info = {"rendered_at": "2026-01-01T10:00:09Z", "run": {"started_at": "2026-01-01T10:00:00Z", "workers": 2},
+            "silver_to_gold": {"started_at": "2026-01-01T10:00:04Z", "finished_at": "2026-01-01T10:00:07Z"}}
+    run = run_section(info, 0.5).body
+    assert '<td>Bronze → Silver</td><td class="num">4.00 s</td>' in run
+    assert '<td>Whole run (to this report)</td><td class="num">9.50 s</td>' in run
+    assert '<td class="num">2026-01-01T10:00:07Z</td>' in run  # Silver -> Gold's own finish time
+
+
+def test_hostile_text_and_far_apart_dates_keep_the_page_small_and_fast(tmp_path: Path) -> None:
+    """Input decides product names and dates: a 3 MB name or years 0001..9999 must not blow up the page."""
+    daily = [("0001-01-01", "north", "fashion", 1, 1, "2.00", "2.00", "0"), *DAILY[1:],
+             ("9999-12-31", "east", "fashion", 1, 1, "3.00", "3.00", "0")]
+    products = [("x" * 200_000, 1, 1, "3.00"), *PRODUCTS]
+    anomalies = _anomalies().set_column(SILVER_SCHEMA.get_field_index("product_name"), "product_name",
+                                        pa.array(["y" * 3_000_000, "z"]))
+    gold_dir = write_gold(tmp_path / "data", _aggregates(daily, products, FILES), anomalies, METRICS)
+    monthly = monthly_revenue_by_region(read_gold(gold_dir).daily)
+    assert (len(monthly.months), monthly.months[-1], monthly.earlier_months, monthly.earlier_revenue) == (120, "9999-12", 3, D("5632.74"))
+    page = render_report(gold_dir, None)
+    assert len(page) < 1_000_000
+    assert "y" * 119 + "…" in page and "y" * 121 not in page
+    assert "The monthly chart shows the latest 120 months; 3 earlier months with sales hold $5,632.74" in page
+
+
+def test_empty_gold_still_renders_and_says_no_orders(tmp_path: Path) -> None:
+    rejected_only = [FileMetrics("a.csv", 1, rows_read=3, rows_valid=0, rows_rejected={"missing_order_id": 3},
+                                 defaults_applied={}, extra_columns=[], missing_optional_columns=[])]
+    gold_dir = write_gold(tmp_path / "data", _aggregates([], [], []), SILVER_SCHEMA.empty_table(), rejected_only)
+    page = render_report(gold_dir, None)
+    assert "No orders in gold yet" in page
+    assert card_value(page, "Revenue") == "$0.00"
+    assert card_value(page, "Orders") == "0"
+    assert card_value(page, "Average order value") == "—"
+    assert [c for c in CHARTS if f'id="{c}"' in page] == ["chart-funnel", "chart-rejects", "chart-defaults"]
+
+
+def test_missing_gold_table_is_a_clear_error(own_gold: Path) -> None:
+    (own_gold / "top_products.parquet").unlink()
+    with pytest.raises(FileNotFoundError, match="gold table top_products is missing"):
+        render_report(own_gold, None)
+
+
+# --- the task ------------------------------------------------------------------------------------
+
+def _report_task(root: Path):
+    from tasks.gold import inputs_digest
+    from tasks.report import Report
+
+    files = discover_bronze(root / "bronze")
+    entries = [(f.relative_path, f.absolute_path.stat().st_size, f.absolute_path.stat().st_mtime_ns) for f in files]
+    return Report(data_root=str(root), source_files=[f.relative_path for f in files], inputs=inputs_digest(entries))
+
+
+def _build(task: luigi.Task) -> None:
+    result = luigi.build([task], local_scheduler=True, workers=1, log_level="CRITICAL", detailed_summary=True)
+    assert result.status.name == "SUCCESS", result.summary_text
+
+
+def test_report_task_renders_after_gold_and_never_counts_an_old_page(data_root: Path) -> None:
+    write_bronze(data_root, {"a.csv": f"{HEADER}\nA1,iPhone 14,electronics,2,$500.00,0.1,north,2024-05-01,x@y.com\n"
+                                      f"A2,Tee,clothes,1,20,,south,,\nA1,dup,fashion,1,1,0,east,2024-05-02,\n"})
+    layout = DataLayout(data_root)
+    task = _report_task(data_root)
+    _build(task)
+    marker = layout.report_dir / f"_rendered-{task.inputs}.json"
+    assert marker.exists() and task.complete()
+    page = layout.report_path.read_text(encoding="utf-8")
+    assert card_value(page, "Revenue") == "$920.00" and card_value(page, "Orders") == "2"
+    assert "x@y.com" not in page
+    # gold rewritten (e.g. --rebuild-gold): the page on disk no longer counts
+    shutil.rmtree(layout.gold_dir)
+    assert not task.complete()
+    # a new bronze file: a new inputs digest, so the old marker does not count; it is replaced
+    write_bronze(data_root, {"b.csv": f"{HEADER}\nB1,iPad,electronics,1,100,0,west,2024-06-01,\n"})
+    newer = _report_task(data_root)
+    assert not newer.complete()
+    _build(newer)
+    assert [p.name for p in layout.report_dir.glob("_rendered-*.json")] == [f"_rendered-{newer.inputs}.json"]
+    assert card_value(layout.report_path.read_text(encoding="utf-8"), "Orders") == "3"
+    # the report reads gold only
+    shutil.rmtree(layout.silver_dir)
+    write_report(layout.gold_dir, layout.report_path, None)
+
+
+# --- a real browser ------------------------------------------------------------------------------
+
+PROBE_HEAD = """<script>
+window.__errors = [];
+window.addEventListener("error", e => window.__errors.push(String(e.message || (e.target && (e.target.src || e.target.href)))), true);
+</script>"""
+PROBE_TAIL = """<script>
+window.addEventListener("load", () => {
+  const sizes = [...document.querySelectorAll("svg, img")].map(el => {
+    const box = el.getBoundingClientRect();
+    return el.tagName === "IMG" ? [el.id || el.src.slice(0, 40), el.naturalWidth, el.naturalHeight]
+                                : [el.id, Math.round(box.width), Math.round(box.height)];
+  });
+  const out = document.createElement("pre");
+  out.id = "probe";
+  out.textContent = JSON.stringify({errors: window.__errors, sizes: sizes});
+  document.body.appendChild(out);
+});
+</script>"""
+
+
+def _chromium(profile: Path, *args: str) -> subprocess.CompletedProcess:
+    """Headless Chromium with no network at all: any request would fail and be reported."""
+    command = [str(CHROMIUM), "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+               "--disable-component-update", "--disable-sync", "--no-first-run", f"--user-data-dir={profile}",
+               "--proxy-server=http://127.0.0.1:9", "--enable-logging=stderr", "--v=0", "--hide-scrollbars", *args]
+    return subprocess.run(command, capture_output=True, text=True, timeout=90)
+
+
+def _console_messages(stderr: str) -> list[str]:
+    return [line for line in stderr.splitlines() if ":CONSOLE" in line]
+
+
+def _png_size(path: Path) -> tuple[int, int]:
+    data = path.read_bytes()
+    assert data[:8] == b"\x89PNG\r\n\x1a\n", "not a PNG"
+    return struct.unpack(">II", data[16:24])
+
+
+def test_chromium_loads_the_page_offline_without_errors_and_draws_every_chart(tmp_path: Path, html: str) -> None:
+    if not CHROMIUM.exists():
+        pytest.skip(f"chromium not installed: {CHROMIUM} is missing (run .ci/install-browser; it needs apt-get and root)")
+    report = tmp_path / "report" / "index.html"
+    report.parent.mkdir()
+    report.write_text(html, encoding="utf-8")
+    page = html
+    probe = report.with_name("probe.html")  # same folder, so relative references would resolve the same
+    probe.write_text(page.replace("<head>", "<head>\n" + PROBE_HEAD, 1).replace("</body>", PROBE_TAIL + "\n</body>", 1),
+                     encoding="utf-8")
+
+    dumped = _chromium(tmp_path / "profile-dom", "--virtual-time-budget=5000", "--dump-dom", probe.as_uri())
+    match = re.search(r'<pre id="probe">(.*?)</pre>', dumped.stdout, re.S)
+    assert match, f"the probe did not run: {dumped.stderr[-2000:]}"
+    result = json.loads(match.group(1).replace("&quot;", '"').replace("&amp;", "&"))
+    assert result["errors"] == []
+    assert _console_messages(dumped.stderr) == []
+    assert sorted(name for name, _, _ in result["sizes"]) == sorted(CHARTS)
+    assert all(width > 300 and height > 100 for _, width, height in result["sizes"]), result["sizes"]
+
+    shot = tmp_path / "report.png"
+    taken = _chromium(tmp_path / "profile-shot", f"--screenshot={shot}", "--window-size=1280,2400", report.as_uri())
+    assert shot.exists() and shot.stat().st_size > 20_000, taken.stderr[-2000:]
+    assert _png_size(shot) == (1280, 2400)
+    assert _console_messages(taken.stderr) == []
