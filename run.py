@@ -186,17 +186,18 @@ def _preflight(layout, files, reprocess: list[str], rebuild_gold: bool) -> tuple
 
 
 def command_run(args: argparse.Namespace) -> int:
-    from pipeline.discovery import discover_bronze
+    from pipeline.discovery import scan_bronze
     from pipeline.inventory import silver_totals
     from tasks.failures import FAILURES_ENV, read_failures
     from tasks.gold import inputs_digest
     from tasks.graph import top_task
 
     settings, layout = _resolve_root(args)
-    files = discover_bronze(layout.bronze_dir, settings.bronze_glob)
-    if not files:
+    files, refused = scan_bronze(layout.bronze_dir, settings.bronze_glob)
+    if not files and not refused:
         raise PipelineError(f"no CSV files matching {settings.bronze_glob!r} under {layout.bronze_dir}")
     runnable, errors = _preflight(layout, files, args.reprocess, args.rebuild_gold)
+    errors = refused + errors
     for line in errors:
         print(f"ERROR {line}")
     root = str(layout.root)

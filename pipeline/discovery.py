@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from pipeline.atomic import TEMP_PREFIX
-from pipeline.errors import ConfigError, InputFileError
+from pipeline.errors import ConfigError
 
 _DIGITS = re.compile(r"(\d+)")
 
@@ -26,10 +26,15 @@ class BronzeFile:
 
 
 def discover_bronze(bronze_dir: Path, pattern: str = "**/*.csv") -> list[BronzeFile]:
-    """Every CSV under `bronze_dir` matching `pattern`, in natural order of the relative path.
+    """Every CSV under `bronze_dir` matching `pattern`, in natural order; refused paths left out."""
+    return scan_bronze(bronze_dir, pattern)[0]
 
-    Symlinks whose target lies outside the bronze folder are refused, so input cannot make the
-    pipeline read (or name outputs after) files elsewhere on the machine.
+
+def scan_bronze(bronze_dir: Path, pattern: str = "**/*.csv") -> tuple[list[BronzeFile], list[str]]:
+    """(files in natural order of the relative path, one-line reasons for refused paths).
+
+    A path that resolves outside the bronze folder (a symlink to elsewhere) is refused, so input
+    cannot make the pipeline read, or name outputs after, files elsewhere on the machine.
     """
     if not bronze_dir.exists():
         raise ConfigError(f"bronze folder {bronze_dir} does not exist (generate a sample with `python run.py generate` or point --data-root at your data)")
@@ -37,15 +42,14 @@ def discover_bronze(bronze_dir: Path, pattern: str = "**/*.csv") -> list[BronzeF
         raise ConfigError(f"bronze folder {bronze_dir} is not a folder")
     root = bronze_dir.resolve()
     found: list[BronzeFile] = []
+    refused: list[str] = []
     for path in bronze_dir.glob(pattern):
         if path.name.startswith(TEMP_PREFIX) or not path.is_file():
             continue
-        real = path.resolve()
-        if not real.is_relative_to(root):
-            raise InputFileError(f"{path}: resolves to {real}, outside the bronze folder {root}; refusing to read it")
         relative = path.relative_to(bronze_dir).as_posix()
-        if ".." in relative.split("/"):
-            raise InputFileError(f"{path}: path escapes the bronze folder")
+        if not path.resolve().is_relative_to(root) or ".." in relative.split("/"):
+            refused.append(f"{relative}: points outside the bronze folder (a symlink?); refusing to read it")
+            continue
         found.append(BronzeFile(relative_path=relative, absolute_path=path))
     found.sort(key=lambda f: natural_key(f.relative_path))
-    return found
+    return found, sorted(refused, key=natural_key)

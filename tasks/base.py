@@ -23,6 +23,15 @@ class PipelineTask(luigi.Task):
 
         return DataLayout(Path(str(self.data_root)))
 
+    def on_failure(self, exception: BaseException) -> str:
+        """What luigid shows as the task's error: our one line for errors a user can cause."""
+        from pipeline.errors import PipelineError
+        from tasks.failures import failure_line
+
+        if isinstance(exception, (PipelineError, OSError)):
+            return failure_line(self, exception)
+        return f"{failure_line(self, exception)}\n\n{super().on_failure(exception)}"
+
     def report_progress(self, percent: int, message: str) -> None:
         """Progress for the luigid UI; harmless when no scheduler listens."""
         self.set_progress_percentage(percent)

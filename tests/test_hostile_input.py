@@ -111,3 +111,30 @@ def test_the_good_file_is_unaffected_by_its_neighbours(hostile_run, tmp_path: Pa
 def test_no_temporary_files_are_left(hostile_run) -> None:
     root, _ = hostile_run
     assert not list(root.rglob(".tmp-*"))
+
+
+def test_symlink_out_of_the_bronze_folder_is_refused_and_others_run(tmp_path: Path) -> None:
+    secret = tmp_path / "outside" / "secret.csv"
+    secret.parent.mkdir()
+    secret.write_text(HEADER + "\nS1,x,electronics,1,1.00,0,east,2024-02-01,x@y.co\n")
+    root = tmp_path / "data"
+    write_bronze(root, {"good.csv": GOOD})
+    (root / "bronze" / "leak.csv").symlink_to(secret)
+    result = run_cli("--data-root", str(root), "--until", "gold")
+    assert result.returncode == 1
+    assert "leak.csv: points outside the bronze folder" in result.stdout
+    assert file_metrics(root, "good.csv")["rows_valid"] == 2
+    assert not (root / "silver" / "leak.csv").exists()
+    ids = pq.read_table(root / "gold" / "data_quality.parquet").column("source_file").to_pylist()
+    assert ids == ["good.csv"]
+
+
+def test_gold_and_report_never_hold_customer_emails(hostile_run) -> None:
+    root, _ = hostile_run
+    for path in (root / "gold").glob("*.parquet"):
+        table = pq.read_table(path)
+        assert "customer_email" not in table.column_names
+        for column in table.column_names:
+            if str(table.schema.field(column).type) == "string":
+                assert not any("@" in (v or "") for v in table.column(column).to_pylist()), (path.name, column)
+    assert "@y.co" not in (root / "report" / "index.html").read_text() and "a@b.co" not in (root / "report" / "index.html").read_text()

@@ -110,3 +110,20 @@ def test_two_local_runs_at_once_on_one_data_root_agree(tmp_path: Path) -> None:
     for name in GOLD_TABLES:
         assert got[name].equals(expected[name]), name
     assert not list(root.rglob(".tmp-*"))
+
+
+def test_a_failed_task_shows_its_one_line_reason_in_luigid(tmp_path: Path, luigid: int) -> None:
+    root = tmp_path / "data"
+    generate_bronze(root / "bronze", rows=3_000, files=2, seed=1)
+    assert run_cli("--data-root", str(root), "--until", "silver").returncode == 0
+    part = root / "silver" / "sales_data_part_0001.csv" / "part-00001.parquet"
+    part.write_bytes(part.read_bytes()[:-100])  # truncated
+    result = run_cli("--data-root", str(root), "--until", "gold", "--scheduler-host", "127.0.0.1", "--scheduler-port", str(luigid))
+    assert result.returncode == 1
+    assert "FAILED silver part" in result.stdout and "corrupt or truncated" in result.stdout
+    failed = api(luigid, "task_list", {"status": "FAILED", "upstream_status": "", "search": ""})
+    assert [task["name"] for task in failed.values()] == ["SilverToGold"]
+    error = api(luigid, "fetch_error", {"task_id": next(iter(failed))})["error"]
+    error = json.loads(error) if error.startswith('"') else error  # luigid keeps the explanation JSON-encoded
+    assert error.startswith("silver part ") and "corrupt or truncated" in error and "--reprocess sales_data_part_0001.csv" in error
+    assert "\n" not in error.strip()
