@@ -36,7 +36,7 @@ class ChunkMetrics:
     extra_columns: list[str] = field(default_factory=list)
     missing_optional_columns: list[str] = field(default_factory=list)
     slow_path: bool = False
-    silver_blake2b: str = ""  # digest of the silver part's bytes, checked before it is merged
+    silver_crc32: str = ""  # digest of the silver part's bytes, checked before it is merged
 
     @property
     def rejected_total(self) -> int:
@@ -117,7 +117,7 @@ def write_chunk_outputs(layout: DataLayout, result: ChunkResult) -> None:
     write_table_atomic(layout.quarantine_part_path(m.source_file, m.chunk), result.quarantine)
 
     def record_metrics(digest: str) -> None:
-        m.silver_blake2b = digest
+        m.silver_crc32 = digest
         write_text_atomic(layout.chunk_metrics_path(m.source_file, m.chunk), m.to_json())
 
     write_silver_part(layout.silver_part_path(m.source_file, m.chunk), result.silver, before_publish=record_metrics)

@@ -183,7 +183,7 @@ def _advance_covers(state: StateStore, merged: set[str], source_files: list[str]
 def verify_silver_part(layout: DataLayout, part: SilverPart) -> None:
     """Refuse a silver part whose bytes differ from those recorded when it was written."""
     metrics_path = layout.chunk_metrics_path(part.source_file, part.chunk)
-    recorded = json.loads(metrics_path.read_text(encoding="utf-8")).get("silver_blake2b") if metrics_path.exists() else None
+    recorded = json.loads(metrics_path.read_text(encoding="utf-8")).get("silver_crc32") if metrics_path.exists() else None
     if not recorded or file_digest(part.path) != recorded:
         raise PipelineError(f"silver part {part.path} is corrupt or truncated (its checksum does not match the one recorded "
                             f"when it was written); run `python run.py --reprocess {part.source_file}`")
