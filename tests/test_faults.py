@@ -18,6 +18,14 @@ def gold(root: Path) -> dict:
     return {n: pq.read_table(root / "gold" / f"{n}.parquet").replace_schema_metadata(None) for n in GOLD_TABLES}
 
 
+def rerun_and_compare(root: Path, reference: Path, *extra: str) -> None:
+    """A later run completes, and its gold equals the reference run's, table for table."""
+    result = run_cli("--data-root", str(root), "--until", "gold", *extra)
+    assert result.returncode == 0, result.stdout + result.stderr
+    got, expected = gold(root), gold(reference)
+    assert all(got[n].equals(expected[n]) for n in GOLD_TABLES)
+
+
 def make_root(tmp_path: Path, name: str, source: Path) -> Path:
     root = tmp_path / name
     shutil.copytree(source, root / "bronze")
@@ -40,10 +48,7 @@ def test_full_disk_fails_clearly_and_a_later_run_completes(tmp_path: Path) -> No
     assert failed and all("File too large" in line for line in failed), full.stdout
     assert "Traceback" not in full.stdout
     assert not list(root.rglob(".tmp-*"))
-    again = run_cli("--data-root", str(root), "--until", "gold")
-    assert again.returncode == 0, again.stdout + again.stderr
-    got, expected = gold(root), gold(reference)
-    assert all(got[n].equals(expected[n]) for n in GOLD_TABLES)
+    rerun_and_compare(root, reference)
 
 
 def test_corrupt_silver_part_is_detected_and_reprocess_recovers(tmp_path: Path) -> None:
@@ -60,10 +65,7 @@ def test_corrupt_silver_part_is_detected_and_reprocess_recovers(tmp_path: Path) 
     assert refused.returncode == 1
     assert "is corrupt or truncated" in refused.stdout and "--reprocess sales_data_part_0002.csv" in refused.stdout
     assert not (root / "gold" / "daily_sales.parquet").exists()
-    fixed = run_cli("--data-root", str(root), "--until", "gold", "--reprocess", "sales_data_part_0002.csv")
-    assert fixed.returncode == 0, fixed.stdout + fixed.stderr
-    got, expected = gold(root), gold(reference)
-    assert all(got[n].equals(expected[n]) for n in GOLD_TABLES)
+    rerun_and_compare(root, reference, "--reprocess", "sales_data_part_0002.csv")
 
 
 def test_corrupt_state_file_is_reported_and_rebuild_recovers(tmp_path: Path) -> None:
