@@ -12,7 +12,7 @@ import pyarrow.compute as pc
 class DedupResult:
     keep: pa.Array  # boolean per input row: True for the rows that enter gold
     unique_count: int
-    seen_after: pa.Array  # every order_id of this bucket ever merged (string)
+    new_keys: pa.Array  # the order_ids this batch adds to the bucket (string)
     duplicates_by_file: pa.Table  # source_file, duplicates_dropped (rows of this batch only)
 
 
@@ -31,8 +31,7 @@ def first_wins(rows: pa.Table, seen: pa.Array | None) -> DedupResult:
         keep &= ~pc.is_in(ids, value_set=seen).to_numpy(zero_copy_only=False)
     mask = pa.array(keep)
     new_ids = pc.filter(ids, mask).combine_chunks()
-    seen_after = new_ids if seen is None else pa.concat_arrays([seen, new_ids.cast(seen.type)])
     dropped = pa.table({"source_file": pc.filter(rows.column("source_file"), pc.invert(mask))})
     dropped = dropped.group_by("source_file", use_threads=False).aggregate([("source_file", "count")])
     duplicates = dropped.rename_columns(["source_file", "duplicates_dropped"]).select(["source_file", "duplicates_dropped"])
-    return DedupResult(keep=mask, unique_count=int(keep.sum()), seen_after=seen_after, duplicates_by_file=duplicates)
+    return DedupResult(keep=mask, unique_count=int(keep.sum()), new_keys=new_ids, duplicates_by_file=duplicates)

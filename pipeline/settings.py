@@ -41,6 +41,7 @@ class Settings:
     max_quantity: int = 1_000_000
     max_unit_price: int = 1_000_000_000
     gold_mode: str = "upsert"
+    merge_batch_rows: int = 16_000_000
     top_products_n: int = 10
     anomaly_top_n: int = 20
 
@@ -113,6 +114,8 @@ def validate(settings: Settings) -> Settings:
     _require(s.max_quantity * s.max_unit_price <= 10**15, "[cleaning] max_quantity",
              "max_quantity * max_unit_price must be <= 1e15 so that revenue fits decimal(18, 2)")
     _require(s.gold_mode in GOLD_MODES, "[gold] mode", f"{s.gold_mode!r} must be one of {', '.join(GOLD_MODES)}")
+    _require(isinstance(s.merge_batch_rows, int) and s.merge_batch_rows >= 1, "[gold] merge_batch_rows",
+             f"{s.merge_batch_rows!r} must be an integer >= 1")
     _require(isinstance(s.top_products_n, int) and s.top_products_n >= 1, "[gold] top_products_n", f"{s.top_products_n!r} must be an integer >= 1")
     _require(isinstance(s.anomaly_top_n, int) and s.anomaly_top_n >= 1, "[gold] anomaly_top_n", f"{s.anomaly_top_n!r} must be an integer >= 1")
     return s

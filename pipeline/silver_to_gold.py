@@ -97,11 +97,12 @@ def merge_silver(layout: DataLayout, settings: Settings, parts: list[SilverPart]
 
 def _merge_one_batch(layout: DataLayout, settings: Settings, parts: list[SilverPart], progress: Progress | None,
                      source_files: list[str] | None) -> MergeReport:
-    """Merge one batch: the interrupted one, else every part not yet merged.
+    """Merge one batch: the interrupted one, else the next parts not yet merged (up to
+    `merge_batch_rows` valid rows, so a bucket's rows in memory stay bounded whatever the input).
 
-    Each bucket commits its seen keys and its own small aggregates (`bucket/<b>/...`) together;
-    the final commit folds the buckets' aggregates into the totals and marks the parts merged.
-    Per-bucket commits therefore stay small however large the totals grow.
+    Each bucket commits the keys it newly saw (an append-only segment `seen/<b>/<batch>`: old keys
+    are never rewritten) and its own small aggregates (`bucket/<b>/...`) together; the final
+    commit folds the buckets' aggregates into the totals and marks the parts merged.
     """
     started = time.monotonic()
     report = progress or (lambda _p, _m: None)
@@ -117,7 +118,8 @@ def _merge_one_batch(layout: DataLayout, settings: Settings, parts: list[SilverP
                     _store_aggregates(state, "delta", Aggregates.empty())
                     state.commit()
                 return MergeReport(0, 0, 0, time.monotonic() - started)
-            batch = {"parts": pending, "done_buckets": [], "rows": 0, "unique": 0}
+            batch = {"parts": _next_batch(layout, [by_name[n] for n in pending], settings.merge_batch_rows),
+                     "number": state.get_json("batches_merged", 0), "done_buckets": [], "rows": 0, "unique": 0}
             for key in state.keys_with_prefix("bucket/"):
                 state.delete(key)
             state.put_json("batch", batch)
@@ -134,10 +136,9 @@ def _merge_one_batch(layout: DataLayout, settings: Settings, parts: list[SilverP
                 if bucket in done:
                     continue
                 rows = reader.read_bucket(bucket, MERGE_SCHEMA)
-                seen_table = state.get_table(f"seen/{bucket}")
-                result = first_wins(rows, seen_table.column("order_id").combine_chunks() if seen_table is not None else None)
+                result = first_wins(rows, _seen_keys(state, bucket, batch["number"]))
                 if result.unique_count:
-                    state.put_table(f"seen/{bucket}", pa.table({"order_id": result.seen_after}))
+                    state.put_table(f"seen/{bucket}/{batch['number']}", pa.table({"order_id": result.new_keys}))
                 unique = rows.select(AGGREGATE_INPUT_COLUMNS).filter(result.keep)
                 _store_aggregates(state, f"bucket/{bucket}", aggregate_orders(unique, result.duplicates_by_file))
                 candidates = _anomaly_candidates(rows, result.keep, settings.anomaly_top_n)
@@ -154,10 +155,30 @@ def _merge_one_batch(layout: DataLayout, settings: Settings, parts: list[SilverP
         _fold_buckets(state, settings)
         merged.update(batch["parts"])
         state.put_json("merged_parts", sorted(merged))
+        state.put_json("batches_merged", batch["number"] + 1)
         _advance_covers(state, merged, source_files)
         state.delete("batch")
         state.commit()
     return MergeReport(len(batch["parts"]), batch["rows"], batch["unique"], time.monotonic() - started)
+
+
+def _next_batch(layout: DataLayout, pending: list[SilverPart], max_rows: int) -> list[str]:
+    """The first pending parts (input order) whose valid rows add up to at most `max_rows` (at least one)."""
+    names, rows = [], 0
+    for part in pending:
+        metrics = json.loads(layout.chunk_metrics_path(part.source_file, part.chunk).read_text(encoding="utf-8"))
+        rows += int(metrics["rows_valid"])
+        if names and rows > max_rows:
+            break
+        names.append(part.name)
+    return names
+
+
+def _seen_keys(state: StateStore, bucket: int, batches: int) -> pa.Array | None:
+    """Every order_id merged into `bucket` by the batches before `batches` (their segments joined)."""
+    segments = [state.get_table(f"seen/{bucket}/{number}") for number in range(batches)]
+    arrays = [chunk for table in segments if table is not None for chunk in table.column("order_id").chunks]
+    return pa.concat_arrays(arrays) if arrays else None
 
 
 def _anomaly_candidates(rows: pa.Table, keep: pa.Array, n: int) -> pa.Table:
