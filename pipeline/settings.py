@@ -41,7 +41,7 @@ class Settings:
     max_quantity: int = 1_000_000
     max_unit_price: int = 1_000_000_000
     gold_mode: str = "upsert"
-    merge_batch_rows: int = 16_000_000
+    merge_batch_rows: int = 8_000_000
     top_products_n: int = 10
     anomaly_top_n: int = 20
 
