@@ -63,8 +63,7 @@ class Settings:
 def _invert(aliases: Mapping[str, Sequence[str]]) -> dict[str, str]:
     lookup: dict[str, str] = {}
     for canonical, names in aliases.items():
-        lookup[canonical] = canonical
-        for name in names:
+        for name in (canonical, *names):  # the canonical name matches itself, normalised like any alias
             lookup[" ".join(str(name).lower().split())] = canonical
     return lookup
 
