@@ -42,6 +42,9 @@ class Settings:
     max_unit_price: int = 1_000_000_000
     gold_mode: str = "upsert"
     merge_batch_rows: int = 8_000_000
+    # Batches with at least this many valid rows are merged by worker processes (one per core, at
+    # most 2); smaller ones in-process, where starting workers would cost more than it saves.
+    merge_parallel_min_rows: int = 1_000_000
     top_products_n: int = 10
     anomaly_top_n: int = 20
 
@@ -115,6 +118,8 @@ def validate(settings: Settings) -> Settings:
     _require(s.gold_mode in GOLD_MODES, "[gold] mode", f"{s.gold_mode!r} must be one of {', '.join(GOLD_MODES)}")
     _require(isinstance(s.merge_batch_rows, int) and s.merge_batch_rows >= 1, "[gold] merge_batch_rows",
              f"{s.merge_batch_rows!r} must be an integer >= 1")
+    _require(isinstance(s.merge_parallel_min_rows, int) and s.merge_parallel_min_rows >= 0, "[gold] merge_parallel_min_rows",
+             f"{s.merge_parallel_min_rows!r} must be an integer >= 0")
     _require(isinstance(s.top_products_n, int) and s.top_products_n >= 1, "[gold] top_products_n", f"{s.top_products_n!r} must be an integer >= 1")
     _require(isinstance(s.anomaly_top_n, int) and s.anomaly_top_n >= 1, "[gold] anomaly_top_n", f"{s.anomaly_top_n!r} must be an integer >= 1")
     return s

@@ -9,10 +9,13 @@ the state alone, idempotently (see pipeline.gold).
 from __future__ import annotations
 
 import json
+import multiprocessing
+import os
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Iterator
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -26,7 +29,7 @@ from pipeline.gold import ANOMALY_COLUMNS, build_gold_tables, covers_digest, pub
 from pipeline.layout import DataLayout
 from pipeline.parquet_io import SilverPartReader, file_digest
 from pipeline.settings import Settings
-from pipeline.state_store import StateStore, open_state
+from pipeline.state_store import StateReader, StateStore, open_state, state_path
 
 Progress = Callable[[int, str], None]
 MERGE_COLUMNS = [c for c in SILVER_SCHEMA.names if c not in ("customer_email", "order_hash", "bucket")]
@@ -130,28 +133,23 @@ def _merge_one_batch(layout: DataLayout, settings: Settings, parts: list[SilverP
         for name in batch["parts"] if not batch["done_buckets"] else []:
             verify_silver_part(layout, by_name[name])
         done = set(batch["done_buckets"])
-        reader = SilverPartReader([by_name[n].path for n in batch["parts"]], MERGE_COLUMNS)
-        try:
-            for bucket in range(settings.silver_buckets):
-                if bucket in done:
-                    continue
-                rows = reader.read_bucket(bucket, MERGE_SCHEMA)
-                result = first_wins(rows, _seen_keys(state, bucket, batch["number"]))
+        jobs = [BucketJob(tuple(str(by_name[n].path) for n in batch["parts"]), bucket, str(state_path(layout.state_dir)),
+                          batch["number"], settings.anomaly_top_n)
+                for bucket in range(settings.silver_buckets) if bucket not in done]
+        workers = _parallel_workers(layout, batch["parts"], by_name, settings.merge_parallel_min_rows)
+        with _bucket_results(jobs, workers) as results:
+            for result in results:
                 if result.unique_count:
-                    state.put_table(f"seen/{bucket}/{batch['number']}", pa.table({"order_id": result.new_keys}))
-                unique = rows.select(AGGREGATE_INPUT_COLUMNS).filter(result.keep)
-                _store_aggregates(state, f"bucket/{bucket}", aggregate_orders(unique, result.duplicates_by_file))
-                candidates = _anomaly_candidates(rows, result.keep, settings.anomaly_top_n)
-                state.put_table(f"bucket/{bucket}/anomalies", candidates.cast(ANOMALY_SCHEMA))
-                done.add(bucket)
-                batch = {**batch, "done_buckets": sorted(done), "rows": batch["rows"] + rows.num_rows,
+                    state.put_table(f"seen/{result.bucket}/{batch['number']}", pa.table({"order_id": result.new_keys}))
+                _store_aggregates(state, f"bucket/{result.bucket}", result.aggregates)
+                state.put_table(f"bucket/{result.bucket}/anomalies", result.anomalies)
+                done.add(result.bucket)
+                batch = {**batch, "done_buckets": sorted(done), "rows": batch["rows"] + result.rows,
                          "unique": batch["unique"] + result.unique_count}
                 state.put_json("batch", batch)
                 state.commit()
                 percent = int(100 * len(done) / settings.silver_buckets)
                 report(percent, f"merged bucket {len(done)}/{settings.silver_buckets}: {batch['rows']:,} rows, {batch['unique']:,} new orders")
-        finally:
-            reader.close()
         _fold_buckets(state, settings)
         merged.update(batch["parts"])
         state.put_json("merged_parts", sorted(merged))
@@ -174,7 +172,84 @@ def _next_batch(layout: DataLayout, pending: list[SilverPart], max_rows: int) ->
     return names
 
 
-def _seen_keys(state: StateStore, bucket: int, batches: int) -> pa.Array | None:
+@dataclass(frozen=True)
+class BucketJob:
+    """What a merge worker needs to dedup and aggregate one bucket of one batch (picklable)."""
+
+    part_paths: tuple[str, ...]
+    bucket: int
+    state_file: str
+    batch_number: int
+    anomaly_top_n: int
+
+
+@dataclass(frozen=True)
+class BucketResult:
+    bucket: int
+    rows: int
+    unique_count: int
+    new_keys: pa.Array
+    aggregates: Aggregates
+    anomalies: pa.Table
+
+
+_open_readers: dict[tuple[str, ...], SilverPartReader] = {}
+
+
+def merge_bucket(job: BucketJob) -> BucketResult:
+    """Dedup and aggregate one bucket: reads silver and committed seen segments, writes nothing."""
+    reader = _open_readers.get(job.part_paths)
+    if reader is None:
+        _close_readers()
+        reader = _open_readers[job.part_paths] = SilverPartReader([Path(p) for p in job.part_paths], MERGE_COLUMNS)
+    rows = reader.read_bucket(job.bucket, MERGE_SCHEMA)
+    state = StateReader(Path(job.state_file))
+    try:
+        result = first_wins(rows, _seen_keys(state, job.bucket, job.batch_number))
+    finally:
+        state.close()
+    unique = rows.select(AGGREGATE_INPUT_COLUMNS).filter(result.keep)
+    return BucketResult(
+        bucket=job.bucket, rows=rows.num_rows, unique_count=result.unique_count, new_keys=result.new_keys,
+        aggregates=aggregate_orders(unique, result.duplicates_by_file),
+        anomalies=_anomaly_candidates(rows, result.keep, job.anomaly_top_n).cast(ANOMALY_SCHEMA),
+    )
+
+
+def _close_readers() -> None:
+    for reader in _open_readers.values():
+        reader.close()
+    _open_readers.clear()
+
+
+def _parallel_workers(layout: DataLayout, part_names: list[str], by_name: dict[str, SilverPart], min_rows: int) -> int:
+    """Worker processes for a batch: one per core (at most 2 here), none for small batches."""
+    rows = 0
+    for name in part_names:
+        part = by_name[name]
+        rows += int(json.loads(layout.chunk_metrics_path(part.source_file, part.chunk).read_text(encoding="utf-8"))["rows_valid"])
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    return min(cores, 2) if rows >= min_rows and cores > 1 else 0
+
+
+@contextmanager
+def _bucket_results(jobs: list[BucketJob], workers: int) -> Iterator[Iterator[BucketResult]]:
+    """Results in bucket order, computed in worker processes (spawned: no inherited state) or here.
+
+    The parent alone writes and commits the state, bucket by bucket, in order, so crash safety
+    is the same either way.
+    """
+    if workers == 0:
+        try:
+            yield map(merge_bucket, jobs)
+        finally:
+            _close_readers()
+        return
+    with multiprocessing.get_context("spawn").Pool(workers) as pool:
+        yield pool.imap(merge_bucket, jobs)
+
+
+def _seen_keys(state: "StateStore | StateReader", bucket: int, batches: int) -> pa.Array | None:
     """Every order_id merged into `bucket` by the batches before `batches` (their segments joined)."""
     segments = [state.get_table(f"seen/{bucket}/{number}") for number in range(batches)]
     arrays = [chunk for table in segments if table is not None for chunk in table.column("order_id").chunks]

@@ -48,10 +48,7 @@ class StateStore:
         raw = self._db.get(key)
         if raw is None:
             return None
-        if raw[:1] != _ARROW:
-            raise pa.ArrowInvalid(f"state key {key!r} is not an Arrow table")
-        with pa.ipc.open_stream(pa.py_buffer(bytes(raw[1:]))) as reader:
-            return reader.read_all()
+        return decode_table(raw, key)
 
     def put_table(self, key: str, table: pa.Table) -> None:
         sink = pa.BufferOutputStream()
@@ -68,6 +65,31 @@ class StateStore:
 
     def commit(self) -> None:
         self._db.commit()
+
+
+def decode_table(raw: bytes, key: str) -> pa.Table:
+    if raw[:1] != _ARROW:
+        raise pa.ArrowInvalid(f"state key {key!r} is not an Arrow table")
+    with pa.ipc.open_stream(pa.py_buffer(bytes(raw[1:]))) as reader:
+        return reader.read_all()
+
+
+class StateReader:
+    """A read-only SQLite connection to the state, for merge workers in other processes.
+
+    They read only what earlier commits wrote (seen segments of finished batches), so they never
+    race the one writer.
+    """
+
+    def __init__(self, path: Path) -> None:
+        self._conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+
+    def get_table(self, key: str) -> pa.Table | None:
+        row = self._conn.execute(f"SELECT value FROM {STATE_TABLE} WHERE key = ?", (key,)).fetchone()
+        return None if row is None else decode_table(row[0], key)
+
+    def close(self) -> None:
+        self._conn.close()
 
 
 def state_path(state_dir: Path) -> Path:

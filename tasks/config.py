@@ -46,6 +46,7 @@ SECTIONS: dict[str, dict[str, tuple[str, Any]]] = {
     "gold": {
         "mode": ("gold_mode", _str),
         "merge_batch_rows": ("merge_batch_rows", _int),
+        "merge_parallel_min_rows": ("merge_parallel_min_rows", _int),
         "top_products_n": ("top_products_n", _int),
         "anomaly_top_n": ("anomaly_top_n", _int),
     },
