@@ -6,6 +6,7 @@ import luigi
 from tasks.base import PipelineTask
 from tasks.bronze import BronzeFileToSilver
 from tasks.gold import SilverToGold
+from tasks.report import Report
 
 LAYERS = ("silver", "gold", "report")
 
@@ -24,9 +25,5 @@ def top_task(layer: str, data_root: str, source_files: list[str], inputs: str) -
     if layer == "silver":
         return AllBronzeToSilver(data_root=data_root, source_files=source_files)
     if layer == "gold":
-        return SilverToGold(data_root=data_root, source_files=source_files, inputs=inputs)
-    try:
-        from tasks.report import Report
-    except ImportError:  # the report layer is optional until it exists
         return SilverToGold(data_root=data_root, source_files=source_files, inputs=inputs)
     return Report(data_root=data_root, source_files=source_files, inputs=inputs)

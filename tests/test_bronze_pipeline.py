@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import subprocess
 from pathlib import Path
 
 import pyarrow as pa
@@ -33,7 +34,7 @@ def generated_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return root
 
 
-def run_pipeline(root: Path, *extra: str, chunk_rows: int | None = None, tmp_path: Path | None = None) -> "subprocess.CompletedProcess":
+def run_pipeline(root: Path, *extra: str, chunk_rows: int | None = None, tmp_path: Path | None = None) -> subprocess.CompletedProcess:
     env = {}
     if chunk_rows is not None:
         assert tmp_path is not None
