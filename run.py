@@ -135,6 +135,7 @@ def _print_gold_status(layout, scanned_files: list[str]) -> None:
     else:
         when = datetime.datetime.fromtimestamp(status.gold_written_at).isoformat(timespec="seconds")
         print(f"gold: {len(status.gold_tables)} tables in {layout.gold_dir}, last written {when}")
+    print(f"report: {layout.report_path}" if layout.report_path.exists() else "report: not written yet")
 
 
 def _resolve_root(args: argparse.Namespace):

@@ -60,3 +60,18 @@ def test_merge_in_worker_processes_gives_the_same_gold(tmp_path) -> None:
         tables.append({n: pq.read_table(root / "gold" / f"{n}.parquet").replace_schema_metadata(None) for n in GOLD_TABLES})
     for name in GOLD_TABLES:
         assert tables[0][name].equals(tables[1][name]), name
+
+
+def test_status_reports_each_layer(tmp_path) -> None:
+    root = tmp_path / "data"
+    write_bronze(root, {"a.csv": HEADER + "\n1,x,electronics,1,2.00,0,north,2024-01-01,a@b.co\n",
+                        "b.csv": HEADER + "\n2,y,fashion,1,3.00,0,south,2024-01-02,c@d.co\n"})
+    before = run_cli("status", "--data-root", str(root))
+    assert before.returncode == 0
+    assert "a.csv: pending: not scanned yet" in before.stdout and "0 of 2 files done, 2 pending" in before.stdout
+    assert "gold: not written yet" in before.stdout
+    assert run_cli("--data-root", str(root)).returncode == 0
+    after = run_cli("status", "--data-root", str(root))
+    assert "2 of 2 files done, 0 pending" in after.stdout
+    assert "silver -> gold: 2 of 2 silver parts merged, 0 pending" in after.stdout
+    assert "gold: 7 tables" in after.stdout and "report: " + str(root / "report" / "index.html") in after.stdout
