@@ -98,6 +98,10 @@ def command_status(args: argparse.Namespace) -> int:
 
     settings = load_settings(args.data_root)
     layout = DataLayout(Path(settings.data_root))
+    sample = DataLayout(Path(SAMPLE_ROOT))
+    if args.data_root is None and not layout.bronze_dir.exists() and sample.bronze_dir.exists():
+        print(f"No {layout.bronze_dir} yet: showing the embedded sample in {sample.root}/")
+        layout = sample
     files = discover_bronze(layout.bronze_dir, settings.bronze_glob)
     print(f"data root {layout.root}: {len(files)} bronze files")
     pending = 0
