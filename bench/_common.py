@@ -126,3 +126,14 @@ def sql_string(text: str) -> str:
 __all__ = [name for name in dir() if name.isupper()] + [
     "INPUT_COLUMNS", "DateFormat", "date_format_regexes", "InputFile", "input_files", "sql_string",
 ]
+
+
+def readable_inputs(bronze_dir: Path) -> list[InputFile]:
+    """input_files() for a job's command line: says which files are skipped (they fail alone in the
+    pipeline too); an empty list means there is nothing to run."""
+    files, failed = input_files(bronze_dir)
+    for line in failed:
+        print(f"skipped (fails alone in the pipeline too): {line}", file=sys.stderr)
+    if not files:
+        print("no readable bronze file", file=sys.stderr)
+    return files

@@ -223,11 +223,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--threads", type=int, help="DuckDB threads (default: DuckDB's, all cores)")
     parser.add_argument("--print-sql", action="store_true", help="print the SQL script and exit")
     args = parser.parse_args(argv)
-    files, failed = k.input_files(args.bronze)
-    for line in failed:
-        print(f"skipped (fails alone in the pipeline too): {line}", file=sys.stderr)
+    files = k.readable_inputs(args.bronze)
     if not files:
-        print("no readable bronze file", file=sys.stderr)
         return 1
     sql = build_sql(files, args.out, args.threads)
     if args.print_sql:

@@ -1,9 +1,14 @@
 """data_quality covers every ingested file, even one that adds no order to gold."""
 from __future__ import annotations
 
+import shutil
+from pathlib import Path
+
 import pyarrow.parquet as pq
 
-from tests.conftest import HEADER, run_cli, write_bronze
+from pipeline.contract import GOLD_TABLES
+from pipeline.generator import generate_bronze
+from tests.conftest import HEADER, config_file, run_cli, write_bronze
 
 
 def test_a_later_file_without_valid_rows_still_appears_in_data_quality(tmp_path) -> None:
@@ -18,48 +23,33 @@ def test_a_later_file_without_valid_rows_still_appears_in_data_quality(tmp_path)
         ("a.csv", 1, 0, 1), ("b.csv", 0, 0, 0), ("c.csv", 1, 1, 0)]
 
 
-def test_small_merge_batches_give_the_same_gold(tmp_path) -> None:
+def assert_same_gold_under_configs(tmp_path: Path, rows: int, files: int, seed: int, configs: dict[str, str], *extra: str) -> None:
+    """The same generated bronze, run once per config (layered over luigi.cfg): every gold table equal."""
+    source = tmp_path / "source"
+    generate_bronze(source, rows=rows, files=files, seed=seed)
+    tables = []
+    for name, config in configs.items():
+        root = tmp_path / name
+        shutil.copytree(source, root / "bronze")
+        cfg = config_file(tmp_path / name, config)
+        result = run_cli("--data-root", str(root), "--until", "gold", *extra, env={"LUIGI_CONFIG_PATH": str(cfg)})
+        assert result.returncode == 0, result.stdout + result.stderr
+        tables.append({n: pq.read_table(root / "gold" / f"{n}.parquet").replace_schema_metadata(None) for n in GOLD_TABLES})
+    for name in GOLD_TABLES:
+        assert all(t[name].equals(tables[0][name]) for t in tables[1:]), name
+
+
+def test_small_merge_batches_give_the_same_gold(tmp_path: Path) -> None:
     """Bounded batches (several per run, append-only seen segments) change nothing in gold."""
-    import shutil
-
-    from pipeline.contract import GOLD_TABLES
-    from pipeline.generator import generate_bronze
-    from tests.conftest import config_file
-
-    source = tmp_path / "source"
-    generate_bronze(source, rows=12_000, files=3, seed=8)
-    tables = []
-    for name, extra in (("one_batch", ""), ("many_batches", "[gold]\nmerge_batch_rows = 1500\n")):
-        root = tmp_path / name
-        shutil.copytree(source, root / "bronze")
-        cfg = config_file(tmp_path / name, "[pipeline]\nchunk_rows = 1000\nsilver_buckets = 4\n" + extra)
-        result = run_cli("--data-root", str(root), "--until", "gold", env={"LUIGI_CONFIG_PATH": str(cfg)})
-        assert result.returncode == 0, result.stdout + result.stderr
-        tables.append({n: pq.read_table(root / "gold" / f"{n}.parquet").replace_schema_metadata(None) for n in GOLD_TABLES})
-    for name in GOLD_TABLES:
-        assert tables[0][name].equals(tables[1][name]), name
+    base = "[pipeline]\nchunk_rows = 1000\nsilver_buckets = 4\n"
+    assert_same_gold_under_configs(tmp_path, 12_000, 3, 8, {"one_batch": base, "many_batches": base + "[gold]\nmerge_batch_rows = 1500\n"})
 
 
-def test_merge_in_worker_processes_gives_the_same_gold(tmp_path) -> None:
+def test_merge_in_worker_processes_gives_the_same_gold(tmp_path: Path) -> None:
     """The parallel merge (spawned workers, parent commits in bucket order) equals the in-process one."""
-    import shutil
-
-    from pipeline.contract import GOLD_TABLES
-    from pipeline.generator import generate_bronze
-    from tests.conftest import config_file
-
-    source = tmp_path / "source"
-    generate_bronze(source, rows=10_000, files=2, seed=12)
-    tables = []
-    for name, minimum in (("in_process", 10**9), ("workers", 0)):
-        root = tmp_path / name
-        shutil.copytree(source, root / "bronze")
-        cfg = config_file(tmp_path / name, f"[pipeline]\nsilver_buckets = 8\n[gold]\nmerge_parallel_min_rows = {minimum}\n")
-        result = run_cli("--data-root", str(root), "--until", "gold", "--workers", "2", env={"LUIGI_CONFIG_PATH": str(cfg)})
-        assert result.returncode == 0, result.stdout + result.stderr
-        tables.append({n: pq.read_table(root / "gold" / f"{n}.parquet").replace_schema_metadata(None) for n in GOLD_TABLES})
-    for name in GOLD_TABLES:
-        assert tables[0][name].equals(tables[1][name]), name
+    configs = {name: f"[pipeline]\nsilver_buckets = 8\n[gold]\nmerge_parallel_min_rows = {minimum}\n"
+               for name, minimum in (("in_process", 10**9), ("workers", 0))}
+    assert_same_gold_under_configs(tmp_path, 10_000, 2, 12, configs, "--workers", "2")
 
 
 def test_status_reports_each_layer(tmp_path) -> None:
