@@ -121,8 +121,9 @@ def _merge_one_batch(layout: DataLayout, settings: Settings, parts: list[SilverP
                     _store_aggregates(state, "delta", Aggregates.empty())
                     state.commit()
                 return MergeReport(0, 0, 0, time.monotonic() - started)
-            batch = {"parts": _next_batch(layout, [by_name[n] for n in pending], settings.merge_batch_rows),
-                     "number": state.get_json("batches_merged", 0), "done_buckets": [], "rows": 0, "unique": 0}
+            names, valid_rows = _next_batch(layout, [by_name[n] for n in pending], settings.merge_batch_rows)
+            batch = {"parts": names, "valid_rows": valid_rows, "number": state.get_json("batches_merged", 0),
+                     "done_buckets": [], "rows": 0, "unique": 0}
             for key in state.keys_with_prefix("bucket/"):
                 state.delete(key)
             state.put_json("batch", batch)
@@ -136,7 +137,7 @@ def _merge_one_batch(layout: DataLayout, settings: Settings, parts: list[SilverP
         jobs = [BucketJob(tuple(str(by_name[n].path) for n in batch["parts"]), bucket, str(state_path(layout.state_dir)),
                           batch["number"], settings.anomaly_top_n)
                 for bucket in range(settings.silver_buckets) if bucket not in done]
-        workers = _parallel_workers(layout, batch["parts"], by_name, settings.merge_parallel_min_rows)
+        workers = _parallel_workers(batch.get("valid_rows", 0), settings.merge_parallel_min_rows)
         with _bucket_results(jobs, workers) as results:
             for result in results:
                 if result.unique_count:
@@ -160,16 +161,18 @@ def _merge_one_batch(layout: DataLayout, settings: Settings, parts: list[SilverP
     return MergeReport(len(batch["parts"]), batch["rows"], batch["unique"], time.monotonic() - started)
 
 
-def _next_batch(layout: DataLayout, pending: list[SilverPart], max_rows: int) -> list[str]:
-    """The first pending parts (input order) whose valid rows add up to at most `max_rows` (at least one)."""
+def _next_batch(layout: DataLayout, pending: list[SilverPart], max_rows: int) -> tuple[list[str], int]:
+    """The first pending parts (input order) whose valid rows add up to at most `max_rows` (at least
+    one part), and those rows."""
     names, rows = [], 0
     for part in pending:
         metrics = json.loads(layout.chunk_metrics_path(part.source_file, part.chunk).read_text(encoding="utf-8"))
-        rows += int(metrics["rows_valid"])
-        if names and rows > max_rows:
+        part_rows = int(metrics["rows_valid"])
+        if names and rows + part_rows > max_rows:
             break
         names.append(part.name)
-    return names
+        rows += part_rows
+    return names, rows
 
 
 @dataclass(frozen=True)
@@ -222,12 +225,8 @@ def _close_readers() -> None:
     _open_readers.clear()
 
 
-def _parallel_workers(layout: DataLayout, part_names: list[str], by_name: dict[str, SilverPart], min_rows: int) -> int:
-    """Worker processes for a batch: one per core (at most 2 here), none for small batches."""
-    rows = 0
-    for name in part_names:
-        part = by_name[name]
-        rows += int(json.loads(layout.chunk_metrics_path(part.source_file, part.chunk).read_text(encoding="utf-8"))["rows_valid"])
+def _parallel_workers(rows: int, min_rows: int) -> int:
+    """Worker processes for a batch of `rows` valid rows: one per core (at most 2), none for small batches."""
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
     return min(cores, 2) if rows >= min_rows and cores > 1 else 0
 
