@@ -99,8 +99,8 @@ def command_status(args: argparse.Namespace) -> int:
     settings = load_settings(args.data_root)
     layout = DataLayout(Path(settings.data_root))
     sample = DataLayout(Path(SAMPLE_ROOT))
-    if args.data_root is None and not layout.bronze_dir.exists() and sample.bronze_dir.exists():
-        print(f"No {layout.bronze_dir} yet: showing the embedded sample in {sample.root}/")
+    if _no_user_input(args, settings, layout) and sample.bronze_dir.exists():
+        print(f"No CSV files under {layout.bronze_dir}: showing the embedded sample in {sample.root}/")
         layout = sample
     files = discover_bronze(layout.bronze_dir, settings.bronze_glob)
     print(f"data root {layout.root}: {len(files)} bronze files")
@@ -142,6 +142,13 @@ def _print_gold_status(layout, scanned_files: list[str]) -> None:
     print(f"report: {layout.report_path}" if layout.report_path.exists() else "report: not written yet")
 
 
+def _no_user_input(args: argparse.Namespace, settings, layout) -> bool:
+    """No --data-root and no CSV in the default bronze folder: the embedded sample stands in."""
+    from pipeline.discovery import discover_bronze
+
+    return args.data_root is None and not (layout.bronze_dir.exists() and discover_bronze(layout.bronze_dir, settings.bronze_glob))
+
+
 def _resolve_root(args: argparse.Namespace):
     """The data root to run on; with no input at all, the embedded sample in its own folder."""
     from pipeline.discovery import discover_bronze
@@ -150,7 +157,7 @@ def _resolve_root(args: argparse.Namespace):
 
     settings = load_settings(args.data_root)
     layout = DataLayout(Path(settings.data_root))
-    if args.data_root is None and not (layout.bronze_dir.exists() and discover_bronze(layout.bronze_dir, settings.bronze_glob)):
+    if _no_user_input(args, settings, layout):
         from pipeline.generator import generate_bronze
 
         sample = DataLayout(Path(SAMPLE_ROOT))

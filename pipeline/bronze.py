@@ -149,6 +149,7 @@ def summarise_file(layout: DataLayout, manifest: Manifest) -> FileMetrics:
     parts = [ChunkMetrics.from_json(layout.chunk_metrics_path(manifest.source_file, c.index).read_text()) for c in manifest.chunks]
     rejected = {reason: sum(p.rows_rejected.get(reason, 0) for p in parts) for reason in REJECT_REASONS}
     defaults = {f: sum(p.defaults_applied.get(f, 0) for p in parts) for f in SOFT_FIELDS}
+    header = layout_header(manifest.header_raw, manifest.source_file)  # schema drift is per file
     summary = FileMetrics(
         source_file=manifest.source_file,
         chunks=len(parts),
@@ -156,8 +157,8 @@ def summarise_file(layout: DataLayout, manifest: Manifest) -> FileMetrics:
         rows_valid=sum(p.rows_valid for p in parts),
         rows_rejected=rejected,
         defaults_applied=defaults,
-        extra_columns=parts[0].extra_columns if parts else list(layout_header(manifest.header_raw, manifest.source_file).extra_columns),
-        missing_optional_columns=parts[0].missing_optional_columns if parts else list(layout_header(manifest.header_raw, manifest.source_file).missing_optional),
+        extra_columns=list(header.extra_columns),
+        missing_optional_columns=list(header.missing_optional),
     )
     if summary.rows_read != manifest.records:
         raise AssertionError(f"{manifest.source_file}: chunks read {summary.rows_read} records, the scan counted {manifest.records}")

@@ -77,7 +77,6 @@ class SilverPartReader:
         self._files = [pq.ParquetFile(p) for p in paths]
         self._groups = [silver_bucket_row_groups(p) for p in paths]
         self._columns = columns
-        self._paths = paths
 
     def read_bucket(self, bucket: int, schema: pa.Schema) -> pa.Table:
         """Rows of `bucket` from every part, parts in the order given (input order is kept)."""

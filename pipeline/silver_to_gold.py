@@ -1,9 +1,10 @@
 """Silver -> Gold exactly once: merge new silver parts bucket by bucket into the state, then publish.
 
-Crash safety comes from the order of commits. A batch (the silver parts not yet merged) is
-recorded first; each bucket then commits its seen keys, the updated aggregates and its own
-"done" mark in one SQLite transaction; the last commit marks the batch's parts as merged. A
-re-run resumes the same batch at the first bucket not done. Gold is published afterwards from
+Crash safety comes from the order of commits. A batch (the next silver parts not yet merged, up
+to `merge_batch_rows` valid rows) is recorded first; each bucket then commits the keys it newly
+saw, its aggregates and its own "done" mark in one SQLite transaction; the last commit folds the
+buckets into the totals and marks the batch's parts as merged. A re-run resumes the same batch at
+the first bucket not done. Gold is published afterwards from
 the state alone, idempotently (see pipeline.gold).
 """
 from __future__ import annotations
