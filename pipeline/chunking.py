@@ -87,6 +87,14 @@ class Manifest:
 COMMA = 0x2C
 
 
+def _inside(positions: np.ndarray, opens: np.ndarray, closes: np.ndarray) -> np.ndarray:
+    """Which positions fall strictly inside one of the sorted, disjoint stretches (open, close)."""
+    if not len(opens) or not len(positions):
+        return np.zeros(len(positions), dtype=bool)
+    span = np.searchsorted(opens, positions, side="right") - 1
+    return (span >= 0) & (positions < closes[np.maximum(span, 0)])
+
+
 class _RecordScanner:
     """Feeds blocks of bytes and returns absolute offsets just past each non-empty record.
 
@@ -105,23 +113,23 @@ class _RecordScanner:
     def feed(self, block: bytes, block_offset: int) -> np.ndarray:
         """Absolute end offsets (just past the LF) of non-empty records completed in `block`."""
         arr = np.frombuffer(block, dtype=np.uint8)
-        newlines = np.flatnonzero(arr == LF)
+        newlines, _, _ = self.unquoted(arr, np.flatnonzero(arr == LF))
+        ends = newlines.astype(np.int64) + (block_offset + 1)
+        return self._drop_empty(ends, arr, block_offset)
+
+    def unquoted(self, arr: np.ndarray, positions: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """The `positions` (sorted, of LF or comma bytes) outside quoted fields, and the block's
+        quoted stretches [opens, closes); advances the quote state past the block."""
         quotes = np.flatnonzero(arr == QUOTE)
         if len(quotes):
             opens, closes = self._quoted_spans(arr, quotes)
-            first_inside = np.searchsorted(newlines, opens, side="right")
-            past_inside = np.searchsorted(newlines, closes, side="left")
-            marks = np.zeros(len(newlines) + 1, dtype=np.int32)
-            np.add.at(marks, first_inside, 1)
-            np.add.at(marks, past_inside, -1)
-            inside = np.cumsum(marks[:-1]) > 0
-            newlines = newlines[~inside]
         elif self.in_quotes:
-            newlines = newlines[:0]
+            opens, closes = np.array([-1]), np.array([len(arr)])
+        else:
+            opens = closes = np.empty(0, dtype=np.int64)
         if len(arr):
             self.prev_byte = int(arr[-1])
-        ends = newlines.astype(np.int64) + (block_offset + 1)
-        return self._drop_empty(ends, arr, block_offset)
+        return positions[~_inside(positions, opens, closes)], opens, closes
 
     def _quoted_spans(self, arr: np.ndarray, quotes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """[open, close) positions of quoted stretches in this block (-1 / len(arr) when open across)."""
@@ -310,34 +318,40 @@ def unchanged_since(path: Path, recorded: Fingerprint) -> bool:
     return fingerprint_file(path).same_content(recorded)
 
 
-def record_spans(data: bytes) -> list[tuple[int, int]]:
-    """(start, stop) of every non-empty record in `data` (a chunk's bytes), line end excluded.
+@dataclass(frozen=True)
+class RecordSpans:
+    """Where each non-empty record of a chunk's bytes is, and how many fields the quote rules give it."""
 
-    Used only on the slow path (a chunk that the fast parser could not read record for record).
-    """
+    starts: np.ndarray  # offset of the record's first byte
+    stops: np.ndarray  # offset just past its last byte, line end (LF or CRLF) excluded
+    line_ends: np.ndarray  # offset just past its line end (len(data) for a last record without one)
+    fields: np.ndarray  # 1 + the commas outside quoted fields
+    open_quote_at_end: bool  # the last record ends inside a quoted field (an unterminated quote)
+
+    def __len__(self) -> int:
+        return len(self.starts)
+
+    def record_of(self, offsets: np.ndarray) -> np.ndarray:
+        """Index of the record holding each byte offset (offsets inside records only)."""
+        return np.searchsorted(self.starts, offsets, side="right") - 1
+
+
+def record_spans(data: bytes) -> RecordSpans:
+    """Every non-empty record of `data` (a chunk's bytes), found with the scan's quote rules, vectorised."""
+    arr = np.frombuffer(data, dtype=np.uint8)
     scanner = _RecordScanner(start_offset=0)
-    ends = scanner.feed(data, 0).tolist()
-    if data[scanner.last_end:] not in (b"", b"\r"):
-        ends.append(len(data) + 1)  # a last record without its line feed
-    spans: list[tuple[int, int]] = []
-    previous_end = 0
-    for end in ends:
-        start = _skip_empty_lines(data, previous_end, end)
-        stop = min(end - 1, len(data))
-        if stop > start and data[stop - 1:stop] == b"\r":
-            stop -= 1
-        spans.append((start, stop))
-        previous_end = end
-    return spans
-
-
-def _skip_empty_lines(data: bytes, start: int, end: int) -> int:
-    """Move `start` past empty lines (LF or CRLF) that the scanner dropped before `end`."""
-    while start < end:
-        if data[start:start + 1] == b"\n":
-            start += 1
-        elif data[start:start + 2] == b"\r\n":
-            start += 2
-        else:
-            break
-    return start
+    newlines, opens, closes = scanner.unquoted(arr, np.flatnonzero(arr == LF))
+    tail_start = int(newlines[-1]) + 1 if len(newlines) else 0
+    if data[tail_start:] not in (b"", b"\r"):
+        newlines = np.append(newlines, len(data))  # a last record without its line feed
+    newlines = newlines.astype(np.int64)
+    starts = np.concatenate(([0], newlines[:-1] + 1)).astype(np.int64)
+    stops = newlines.copy()
+    before = np.maximum(stops - 1, 0)
+    stops[(stops > starts) & (arr[before] == CR) if len(arr) else np.zeros(len(stops), bool)] -= 1
+    commas = np.flatnonzero(arr == COMMA)
+    commas = commas[~_inside(commas, opens, closes)]
+    fields = 1 + np.bincount(np.searchsorted(newlines, commas, side="left"), minlength=len(newlines))[: len(newlines)]
+    kept = stops > starts
+    line_ends = np.minimum(newlines + 1, len(data))
+    return RecordSpans(starts[kept], stops[kept], line_ends[kept], fields[kept], open_quote_at_end=scanner.in_quotes)
