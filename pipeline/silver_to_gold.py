@@ -10,9 +10,10 @@ the state alone, idempotently (see pipeline.gold).
 from __future__ import annotations
 
 import json
-import multiprocessing
 import os
+import queue
 import time
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -135,11 +136,10 @@ def _merge_one_batch(layout: DataLayout, settings: Settings, parts: list[SilverP
         for name in batch["parts"] if not batch["done_buckets"] else []:
             verify_silver_part(layout, by_name[name])
         done = set(batch["done_buckets"])
-        jobs = [BucketJob(tuple(str(by_name[n].path) for n in batch["parts"]), bucket, str(state_path(layout.state_dir)),
-                          batch["number"], settings.anomaly_top_n)
+        jobs = [BucketJob(bucket, str(state_path(layout.state_dir)), batch["number"], settings.anomaly_top_n)
                 for bucket in range(settings.silver_buckets) if bucket not in done]
         workers = _parallel_workers(batch.get("valid_rows", 0), settings.merge_parallel_min_rows)
-        with _bucket_results(jobs, workers) as results:
+        with _bucket_results([by_name[n].path for n in batch["parts"]], jobs, workers) as results:
             for result in results:
                 if result.unique_count:
                     state.put_table(f"seen/{result.bucket}/{batch['number']}", pa.table({"order_id": result.new_keys}))
@@ -178,9 +178,8 @@ def _next_batch(layout: DataLayout, pending: list[SilverPart], max_rows: int) ->
 
 @dataclass(frozen=True)
 class BucketJob:
-    """What a merge worker needs to dedup and aggregate one bucket of one batch (picklable)."""
+    """What a merge thread needs to dedup and aggregate one bucket of one batch."""
 
-    part_paths: tuple[str, ...]
     bucket: int
     state_file: str
     batch_number: int
@@ -197,15 +196,8 @@ class BucketResult:
     anomalies: pa.Table
 
 
-_open_readers: dict[tuple[str, ...], SilverPartReader] = {}
-
-
-def merge_bucket(job: BucketJob) -> BucketResult:
+def merge_bucket(reader: SilverPartReader, job: BucketJob) -> BucketResult:
     """Dedup and aggregate one bucket: reads silver and committed seen segments, writes nothing."""
-    reader = _open_readers.get(job.part_paths)
-    if reader is None:
-        _close_readers()
-        reader = _open_readers[job.part_paths] = SilverPartReader([Path(p) for p in job.part_paths], MERGE_COLUMNS)
     rows = reader.read_bucket(job.bucket, MERGE_SCHEMA)
     state = StateReader(Path(job.state_file))
     try:
@@ -220,33 +212,54 @@ def merge_bucket(job: BucketJob) -> BucketResult:
     )
 
 
-def _close_readers() -> None:
-    for reader in _open_readers.values():
-        reader.close()
-    _open_readers.clear()
-
-
 def _parallel_workers(rows: int, min_rows: int) -> int:
-    """Worker processes for a batch of `rows` valid rows: one per core (at most 2), none for small batches."""
+    """Merge threads for a batch of `rows` valid rows: one per core (at most 2), none for small batches."""
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
     return min(cores, 2) if rows >= min_rows and cores > 1 else 0
 
 
 @contextmanager
-def _bucket_results(jobs: list[BucketJob], workers: int) -> Iterator[Iterator[BucketResult]]:
-    """Results in bucket order, computed in worker processes (spawned: no inherited state) or here.
+def _bucket_results(part_paths: list[Path], jobs: list[BucketJob], workers: int) -> Iterator[Iterator[BucketResult]]:
+    """Results in bucket order, computed by `workers` threads (or here when 0).
 
-    The parent alone writes and commits the state, bucket by bucket, in order, so crash safety
-    is the same either way.
+    Threads, not processes: the work is Arrow and numpy kernels that release the GIL, so two
+    threads use both cores with nothing pickled between processes (measured on 9.3M rows: 3.9 s
+    and 7.2 CPU s, against 5.3 s and 10 CPU s with two spawned processes). The caller alone
+    writes and commits the state, bucket by bucket, in order, so crash safety is the same either
+    way. At most `workers + 1` buckets are in flight, so memory stays bounded by a few buckets.
     """
-    if workers == 0:
+    readers: queue.SimpleQueue[SilverPartReader] = queue.SimpleQueue()
+    opened = [SilverPartReader(part_paths, MERGE_COLUMNS) for _ in range(max(workers, 1))]
+    for reader in opened:
+        readers.put(reader)
+
+    def run(job: BucketJob) -> BucketResult:
+        reader = readers.get()
         try:
-            yield map(merge_bucket, jobs)
+            return merge_bucket(reader, job)
         finally:
-            _close_readers()
-        return
-    with multiprocessing.get_context("spawn").Pool(workers) as pool:
-        yield pool.imap(merge_bucket, jobs)
+            readers.put(reader)
+
+    try:
+        if workers == 0:
+            yield map(run, jobs)
+        else:
+            with ThreadPoolExecutor(workers, thread_name_prefix="merge") as pool:
+                yield _in_order(pool, run, jobs, window=workers + 1)
+    finally:
+        for reader in opened:
+            reader.close()
+
+
+def _in_order(pool: ThreadPoolExecutor, run: Callable[[BucketJob], BucketResult], jobs: list[BucketJob],
+              window: int) -> Iterator[BucketResult]:
+    """pool.map with at most `window` jobs submitted ahead of the one being consumed."""
+    pending = [pool.submit(run, job) for job in jobs[:window]]
+    for following in jobs[window:] + [None] * window:
+        future = pending.pop(0)
+        if following is not None:
+            pending.append(pool.submit(run, following))
+        yield future.result()
 
 
 def _seen_keys(state: "StateStore | StateReader", bucket: int, batches: int) -> pa.Array | None:

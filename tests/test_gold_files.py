@@ -45,8 +45,8 @@ def test_small_merge_batches_give_the_same_gold(tmp_path: Path) -> None:
     assert_same_gold_under_configs(tmp_path, 12_000, 3, 8, {"one_batch": base, "many_batches": base + "[gold]\nmerge_batch_rows = 1500\n"})
 
 
-def test_merge_in_worker_processes_gives_the_same_gold(tmp_path: Path) -> None:
-    """The parallel merge (spawned workers, parent commits in bucket order) equals the in-process one."""
+def test_merge_in_threads_gives_the_same_gold(tmp_path: Path) -> None:
+    """The parallel merge (two threads, the task's thread commits in bucket order) equals the one-thread one."""
     configs = {name: f"[pipeline]\nsilver_buckets = 8\n[gold]\nmerge_parallel_min_rows = {minimum}\n"
                for name, minimum in (("in_process", 10**9), ("workers", 0))}
     assert_same_gold_under_configs(tmp_path, 10_000, 2, 12, configs, "--workers", "2")
