@@ -69,7 +69,7 @@ _CURRENCY = "$€£"
 class CleanResult:
     """What cleaning one chunk gives: silver rows, quarantined rows and their counts."""
 
-    silver: pa.Table  # exactly contract.SILVER_SCHEMA, rows in input order
+    silver: pa.Table  # exactly contract.SILVER_SCHEMA, rows by bucket, then input order (as parts are written)
     quarantine: pa.Table  # exactly contract.QUARANTINE_SCHEMA (raw_text null: records were well formed)
     rejected_by_reason: dict[str, int]  # every reason but malformed_row, 0 when none
     defaults_by_field: dict[str, int]  # every soft field: silver rows where its default was applied
@@ -94,13 +94,22 @@ def clean_records(raw: pa.Table, settings: Settings, source_file: str) -> CleanR
     valid = reason == 0
 
     quarantine = _quarantine_table(columns, reason, source_row, source_file)
-    keep = pa.array(valid)
+    # Silver rows come out grouped by bucket (stable, so input order within a bucket), the order
+    # parts are written in: the permutation is applied to the raw rows, before any column is built.
+    valid_ids = pc.filter(order_id, pa.array(valid))
+    hashes = order_hash(valid_ids)
+    buckets = bucket_of(hashes, settings.silver_buckets)
+    by_bucket = np.argsort(buckets, kind="stable")
+    rows = np.flatnonzero(valid)[by_bucket]
+    picked = pa.array(rows)
     silver = _silver_table(
-        {name: pc.filter(values, keep) for name, values in columns.items()},
-        order_id=pc.filter(order_id, keep),
-        quantity=quantity["units"][valid],
-        price_cents=unit_price["units"][valid],
-        source_row=pc.filter(source_row, keep),
+        {name: pc.take(values, picked) for name, values in columns.items()},
+        order_id=pc.take(valid_ids, pa.array(by_bucket)),
+        hashes=hashes[by_bucket],
+        buckets=buckets[by_bucket],
+        quantity=quantity["units"][rows],
+        price_cents=unit_price["units"][rows],
+        source_row=pc.take(source_row, picked),
         source_file=source_file,
         settings=settings,
     )
@@ -509,6 +518,8 @@ def _silver_table(
     columns: Mapping[str, pa.Array],
     *,
     order_id: pa.Array,
+    hashes: np.ndarray,
+    buckets: np.ndarray,
     quantity: np.ndarray,
     price_cents: np.ndarray,
     source_row: pa.Array,
@@ -516,7 +527,6 @@ def _silver_table(
     settings: Settings,
 ) -> pa.Table:
     """Soft rules on the rows that passed every hard rule, assembled in SILVER_SCHEMA order."""
-    hashes = order_hash(order_id)
     out: Columns = {
         "order_id": order_id,
         "quantity": quantity,
@@ -524,14 +534,14 @@ def _silver_table(
         "source_file": pa.repeat(pa.scalar(source_file, pa.string()), len(order_id)),
         "source_row": source_row,
         "order_hash": hashes,
-        "bucket": bucket_of(hashes, settings.silver_buckets),
+        "bucket": buckets,
     }
     categories, regions = settings.category_lookup, settings.region_lookup
     out |= _per_distinct(columns["product_name"], _clean_product)
     out |= _per_distinct(columns["category"], lambda v: _clean_alias(v, "category", categories, c.UNKNOWN_CATEGORY))
     out |= _per_distinct(columns["region"], lambda v: _clean_alias(v, "region", regions, settings.default_region))
     out |= _per_distinct(columns["sale_date"], lambda v: _clean_sale_date(v, settings.date_formats))
-    out |= _per_distinct(columns["customer_email"], _clean_email)
+    out |= _clean_email(columns["customer_email"])  # mostly one address per order: per-distinct would not pay
     discount = _per_distinct(columns["discount_percent"], _clean_discount)
     discount_units = discount.pop("discount_units")
     out |= discount

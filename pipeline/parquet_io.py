@@ -33,27 +33,27 @@ def file_digest(path: Path) -> str:
 
 
 def write_silver_part(path: Path, silver: pa.Table, before_publish: "Callable[[str], None] | None" = None) -> None:
-    """Write `silver` (already in source_row order) as one row group per bucket, atomically.
+    """Write `silver` (in source_row order, or already grouped by bucket) as one row group per bucket, atomically.
 
     `before_publish(digest)` runs after the bytes are complete but before the part appears under
     its name (the checkpoint), so whatever records the digest is on disk first.
     """
     buckets = silver.column("bucket").to_numpy()
-    order = np.argsort(buckets, kind="stable")
-    ordered = silver.take(pa.array(order)) if len(order) else silver
-    sorted_buckets = buckets[order]
-    present = np.unique(sorted_buckets)
-    starts = np.searchsorted(sorted_buckets, present, side="left")
-    stops = np.searchsorted(sorted_buckets, present, side="right")
+    if len(buckets) > 1 and np.any(buckets[1:] < buckets[:-1]):  # clean_records already groups them
+        order = np.argsort(buckets, kind="stable")
+        silver, buckets = silver.take(pa.array(order)), buckets[order]
+    present = np.unique(buckets)
+    starts = np.searchsorted(buckets, present, side="left")
+    stops = np.searchsorted(buckets, present, side="right")
     row_groups = {int(b): i for i, b in enumerate(present)}
-    schema = ordered.schema.with_metadata({BUCKET_ROW_GROUPS_KEY: json.dumps(row_groups).encode()})
+    ordered = silver.replace_schema_metadata({BUCKET_ROW_GROUPS_KEY: json.dumps(row_groups).encode()})
     with atomic_path(path) as tmp:
-        with pq.ParquetWriter(tmp, schema, compression="snappy", write_statistics=_SILVER_STATISTICS,
+        with pq.ParquetWriter(tmp, ordered.schema, compression="snappy", write_statistics=_SILVER_STATISTICS,
                               use_dictionary=["product_name", "product_key", "category", "region", "sale_month", "source_file"]) as writer:
             if not len(present):
-                writer.write_table(ordered.cast(schema))
+                writer.write_table(ordered)
             for start, stop in zip(starts, stops):
-                writer.write_table(ordered.slice(int(start), int(stop - start)).cast(schema), row_group_size=int(stop - start))
+                writer.write_table(ordered.slice(int(start), int(stop - start)), row_group_size=int(stop - start))
         if before_publish is not None:
             before_publish(file_digest(tmp))
 

@@ -489,7 +489,7 @@ def check_against_oracle(records: list[dict[str, str | None]], rules: Rules, chu
         assert out["source_file"] == SOURCE and out["raw_text"] is None
         assert {f: out[f"raw_{f}"] for f in FIELDS} == records[row - 1], f"row {row}: raw values not kept as read"
         actual[row] = ("rejected", out["reason"])
-    assert [r["source_row"] for r in silver] == sorted(r["source_row"] for r in silver)
+    assert [(r["bucket"], r["source_row"]) for r in silver] == sorted((r["bucket"], r["source_row"]) for r in silver)
     assert [r["source_row"] for r in quarantine] == sorted(r["source_row"] for r in quarantine)
     assert len(silver) + len(quarantine) == len(records) == len(actual)
 

@@ -349,14 +349,18 @@ def test_counts_add_up_and_defaults_are_counted_on_silver_rows() -> None:
     assert result.rejected_by_reason == {c.MISSING_ORDER_ID: 1, c.INVALID_QUANTITY: 2, c.INVALID_UNIT_PRICE: 1}
     assert result.defaults_by_field == {"product_name": 1, "category": 2, "discount_percent": 2, "region": 2,
                                         "sale_date": 2, "customer_email": 2}
-    flags = {f: result.silver.column(c.default_flag_column(f)).to_pylist() for f in c.SOFT_FIELDS}
+    silver = result.silver.sort_by("source_row")
+    flags = {f: silver.column(c.default_flag_column(f)).to_pylist() for f in c.SOFT_FIELDS}
     assert flags == {"product_name": [False, True, False], "category": [False, True, True],
                      "discount_percent": [False, True, True], "region": [False, True, True],
                      "sale_date": [False, True, True], "customer_email": [False, True, True]}
 
 
-def test_silver_keeps_input_order_lineage_and_trimmed_ids() -> None:
-    silver = clean(MIXED_ROWS).silver
+def test_silver_is_grouped_by_bucket_in_input_order_with_lineage_and_trimmed_ids() -> None:
+    grouped = clean(MIXED_ROWS).silver
+    keys = list(zip(grouped.column("bucket").to_pylist(), grouped.column("source_row").to_pylist()))
+    assert keys == sorted(keys)  # the order parts are written in: by bucket, input order within one
+    silver = grouped.sort_by("source_row")
     assert silver.column("order_id").to_pylist() == ["A", "B", "A"]
     assert silver.column("source_row").to_pylist() == [1, 2, 7]
     assert silver.column("source_file").to_pylist() == [SOURCE] * 3
