@@ -101,15 +101,15 @@ def clean_records(raw: pa.Table, settings: Settings, source_file: str) -> CleanR
     buckets = bucket_of(hashes, settings.silver_buckets)
     by_bucket = np.argsort(buckets, kind="stable")
     rows = np.flatnonzero(valid)[by_bucket]
-    picked = pa.array(rows)
     silver = _silver_table(
-        {name: pc.take(values, picked) for name, values in columns.items()},
+        columns,
+        rows=rows,
         order_id=pc.take(valid_ids, pa.array(by_bucket)),
         hashes=hashes[by_bucket],
         buckets=buckets[by_bucket],
         quantity=quantity["units"][rows],
         price_cents=unit_price["units"][rows],
-        source_row=pc.take(source_row, picked),
+        source_row=pc.take(source_row, pa.array(rows)),
         source_file=source_file,
         settings=settings,
     )
@@ -139,11 +139,14 @@ def _single_array(column: pa.ChunkedArray | pa.Array) -> pa.Array:
     return column
 
 
-def _per_distinct(values: pa.Array, clean: Callable[[pa.Array], Columns]) -> Columns:
-    """Run `clean` once per distinct value of `values` (null included), spread back to every row."""
+def _per_distinct(values: pa.Array, clean: Callable[[pa.Array], Columns], rows: np.ndarray | None = None) -> Columns:
+    """Run `clean` once per distinct value of `values` (null included), spread back to every row,
+    or to the `rows` given (positions, in the order wanted): only small integers are reordered."""
     encoded = pc.dictionary_encode(values, null_encoding="encode")
-    indices = encoded.indices
-    positions = indices.to_numpy(zero_copy_only=False)
+    positions = encoded.indices.to_numpy(zero_copy_only=False)
+    if rows is not None:
+        positions = positions[rows]
+    indices = pa.array(positions)
     return {
         name: out[positions] if isinstance(out, np.ndarray) else pc.take(out, indices)
         for name, out in clean(encoded.dictionary).items()
@@ -517,6 +520,7 @@ def _decimal_array(units: np.ndarray, decimal_type: pa.Decimal128Type) -> pa.Arr
 def _silver_table(
     columns: Mapping[str, pa.Array],
     *,
+    rows: np.ndarray,
     order_id: pa.Array,
     hashes: np.ndarray,
     buckets: np.ndarray,
@@ -526,7 +530,8 @@ def _silver_table(
     source_file: str,
     settings: Settings,
 ) -> pa.Table:
-    """Soft rules on the rows that passed every hard rule, assembled in SILVER_SCHEMA order."""
+    """Soft rules on `rows` of the raw `columns` (those that passed every hard rule, in silver order),
+    assembled in SILVER_SCHEMA order; the other arguments are already in that order."""
     out: Columns = {
         "order_id": order_id,
         "quantity": quantity,
@@ -537,12 +542,12 @@ def _silver_table(
         "bucket": buckets,
     }
     categories, regions = settings.category_lookup, settings.region_lookup
-    out |= _per_distinct(columns["product_name"], _clean_product)
-    out |= _per_distinct(columns["category"], lambda v: _clean_alias(v, "category", categories, c.UNKNOWN_CATEGORY))
-    out |= _per_distinct(columns["region"], lambda v: _clean_alias(v, "region", regions, settings.default_region))
-    out |= _per_distinct(columns["sale_date"], lambda v: _clean_sale_date(v, settings.date_formats))
-    out |= _clean_email(columns["customer_email"])  # mostly one address per order: per-distinct would not pay
-    discount = _per_distinct(columns["discount_percent"], _clean_discount)
+    out |= _per_distinct(columns["product_name"], _clean_product, rows)
+    out |= _per_distinct(columns["category"], lambda v: _clean_alias(v, "category", categories, c.UNKNOWN_CATEGORY), rows)
+    out |= _per_distinct(columns["region"], lambda v: _clean_alias(v, "region", regions, settings.default_region), rows)
+    out |= _per_distinct(columns["sale_date"], lambda v: _clean_sale_date(v, settings.date_formats), rows)
+    out |= _clean_email(pc.take(columns["customer_email"], pa.array(rows)))  # mostly distinct: per-distinct would not pay
+    discount = _per_distinct(columns["discount_percent"], _clean_discount, rows)
     discount_units = discount.pop("discount_units")
     out |= discount
     out["discount_percent"] = _decimal_array(discount_units, c.DISCOUNT_TYPE)

@@ -81,7 +81,7 @@ def _parse_fast(data: bytes, records: int, layout: HeaderLayout) -> dict[str, pa
 def _assemble(columns: dict[str, pa.ChunkedArray | pa.Array], rows: int, first_row: int, source_rows: pa.Array | None = None) -> pa.Table:
     arrays = [columns[c] if c in columns else pa.nulls(rows, pa.string()) for c in INPUT_COLUMNS]
     if source_rows is None:
-        source_rows = pa.array(range(first_row, first_row + rows), pa.int64())
+        source_rows = pa.array(np.arange(first_row, first_row + rows, dtype=np.int64))
     return pa.Table.from_arrays([*arrays, source_rows], names=[*INPUT_COLUMNS, "source_row"])
 
 
