@@ -78,12 +78,16 @@ class SilverPartReader:
         self._groups = [silver_bucket_row_groups(p) for p in paths]
         self._columns = columns
 
-    def read_bucket(self, bucket: int, schema: pa.Schema) -> pa.Table:
-        """Rows of `bucket` from every part, parts in the order given (input order is kept)."""
-        pieces = [f.read_row_group(g[bucket], columns=self._columns) for f, g in zip(self._files, self._groups) if bucket in g]
-        if not pieces:
-            return schema.empty_table()
-        return pa.concat_tables([p.replace_schema_metadata(None).cast(schema) for p in pieces])
+    def read_bucket(self, bucket: int, schema: pa.Schema, part_column: str | None = None) -> pa.Table:
+        """Rows of `bucket` from every part, parts in the order given (input order is kept); with
+        `part_column`, an int32 column of that name gives each row's part (its index in `paths`)."""
+        pieces = [(i, f.read_row_group(g[bucket], columns=self._columns))
+                  for i, (f, g) in enumerate(zip(self._files, self._groups)) if bucket in g]
+        rows = pa.concat_tables([schema.empty_table(), *(p.replace_schema_metadata(None).cast(schema) for _, p in pieces)])
+        if part_column is not None:
+            parts = np.repeat(np.array([i for i, _ in pieces], dtype=np.int32), [p.num_rows for _, p in pieces])
+            rows = rows.append_column(part_column, pa.array(parts.astype(np.int32), pa.int32()))
+        return rows
 
     def close(self) -> None:
         for f in self._files:

@@ -34,11 +34,16 @@ from pipeline.settings import Settings
 from pipeline.state_store import StateReader, StateStore, open_state, state_path
 
 Progress = Callable[[int, str], None]
-MERGE_COLUMNS = [c for c in SILVER_SCHEMA.names if c not in ("customer_email", "order_hash", "bucket")]
-MERGE_SCHEMA = pa.schema([SILVER_SCHEMA.field(c) for c in MERGE_COLUMNS])
 AGGREGATE_INPUT_COLUMNS = ["sale_date", "region", "category", "product_key", "source_file", "quantity", "gross_revenue", "revenue",
                            "discount_percent"]
+# Only what dedup, aggregation and the anomaly ranking need: the whole rows of the few anomaly
+# winners are read at the end of the batch (`_anomaly_rows`), not for every order.
+MERGE_COLUMNS = ["order_id", "source_row", *AGGREGATE_INPUT_COLUMNS]
+MERGE_SCHEMA = pa.schema([SILVER_SCHEMA.field(c) for c in MERGE_COLUMNS])
 ANOMALY_SCHEMA = pa.schema([SILVER_SCHEMA.field(c) for c in ANOMALY_COLUMNS])
+# A bucket's anomaly candidates: enough to rank them and to find their rows again.
+CANDIDATE_SCHEMA = pa.schema([SILVER_SCHEMA.field("revenue"), SILVER_SCHEMA.field("order_id"), ("part", pa.int32()),
+                              ("bucket", pa.int32()), SILVER_SCHEMA.field("source_row")])
 
 
 @dataclass(frozen=True)
@@ -152,7 +157,7 @@ def _merge_one_batch(layout: DataLayout, settings: Settings, parts: list[SilverP
                 state.commit()
                 percent = int(100 * len(done) / settings.silver_buckets)
                 report(percent, f"merged bucket {len(done)}/{settings.silver_buckets}: {batch['rows']:,} rows, {batch['unique']:,} new orders")
-        _fold_buckets(state, settings)
+        _fold_buckets(state, settings, [by_name[n].path for n in batch["parts"]])
         merged.update(batch["parts"])
         state.put_json("merged_parts", sorted(merged))
         state.put_json("batches_merged", batch["number"] + 1)
@@ -198,7 +203,7 @@ class BucketResult:
 
 def merge_bucket(reader: SilverPartReader, job: BucketJob) -> BucketResult:
     """Dedup and aggregate one bucket: reads silver and committed seen segments, writes nothing."""
-    rows = reader.read_bucket(job.bucket, MERGE_SCHEMA)
+    rows = reader.read_bucket(job.bucket, MERGE_SCHEMA, part_column="part")
     state = StateReader(Path(job.state_file))
     try:
         result = first_wins(rows, _seen_keys(state, job.bucket, job.batch_number))
@@ -208,7 +213,7 @@ def merge_bucket(reader: SilverPartReader, job: BucketJob) -> BucketResult:
     return BucketResult(
         bucket=job.bucket, rows=rows.num_rows, unique_count=result.unique_count, new_keys=result.new_keys,
         aggregates=aggregate_orders(unique, result.duplicates_by_file),
-        anomalies=_anomaly_candidates(rows, result.keep, job.anomaly_top_n).cast(ANOMALY_SCHEMA),
+        anomalies=_anomaly_candidates(rows, result.keep, job.bucket, job.anomaly_top_n),
     )
 
 
@@ -269,13 +274,15 @@ def _seen_keys(state: "StateStore | StateReader", bucket: int, batches: int) -> 
     return pa.concat_arrays(arrays) if arrays else None
 
 
-def _anomaly_candidates(rows: pa.Table, keep: pa.Array, n: int) -> pa.Table:
-    """The bucket's top-n unique orders by revenue: ranked on two columns, whole rows taken for n only."""
+def _anomaly_candidates(rows: pa.Table, keep: pa.Array, bucket: int, n: int) -> pa.Table:
+    """The bucket's top-n unique orders by revenue, as CANDIDATE_SCHEMA rows (a top-k, not a sort)."""
     positions = pc.indices_nonzero(keep)
     ranking = pa.table({"revenue": rows.column("revenue").take(positions), "order_id": rows.column("order_id").take(positions),
                         "position": positions})
-    top = top_revenue_orders(ranking, n)
-    return rows.take(top.column("position")).select(list(ANOMALY_COLUMNS))
+    top = top_revenue_orders(ranking, n).column("position")
+    return pa.table({"revenue": rows.column("revenue").take(top), "order_id": rows.column("order_id").take(top),
+                     "part": rows.column("part").take(top), "bucket": pa.repeat(pa.scalar(bucket, pa.int32()), len(top)),
+                     "source_row": rows.column("source_row").take(top)}, schema=CANDIDATE_SCHEMA)
 
 
 def _advance_covers(state: StateStore, merged: set[str], source_files: list[str] | None) -> bool:
@@ -298,18 +305,37 @@ def verify_silver_part(layout: DataLayout, part: SilverPart) -> None:
                             f"when it was written); run `python run.py --reprocess {part.source_file}`")
 
 
-def _fold_buckets(state: StateStore, settings: Settings) -> None:
+def _fold_buckets(state: StateStore, settings: Settings, part_paths: list[Path]) -> None:
     """Totals += this batch's bucket aggregates; the batch delta (for upsert) is kept beside them."""
     buckets = [_load_aggregates(state, f"bucket/{bucket}") for bucket in range(settings.silver_buckets)]
     delta = sum_aggregates([Aggregates.empty(), *buckets])
-    candidates = [state.get_table("anomalies") or ANOMALY_SCHEMA.empty_table()]
-    candidates += [state.get_table(f"bucket/{bucket}/anomalies") or ANOMALY_SCHEMA.empty_table() for bucket in range(settings.silver_buckets)]
     _store_aggregates(state, "agg", _load_aggregates(state, "agg").plus(delta))
     _store_aggregates(state, "delta", delta)
-    anomalies = pa.concat_tables([c.cast(ANOMALY_SCHEMA) for c in candidates])
+    stored = [state.get_table(f"bucket/{bucket}/anomalies") for bucket in range(settings.silver_buckets)]
+    stored = [table for table in stored if table is not None]
+    # Whole rows (no `part`) are candidates of a merge interrupted before this layout: still valid.
+    whole = [table.cast(ANOMALY_SCHEMA) for table in stored if "part" not in table.column_names]
+    fresh = pa.concat_tables([CANDIDATE_SCHEMA.empty_table(), *(t.cast(CANDIDATE_SCHEMA) for t in stored if "part" in t.column_names)])
+    fresh = top_revenue_orders(fresh, settings.anomaly_top_n)
+    current = state.get_table("anomalies") or ANOMALY_SCHEMA.empty_table()
+    anomalies = pa.concat_tables([current.cast(ANOMALY_SCHEMA), *whole, _anomaly_rows(fresh, part_paths)])
     state.put_table("anomalies", top_revenue_orders(anomalies, settings.anomaly_top_n))
     for key in state.keys_with_prefix("bucket/"):
         state.delete(key)
+
+
+def _anomaly_rows(candidates: pa.Table, part_paths: list[Path]) -> pa.Table:
+    """The whole silver rows of the candidates: one row group read per (part, bucket) they come from."""
+    pieces = [ANOMALY_SCHEMA.empty_table()]
+    wanted = candidates.group_by(["part", "bucket"], use_threads=False).aggregate([("source_row", "list")])
+    for part, bucket, source_rows in zip(*(wanted.column(c).to_pylist() for c in ("part", "bucket", "source_row_list"))):
+        reader = SilverPartReader([part_paths[part]], list(ANOMALY_COLUMNS))
+        try:
+            rows = reader.read_bucket(bucket, ANOMALY_SCHEMA)
+        finally:
+            reader.close()
+        pieces.append(rows.filter(pc.is_in(rows.column("source_row"), value_set=pa.array(source_rows, pa.int64()))))
+    return pa.concat_tables(pieces)
 
 
 def _check_buckets(state: StateStore, settings: Settings) -> None:
