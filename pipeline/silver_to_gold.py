@@ -25,7 +25,7 @@ import pyarrow.compute as pc
 from pipeline.aggregates import DAILY_SCHEMA, FILE_SCHEMA, PRODUCT_SCHEMA, Aggregates, aggregate_orders, sum_aggregates, top_revenue_orders
 from pipeline.bronze import FileMetrics, read_manifest
 from pipeline.contract import GOLD_TABLES, SILVER_SCHEMA
-from pipeline.dedup import first_wins
+from pipeline.dedup import SeenSegment, first_wins
 from pipeline.errors import PipelineError
 from pipeline.gold import ANOMALY_COLUMNS, build_gold_tables, covers_digest, publish, touched_keys
 from pipeline.layout import DataLayout
@@ -38,7 +38,7 @@ AGGREGATE_INPUT_COLUMNS = ["sale_date", "region", "category", "product_key", "so
                            "discount_percent"]
 # Only what dedup, aggregation and the anomaly ranking need: the whole rows of the few anomaly
 # winners are read at the end of the batch (`_anomaly_rows`), not for every order.
-MERGE_COLUMNS = ["order_id", "source_row", *AGGREGATE_INPUT_COLUMNS]
+MERGE_COLUMNS = ["order_id", "order_hash", "source_row", *AGGREGATE_INPUT_COLUMNS]
 MERGE_SCHEMA = pa.schema([SILVER_SCHEMA.field(c) for c in MERGE_COLUMNS])
 ANOMALY_SCHEMA = pa.schema([SILVER_SCHEMA.field(c) for c in ANOMALY_COLUMNS])
 # A bucket's anomaly candidates: enough to rank them and to find their rows again.
@@ -110,8 +110,8 @@ def _merge_one_batch(layout: DataLayout, settings: Settings, parts: list[SilverP
     """Merge one batch: the interrupted one, else the next parts not yet merged (up to
     `merge_batch_rows` valid rows, so a bucket's rows in memory stay bounded whatever the input).
 
-    Each bucket commits the keys it newly saw (an append-only segment `seen/<b>/<batch>`: old keys
-    are never rewritten) and its own small aggregates (`bucket/<b>/...`) together; the final
+    Each bucket commits the keys it newly saw (an append-only segment `seen/<b>/<batch>`, sorted by
+    order_hash so later batches binary-search it: old keys are never rewritten) and its own small aggregates (`bucket/<b>/...`) together; the final
     commit folds the buckets' aggregates into the totals and marks the parts merged.
     """
     started = time.monotonic()
@@ -147,7 +147,7 @@ def _merge_one_batch(layout: DataLayout, settings: Settings, parts: list[SilverP
         with _bucket_results([by_name[n].path for n in batch["parts"]], jobs, workers) as results:
             for result in results:
                 if result.unique_count:
-                    state.put_table(f"seen/{result.bucket}/{batch['number']}", pa.table({"order_id": result.new_keys}))
+                    state.put_table(f"seen/{result.bucket}/{batch['number']}", result.new_keys)
                 _store_aggregates(state, f"bucket/{result.bucket}", result.aggregates)
                 state.put_table(f"bucket/{result.bucket}/anomalies", result.anomalies)
                 done.add(result.bucket)
@@ -196,7 +196,7 @@ class BucketResult:
     bucket: int
     rows: int
     unique_count: int
-    new_keys: pa.Array
+    new_keys: pa.Table  # dedup.SEEN_SCHEMA, sorted by hash
     aggregates: Aggregates
     anomalies: pa.Table
 
@@ -267,11 +267,10 @@ def _in_order(pool: ThreadPoolExecutor, run: Callable[[BucketJob], BucketResult]
         yield future.result()
 
 
-def _seen_keys(state: "StateStore | StateReader", bucket: int, batches: int) -> pa.Array | None:
-    """Every order_id merged into `bucket` by the batches before `batches` (their segments joined)."""
+def _seen_keys(state: "StateStore | StateReader", bucket: int, batches: int) -> list[SeenSegment]:
+    """The keys merged into `bucket` by the batches before `batches`: one hash-sorted segment each."""
     segments = [state.get_table(f"seen/{bucket}/{number}") for number in range(batches)]
-    arrays = [chunk for table in segments if table is not None for chunk in table.column("order_id").chunks]
-    return pa.concat_arrays(arrays) if arrays else None
+    return [SeenSegment.from_table(table) for table in segments if table is not None and table.num_rows]
 
 
 def _anomaly_candidates(rows: pa.Table, keep: pa.Array, bucket: int, n: int) -> pa.Table:
