@@ -41,7 +41,7 @@ class Settings:
     max_quantity: int = 1_000_000
     max_unit_price: int = 1_000_000_000
     gold_mode: str = "upsert"
-    merge_batch_rows: int = 16_000_000
+    merge_batch_rows: int = 10_000_000
     # Batches with at least this many valid rows are merged by two threads (one per core, at most
     # 2); smaller ones by the task's own thread, where a second thread would cost more than it saves.
     merge_parallel_min_rows: int = 1_000_000
