@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
@@ -60,7 +61,7 @@ def _add(tables: list[pa.Table], keys: tuple[str, ...], schema: pa.Schema) -> pa
 
 def aggregate_orders(unique: pa.Table, duplicates_by_file: pa.Table) -> Aggregates:
     """Aggregates of a set of unique orders (silver rows) and of the duplicates they displaced."""
-    ones = pa.array([1] * unique.num_rows, pa.int64())
+    ones = pa.array(np.ones(unique.num_rows, dtype=np.int64))
     base = pa.table({
         "sale_date": unique.column("sale_date"),
         "region": unique.column("region"),
@@ -73,11 +74,11 @@ def aggregate_orders(unique: pa.Table, duplicates_by_file: pa.Table) -> Aggregat
         "total_revenue": unique.column("revenue").cast(SUM_MONEY),
         "discount_sum": unique.column("discount_percent").cast(SUM_DISCOUNT),
         "rows_in_gold": ones,
-        "duplicates_dropped": pa.array([0] * unique.num_rows, pa.int64()),
+        "duplicates_dropped": pa.array(np.zeros(unique.num_rows, dtype=np.int64)),
     })
     daily = _add([base.select(DAILY_SCHEMA.names)], DAILY_KEYS, DAILY_SCHEMA)
     products = _add([base.select(PRODUCT_SCHEMA.names)], PRODUCT_KEYS, PRODUCT_SCHEMA)
-    dup = duplicates_by_file.append_column("rows_in_gold", pa.array([0] * duplicates_by_file.num_rows, pa.int64()))
+    dup = duplicates_by_file.append_column("rows_in_gold", pa.array(np.zeros(duplicates_by_file.num_rows, dtype=np.int64)))
     files = _add([base.select(FILE_SCHEMA.names), dup.select(FILE_SCHEMA.names)], FILE_KEYS, FILE_SCHEMA)
     return Aggregates(daily=daily, products=products, files=files)
 

@@ -221,9 +221,9 @@ def _split_record(record: bytes, width: int) -> list[str] | None:
 def malformed_rows(source_file: str, rows: list[int], texts: list[str]) -> pa.Table:
     count = len(rows)
     arrays = {
-        "source_file": pa.array([source_file] * count, pa.string()),
+        "source_file": pa.repeat(pa.scalar(source_file, pa.string()), count),
         "source_row": pa.array(rows, pa.int64()),
-        "reason": pa.array([MALFORMED_ROW] * count, pa.string()),
+        "reason": pa.repeat(pa.scalar(MALFORMED_ROW, pa.string()), count),
         "raw_text": pa.array(texts, pa.string()),
     }
     return pa.Table.from_arrays(
