@@ -52,9 +52,14 @@ def sum_aggregates(parts: list[Aggregates]) -> Aggregates:
 
 def _add(tables: list[pa.Table], keys: tuple[str, ...], schema: pa.Schema) -> pa.Table:
     """Sum aggregate tables by key; the result is sorted by key, so it is deterministic."""
-    both = pa.concat_tables([t.cast(schema) for t in tables])
+    return _sum_by(pa.concat_tables([t.cast(schema) for t in tables]), keys, schema)
+
+
+def _sum_by(table: pa.Table, keys: tuple[str, ...], schema: pa.Schema) -> pa.Table:
+    """Sum `table`'s measures by key, then cast to `schema` (keys may still be dictionaries here,
+    so only the grouped result is decoded) and sort by key."""
     measures = [f.name for f in schema if f.name not in keys]
-    summed = both.group_by(list(keys), use_threads=False).aggregate([(m, "sum") for m in measures])
+    summed = table.select(schema.names).group_by(list(keys), use_threads=False).aggregate([(m, "sum") for m in measures])
     summed = summed.rename_columns([c[:-4] if c.endswith("_sum") and c[:-4] in measures else c for c in summed.column_names])
     return summed.select(schema.names).cast(schema).sort_by([(k, "ascending") for k in keys])
 
@@ -76,10 +81,10 @@ def aggregate_orders(unique: pa.Table, duplicates_by_file: pa.Table) -> Aggregat
         "rows_in_gold": ones,
         "duplicates_dropped": pa.array(np.zeros(unique.num_rows, dtype=np.int64)),
     })
-    daily = _add([base.select(DAILY_SCHEMA.names)], DAILY_KEYS, DAILY_SCHEMA)
-    products = _add([base.select(PRODUCT_SCHEMA.names)], PRODUCT_KEYS, PRODUCT_SCHEMA)
+    daily = _sum_by(base, DAILY_KEYS, DAILY_SCHEMA)
+    products = _sum_by(base, PRODUCT_KEYS, PRODUCT_SCHEMA)
     dup = duplicates_by_file.append_column("rows_in_gold", pa.array(np.zeros(duplicates_by_file.num_rows, dtype=np.int64)))
-    files = _add([base.select(FILE_SCHEMA.names), dup.select(FILE_SCHEMA.names)], FILE_KEYS, FILE_SCHEMA)
+    files = _add([_sum_by(base, FILE_KEYS, FILE_SCHEMA), dup.select(FILE_SCHEMA.names)], FILE_KEYS, FILE_SCHEMA)
     return Aggregates(daily=daily, products=products, files=files)
 
 

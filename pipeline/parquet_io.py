@@ -71,10 +71,15 @@ def write_table_atomic(path: Path, table: pa.Table) -> None:
 
 
 class SilverPartReader:
-    """Open silver parts once and read one bucket (row group) of each on demand."""
+    """Open silver parts once and read one bucket (row group) of each on demand.
 
-    def __init__(self, paths: list[Path], columns: list[str]) -> None:
-        self._files = [pq.ParquetFile(p) for p in paths]
+    Columns of `schema` typed as dictionaries are read as such (Parquet stores them dictionary
+    encoded): no string is materialised, and the pieces' dictionaries are unified once per bucket.
+    """
+
+    def __init__(self, paths: list[Path], columns: list[str], schema: pa.Schema | None = None) -> None:
+        dictionaries = [f.name for f in schema if pa.types.is_dictionary(f.type)] if schema is not None else []
+        self._files = [pq.ParquetFile(p, read_dictionary=dictionaries or None) for p in paths]
         self._groups = [silver_bucket_row_groups(p) for p in paths]
         self._columns = columns
 
@@ -84,6 +89,8 @@ class SilverPartReader:
         pieces = [(i, f.read_row_group(g[bucket], columns=self._columns))
                   for i, (f, g) in enumerate(zip(self._files, self._groups)) if bucket in g]
         rows = pa.concat_tables([schema.empty_table(), *(p.replace_schema_metadata(None).cast(schema) for _, p in pieces)])
+        if any(pa.types.is_dictionary(f.type) for f in schema):
+            rows = rows.unify_dictionaries()
         if part_column is not None:
             parts = np.repeat(np.array([i for i, _ in pieces], dtype=np.int32), [p.num_rows for _, p in pieces])
             rows = rows.append_column(part_column, pa.array(parts.astype(np.int32), pa.int32()))

@@ -39,7 +39,10 @@ AGGREGATE_INPUT_COLUMNS = ["sale_date", "region", "category", "product_key", "so
 # Only what dedup, aggregation and the anomaly ranking need: the whole rows of the few anomaly
 # winners are read at the end of the batch (`_anomaly_rows`), not for every order.
 MERGE_COLUMNS = ["order_id", "order_hash", "source_row", *AGGREGATE_INPUT_COLUMNS]
-MERGE_SCHEMA = pa.schema([SILVER_SCHEMA.field(c) for c in MERGE_COLUMNS])
+# Low-cardinality text is read as dictionaries: grouped and filtered as integers, never decoded.
+MERGE_DICTIONARIES = ("region", "category", "product_key", "source_file")
+MERGE_SCHEMA = pa.schema([SILVER_SCHEMA.field(c).with_type(pa.dictionary(pa.int32(), pa.string())) if c in MERGE_DICTIONARIES
+                          else SILVER_SCHEMA.field(c) for c in MERGE_COLUMNS])
 ANOMALY_SCHEMA = pa.schema([SILVER_SCHEMA.field(c) for c in ANOMALY_COLUMNS])
 # A bucket's anomaly candidates: enough to rank them and to find their rows again.
 CANDIDATE_SCHEMA = pa.schema([SILVER_SCHEMA.field("revenue"), SILVER_SCHEMA.field("order_id"), ("part", pa.int32()),
@@ -234,7 +237,7 @@ def _bucket_results(part_paths: list[Path], jobs: list[BucketJob], workers: int)
     way. At most `workers + 1` buckets are in flight, so memory stays bounded by a few buckets.
     """
     readers: queue.SimpleQueue[SilverPartReader] = queue.SimpleQueue()
-    opened = [SilverPartReader(part_paths, MERGE_COLUMNS) for _ in range(max(workers, 1))]
+    opened = [SilverPartReader(part_paths, MERGE_COLUMNS, MERGE_SCHEMA) for _ in range(max(workers, 1))]
     for reader in opened:
         readers.put(reader)
 
