@@ -1,17 +1,23 @@
 """The one way every output file is written: a temporary sibling, fsync, then rename.
 
 A reader (or a re-run after SIGKILL) sees either the old file, no file, or the whole new file.
-Temporary names start with '.tmp-' so cleanup and discovery can recognise and skip them.
+Temporary names start with '.tmp-' so cleanup and discovery can recognise and skip them, and carry
+the writer's host and PID, so a run cleaning up never deletes the file another live run is writing.
 """
 from __future__ import annotations
 
 import contextlib
 import os
+import socket
 import tempfile
+import time
 from pathlib import Path
 from typing import Callable, Iterator
 
 TEMP_PREFIX = ".tmp-"
+# A temp file from another machine (a shared data root) is only removed once this old: no single
+# atomic write here takes anywhere near that long.
+FOREIGN_TEMP_MAX_AGE_SECONDS = 3600.0
 _UMASK = os.umask(0)
 os.umask(_UMASK)
 
@@ -21,7 +27,7 @@ def atomic_path(final: Path | str) -> Iterator[Path]:
     """Yield a temporary path beside `final`; on success fsync it and rename it over `final`."""
     final = Path(final)
     final.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=f"{TEMP_PREFIX}{final.name}.", dir=final.parent)
+    fd, tmp_name = tempfile.mkstemp(prefix=f"{TEMP_PREFIX}{final.name}.{_writer_tag()}.", dir=final.parent)
     os.close(fd)
     tmp = Path(tmp_name)
     try:
@@ -52,16 +58,42 @@ def write_with_atomic(final: Path | str, writer: Callable[[Path], None]) -> None
 
 
 def remove_stale_temp_files(folder: Path | str) -> int:
-    """Delete temp files left by a killed writer under `folder`; return how many."""
+    """Delete temp files left by a killed writer under `folder`; return how many.
+
+    A file whose writer is still running on this host (another run on the same data root) stays.
+    """
     removed = 0
     root = Path(folder)
     if not root.exists():
         return 0
     for path in root.rglob(f"{TEMP_PREFIX}*"):
         with contextlib.suppress(FileNotFoundError):
-            path.unlink()
-            removed += 1
+            if _writer_gone(path):
+                path.unlink()
+                removed += 1
     return removed
+
+
+def _writer_tag() -> str:
+    return f"{socket.gethostname().replace('.', '_')}-{os.getpid()}"
+
+
+def _writer_gone(path: Path) -> bool:
+    """True unless the temp file's writer may still be writing it."""
+    host, _, pid = path.name.rsplit(".", 2)[-2].rpartition("-") if path.name.count(".") >= 2 else ("", "", "")
+    if host == socket.gethostname().replace(".", "_") and pid.isdigit():
+        return not _alive(int(pid))
+    return time.time() - path.stat().st_mtime > FOREIGN_TEMP_MAX_AGE_SECONDS if host else True
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 def _fsync_dir(folder: Path) -> None:
