@@ -98,7 +98,10 @@ def _parse_triaged(data: bytes, chunk: Chunk, layout: HeaderLayout, source_file:
         bad[-1] = True
     by_python = ~bad & _has_bare_cr(arr, spans)
     by_arrow = ~bad & ~by_python
-    columns = _parse_fast(_records_bytes(data, spans, by_arrow), int(by_arrow.sum()), layout)
+    if by_arrow.any():
+        columns = _parse_fast(_records_bytes(data, spans, by_arrow), int(by_arrow.sum()), layout)
+    else:  # nothing for pyarrow (every record malformed): no parse, and no reason for the last resort
+        columns = {name: pa.array([], pa.string()) for name in layout.positions}
     python_rows = [_split_record(data[start:stop], layout.width) for start, stop in _spans_of(spans, by_python)]
     if columns is None or any(fields is None for fields in python_rows):
         return _parse_record_by_record(data, spans, chunk, layout, source_file)

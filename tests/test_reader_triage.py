@@ -103,3 +103,14 @@ def test_bare_cr_and_bad_records_never_need_the_last_resort(monkeypatch) -> None
     assert parsed.raw.column("order_id").to_pylist() == ["a", "b", "c", "g"]
     assert parsed.raw.column("quantity").to_pylist() == ["1", "1\rstill b", "q\r\nx", "1"]
     assert parsed.malformed.column("source_row").to_pylist() == [4, 5, 6]
+
+
+def test_a_chunk_of_only_malformed_records_is_triaged(monkeypatch) -> None:
+    import pipeline.reader as reader
+
+    monkeypatch.setattr(reader, "_parse_record_by_record", lambda *_a, **_k: (_ for _ in ()).throw(AssertionError("last resort")))
+    data = b"".join(f"A{i};1;2\n".encode() for i in range(1000))  # a ';' export: one field per record
+    spans = record_spans(data)
+    parsed = reader.parse_chunk(data, Chunk(index=0, start=0, end=len(data), first_row=1, records=len(spans)), LAYOUT, "t.csv")
+    assert parsed.raw.num_rows == 0 and parsed.malformed.num_rows == 1000
+    assert parsed.malformed.column("source_row").to_pylist() == list(range(1, 1001))
