@@ -28,7 +28,7 @@ class SeenSegment:
     ids: pa.Array  # order_id, aligned with `hashes`
 
     @classmethod
-    def from_table(cls, table: pa.Table) -> "SeenSegment":
+    def from_table(cls, table: pa.Table) -> SeenSegment:
         """A stored segment; one from before hashes were stored (order_id only) is hashed and sorted here."""
         ids = table.column("order_id").combine_chunks()
         if "order_hash" in table.column_names:

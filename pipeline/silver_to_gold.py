@@ -114,8 +114,9 @@ def _merge_one_batch(layout: DataLayout, settings: Settings, parts: list[SilverP
     `merge_batch_rows` valid rows, so a bucket's rows in memory stay bounded whatever the input).
 
     Each bucket commits the keys it newly saw (an append-only segment `seen/<b>/<batch>`, sorted by
-    order_hash so later batches binary-search it: old keys are never rewritten) and its own small aggregates (`bucket/<b>/...`) together; the final
-    commit folds the buckets' aggregates into the totals and marks the parts merged.
+    order_hash so later batches binary-search it: old keys are never rewritten) and its own small
+    aggregates (`bucket/<b>/...`) together; the final commit folds the buckets' aggregates into the
+    totals and marks the parts merged.
     """
     started = time.monotonic()
     report = progress or (lambda _p, _m: None)

@@ -90,7 +90,7 @@ def test_unterminated_quote_at_the_end_is_malformed() -> None:
 
 
 def test_bare_cr_and_bad_records_never_need_the_last_resort(monkeypatch) -> None:
-    import pipeline.reader as reader
+    from pipeline import reader
 
     def refuse(*_args, **_kwargs):
         raise AssertionError("fell back to splitting every record in Python")
@@ -106,7 +106,7 @@ def test_bare_cr_and_bad_records_never_need_the_last_resort(monkeypatch) -> None
 
 
 def test_a_chunk_of_only_malformed_records_is_triaged(monkeypatch) -> None:
-    import pipeline.reader as reader
+    from pipeline import reader
 
     monkeypatch.setattr(reader, "_parse_record_by_record", lambda *_a, **_k: (_ for _ in ()).throw(AssertionError("last resort")))
     data = b"".join(f"A{i};1;2\n".encode() for i in range(1000))  # a ';' export: one field per record
