@@ -74,16 +74,26 @@ def remove_stale_temp_files(folder: Path | str) -> int:
     return removed
 
 
+def _host() -> str:
+    return socket.gethostname().replace(".", "_")  # no dots: the tag is one dot-separated piece
+
+
 def _writer_tag() -> str:
-    return f"{socket.gethostname().replace('.', '_')}-{os.getpid()}"
+    return f"{_host()}-{os.getpid()}"
 
 
 def _writer_gone(path: Path) -> bool:
-    """True unless the temp file's writer may still be writing it."""
-    host, _, pid = path.name.rsplit(".", 2)[-2].rpartition("-") if path.name.count(".") >= 2 else ("", "", "")
-    if host == socket.gethostname().replace(".", "_") and pid.isdigit():
+    """True unless the temp file's writer may still be writing it.
+
+    Names are `.tmp-<final name>.<host>-<pid>.<random>`; an untagged name is from an older version.
+    """
+    pieces = path.name.split(".")
+    host, _, pid = pieces[-2].rpartition("-") if len(pieces) >= 3 else ("", "", "")
+    if not host:
+        return True
+    if host == _host() and pid.isdigit():
         return not _alive(int(pid))
-    return time.time() - path.stat().st_mtime > FOREIGN_TEMP_MAX_AGE_SECONDS if host else True
+    return time.time() - path.stat().st_mtime > FOREIGN_TEMP_MAX_AGE_SECONDS
 
 
 def _alive(pid: int) -> bool:

@@ -345,10 +345,10 @@ def record_spans(data: bytes) -> RecordSpans:
     if data[tail_start:] not in (b"", b"\r"):
         newlines = np.append(newlines, len(data))  # a last record without its line feed
     newlines = newlines.astype(np.int64)
-    starts = np.concatenate(([0], newlines[:-1] + 1)).astype(np.int64)
+    starts = np.concatenate(([0], newlines[:-1] + 1)).astype(np.int64)[: len(newlines)]
     stops = newlines.copy()
-    before = np.maximum(stops - 1, 0)
-    stops[(stops > starts) & (arr[before] == CR) if len(arr) else np.zeros(len(stops), bool)] -= 1
+    if len(arr):  # a CR just before the line end belongs to the line end
+        stops[(stops > starts) & (arr[np.maximum(stops - 1, 0)] == CR)] -= 1
     commas = np.flatnonzero(arr == COMMA)
     commas = commas[~_inside(commas, opens, closes)]
     fields = 1 + np.bincount(np.searchsorted(newlines, commas, side="left"), minlength=len(newlines))[: len(newlines)]

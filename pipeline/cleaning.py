@@ -63,6 +63,7 @@ _PARTS_PER_MILLION = 10**c.DISCOUNT_SCALE  # discount units: 1.0 == 1_000_000
 _SATURATED = 10**18
 _EXPONENT_CAP = 40  # zeros written out when expanding 1e400: more than any scale needs
 _CURRENCY = "$€£"
+_LOW_WORD = 0 if sys.byteorder == "little" else 1  # which int64 of a decimal128 holds the low bits
 
 
 @dataclass(frozen=True)
@@ -233,7 +234,7 @@ def _parse_numbers(text: pa.Array, syntax: _NumberSyntax) -> Columns:
 def _decimal_units_of(values: pa.Array) -> np.ndarray:
     """Unscaled int64 values of a decimal128 array whose values all fit in int64 (no nulls)."""
     words = np.frombuffer(values.buffers()[1], dtype=np.int64)[2 * values.offset: 2 * (values.offset + len(values))]
-    return words.reshape(-1, 2)[:, 0 if sys.byteorder == "little" else 1].copy()
+    return words.reshape(-1, 2)[:, _LOW_WORD].copy()
 
 
 def _parse_written_numbers(text: pa.Array, syntax: _NumberSyntax) -> Columns:
@@ -545,9 +546,8 @@ def _decimal_array(units: np.ndarray, decimal_type: pa.Decimal128Type) -> pa.Arr
     """decimal128 array whose unscaled values are `units` (int64), built without any float."""
     units = np.ascontiguousarray(units, dtype=np.int64)
     words = np.empty((len(units), 2), dtype=np.int64)
-    low, high = (0, 1) if sys.byteorder == "little" else (1, 0)
-    words[:, low] = units
-    words[:, high] = units >> 63  # sign extension to 128 bits
+    words[:, _LOW_WORD] = units
+    words[:, 1 - _LOW_WORD] = units >> 63  # sign extension to 128 bits
     return pa.Array.from_buffers(decimal_type, len(units), [None, pa.py_buffer(words)])
 
 

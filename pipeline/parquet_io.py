@@ -15,6 +15,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from pipeline.atomic import atomic_path
+from pipeline.chunking import fingerprint_file
 
 BUCKET_ROW_GROUPS_KEY = b"bucket_row_groups"
 # Statistics are only worth their cost where readers filter; order_id and email are skipped.
@@ -23,13 +24,7 @@ _SILVER_STATISTICS = ["bucket", "source_row", "sale_date", "quantity"]
 
 def file_digest(path: Path) -> str:
     """CRC-32 (hex) of a file's bytes: recorded when a part is written, checked before it is merged."""
-    import zlib
-
-    crc = 0
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 22), b""):
-            crc = zlib.crc32(block, crc)
-    return f"{crc:08x}"
+    return f"{fingerprint_file(path).crc32:08x}"
 
 
 def write_silver_part(path: Path, silver: pa.Table, before_publish: "Callable[[str], None] | None" = None) -> None:
@@ -93,7 +88,7 @@ class SilverPartReader:
             rows = rows.unify_dictionaries()
         if part_column is not None:
             parts = np.repeat(np.array([i for i, _ in pieces], dtype=np.int32), [p.num_rows for _, p in pieces])
-            rows = rows.append_column(part_column, pa.array(parts.astype(np.int32), pa.int32()))
+            rows = rows.append_column(part_column, pa.array(parts, pa.int32()))
         return rows
 
     def close(self) -> None:

@@ -133,7 +133,8 @@ def _invalid_utf8_offsets(data: bytes) -> np.ndarray:
 
 
 def _has_bare_cr(arr: np.ndarray, spans: RecordSpans) -> np.ndarray:
-    """Records with a CR that does not end their line: data to us, a line end to pyarrow."""
+    """Records with a CR that does not end their line: data to us, a line end to pyarrow when it is
+    unquoted (quoted ones go to Python too: rare, and the answer is the same)."""
     flags = np.zeros(len(spans), dtype=bool)
     crs = np.flatnonzero(arr == CR)
     if len(crs) and len(spans):

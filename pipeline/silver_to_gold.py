@@ -271,7 +271,7 @@ def _in_order(pool: ThreadPoolExecutor, run: Callable[[BucketJob], BucketResult]
         yield future.result()
 
 
-def _seen_keys(state: "StateStore | StateReader", bucket: int, batches: int) -> list[SeenSegment]:
+def _seen_keys(state: StateReader, bucket: int, batches: int) -> list[SeenSegment]:
     """The keys merged into `bucket` by the batches before `batches`: one hash-sorted segment each."""
     segments = [state.get_table(f"seen/{bucket}/{number}") for number in range(batches)]
     return [SeenSegment.from_table(table) for table in segments if table is not None and table.num_rows]

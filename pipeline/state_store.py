@@ -75,7 +75,8 @@ def decode_table(raw: bytes, key: str) -> pa.Table:
 
 
 class StateReader:
-    """A read-only SQLite connection to the state, for merge workers in other processes.
+    """A read-only SQLite connection to the state, one per merge job: the merge threads must not
+    share the writer's sqlitedict connection.
 
     They read only what earlier commits wrote (seen segments of finished batches), so they never
     race the one writer.

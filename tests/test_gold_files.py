@@ -65,3 +65,24 @@ def test_status_reports_each_layer(tmp_path) -> None:
     assert "2 of 2 files done, 0 pending" in after.stdout
     assert "silver -> gold: 2 of 2 silver parts merged, 0 pending" in after.stdout
     assert "gold: 7 tables" in after.stdout and "report: " + str(root / "report" / "index.html") in after.stdout
+
+
+def test_whole_row_anomaly_candidates_of_an_older_interrupted_merge_still_count(tmp_path: Path) -> None:
+    """A merge interrupted before candidates became narrow left whole silver rows in the state."""
+    from decimal import Decimal
+
+    import pyarrow as pa
+
+    from pipeline.settings import Settings
+    from pipeline.silver_to_gold import ANOMALY_SCHEMA, _fold_buckets
+    from pipeline.state_store import open_state
+
+    legacy = pa.Table.from_pylist([{"order_id": f"O{i}", "revenue": Decimal(f"{i}.50"), "product_name": f"p{i}"} for i in range(3)],
+                                  schema=ANOMALY_SCHEMA)
+    with open_state(tmp_path / "state") as state:
+        state.put_table("bucket/1/anomalies", legacy)
+        _fold_buckets(state, Settings(silver_buckets=2, anomaly_top_n=2), [])
+        kept = state.get_table("anomalies")
+        assert state.keys_with_prefix("bucket/") == []
+    assert kept.column("order_id").to_pylist() == ["O2", "O1"]
+    assert kept.column("product_name").to_pylist() == ["p2", "p1"]
