@@ -203,6 +203,7 @@ def command_run(args: argparse.Namespace) -> int:
     from tasks.failures import FAILURES_ENV, read_failures
     from tasks.gold import inputs_digest
     from tasks.graph import top_task
+    from tasks.warm_workers import warm_workers
 
     settings, layout = _resolve_root(args)
     files, refused = scan_bronze(layout.bronze_dir, settings.bronze_glob)
@@ -230,7 +231,8 @@ def command_run(args: argparse.Namespace) -> int:
     print(f"running {len(runnable)} bronze files from {layout.bronze_dir} with {args.workers} worker(s)")
     started_wall, started = time.time(), time.monotonic()
     _record_run_start(layout, started_wall, args, len(runnable))
-    result = _build(top, args)
+    with warm_workers(args.workers):
+        result = _build(top, args)
     seconds = time.monotonic() - started
     failures = read_failures(failures_file)
     failures_file.unlink(missing_ok=True)

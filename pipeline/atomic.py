@@ -97,13 +97,19 @@ def _writer_gone(path: Path) -> bool:
 
 
 def _alive(pid: int) -> bool:
+    """Running, not just present: a killed writer whose parent died too can stay a zombie for
+    good where the container's first process reaps no one."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
         return False
     except PermissionError:
         return True
-    return True
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:  # no /proc (not Linux), or it just ended
+        return True
+    return stat[stat.rindex(")") + 2:][:1] != "Z"
 
 
 def _fsync_dir(folder: Path) -> None:

@@ -64,6 +64,13 @@ def build_manifest(bronze_path: Path, source_file: str, settings: Settings) -> M
     return manifest
 
 
+def scan_to_manifest(layout: DataLayout, source_file: str, settings: Settings) -> Manifest:
+    """Scan a bronze file and write its manifest (a scan task's whole job)."""
+    manifest = build_manifest(layout.bronze_dir / source_file, source_file, settings)
+    write_manifest(layout.manifest_path(source_file), manifest)
+    return manifest
+
+
 def write_manifest(path: Path, manifest: Manifest) -> None:
     write_text_atomic(path, json.dumps(manifest.to_json_dict(), indent=1, sort_keys=True))
 
@@ -121,6 +128,16 @@ def write_chunk_outputs(layout: DataLayout, result: ChunkResult) -> None:
         write_text_atomic(layout.chunk_metrics_path(m.source_file, m.chunk), m.to_json())
 
     write_silver_part(layout.silver_part_path(m.source_file, m.chunk), result.silver, before_publish=record_metrics)
+
+
+def process_chunk(layout: DataLayout, source_file: str, chunk_index: int, settings: Settings) -> ChunkMetrics:
+    """One chunk from bronze to its written silver, quarantine and metrics (a chunk task's whole job)."""
+    manifest = read_manifest(layout.manifest_path(source_file))
+    bronze_path = layout.bronze_dir / source_file
+    ensure_unchanged(bronze_path, manifest)
+    result = clean_chunk(bronze_path, manifest, chunk_index, settings)
+    write_chunk_outputs(layout, result)
+    return result.metrics
 
 
 @dataclass

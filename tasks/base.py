@@ -1,11 +1,15 @@
 """What every pipeline task shares: the data root parameter, settings and the layout."""
 from __future__ import annotations
 
+import multiprocessing
+
 import luigi
+import luigi.worker
 
 from pipeline.layout import DataLayout
 from pipeline.settings import Settings
 from tasks.config import settings_for_root
+from tasks.warm_workers import die_with_parent
 
 
 class PipelineTask(luigi.Task):
@@ -36,3 +40,12 @@ class PipelineTask(luigi.Task):
         """Progress for the luigid UI; harmless when no scheduler listens."""
         self.set_progress_percentage(percent)
         self.set_status_message(message)
+
+
+@luigi.Task.event_handler(luigi.Event.START)
+def _stop_with_the_run(task: luigi.Task) -> None:
+    """A task process that Luigi forked (--workers > 1) dies with its run, like the warm workers:
+    after a SIGKILL of run.py nothing of that run is left writing. A task run in the run's own
+    process (one worker) is left alone."""
+    if isinstance(multiprocessing.current_process(), luigi.worker.TaskProcess):
+        die_with_parent(multiprocessing.parent_process().pid)

@@ -8,14 +8,12 @@ import luigi
 
 from pipeline.atomic import write_text_atomic
 from pipeline.bronze import (
-    build_manifest,
-    clean_chunk,
-    ensure_unchanged,
+    process_chunk,
     read_manifest,
+    scan_to_manifest,
     summarise_file,
-    write_chunk_outputs,
-    write_manifest,
 )
+from tasks import warm_workers
 from tasks.base import PipelineTask
 
 log = logging.getLogger("pipeline")
@@ -31,9 +29,8 @@ class ScanBronzeFile(PipelineTask):
 
     def run(self) -> None:
         self.report_progress(0, "scanning for record boundaries")
-        path = self.layout.bronze_dir / str(self.source_file)
-        manifest = build_manifest(path, str(self.source_file), self.settings)
-        write_manifest(self.layout.manifest_path(str(self.source_file)), manifest)
+        source_file = str(self.source_file)
+        manifest = warm_workers.call(f"{source_file}: scan", scan_to_manifest, self.layout, source_file, self.settings)
         self.report_progress(100, f"{manifest.records:,} records in {len(manifest.chunks)} chunks")
 
 
@@ -51,17 +48,13 @@ class BronzeChunkToSilver(PipelineTask):
 
     def run(self) -> None:
         started = time.monotonic()
-        manifest = read_manifest(self.layout.manifest_path(str(self.source_file)))
-        bronze_path = self.layout.bronze_dir / str(self.source_file)
-        ensure_unchanged(bronze_path, manifest)
-        total = len(manifest.chunks)
-        self.report_progress(5, f"chunk {self.chunk + 1}/{total}: reading and cleaning")
-        result = clean_chunk(bronze_path, manifest, int(self.chunk), self.settings)
-        self.report_progress(70, f"chunk {self.chunk + 1}/{total}: writing {result.metrics.rows_valid:,} silver rows")
-        write_chunk_outputs(self.layout, result)
+        total = len(read_manifest(self.layout.manifest_path(str(self.source_file))).chunks)
+        self.report_progress(5, f"chunk {self.chunk + 1}/{total}: reading, cleaning and writing")
+        where = f"{self.source_file} chunk {self.chunk + 1}/{total}"
+        metrics = warm_workers.call(where, process_chunk, self.layout, str(self.source_file), int(self.chunk), self.settings)
         seconds = time.monotonic() - started
-        rate = result.metrics.rows_read / seconds if seconds > 0 else 0.0
-        message = f"{result.metrics.rows_read:,} rows in {seconds:.1f} s ({rate:,.0f} rows/s), {result.metrics.rejected_total:,} rejected"
+        rate = metrics.rows_read / seconds if seconds > 0 else 0.0
+        message = f"{metrics.rows_read:,} rows in {seconds:.1f} s ({rate:,.0f} rows/s), {metrics.rejected_total:,} rejected"
         self.report_progress(100, message)
         log.info("silver %s chunk %d/%d: %s", self.source_file, self.chunk + 1, total, message)
 
