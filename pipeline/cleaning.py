@@ -70,7 +70,7 @@ _LOW_WORD = 0 if sys.byteorder == "little" else 1  # which int64 of a decimal128
 class CleanResult:
     """What cleaning one chunk gives: silver rows, quarantined rows and their counts."""
 
-    silver: pa.Table  # exactly contract.SILVER_SCHEMA, rows by bucket, then input order (as parts are written)
+    silver: pa.Table  # exactly contract.SILVER_MEMORY_SCHEMA, rows by bucket, then input order (as parts are written)
     quarantine: pa.Table  # exactly contract.QUARANTINE_SCHEMA (raw_text null: records were well formed)
     rejected_by_reason: dict[str, int]  # every reason but malformed_row, 0 when none
     defaults_by_field: dict[str, int]  # every soft field: silver rows where its default was applied
@@ -140,18 +140,26 @@ def _single_array(column: pa.ChunkedArray | pa.Array) -> pa.Array:
     return column
 
 
-def _per_distinct(values: pa.Array, clean: Callable[[pa.Array], Columns], rows: np.ndarray | None = None) -> Columns:
+def _per_distinct(values: pa.Array, clean: Callable[[pa.Array], Columns], rows: np.ndarray | None = None,
+                  text_as_dictionary: bool = False) -> Columns:
     """Run `clean` once per distinct value of `values` (null included), spread back to every row,
-    or to the `rows` given (positions, in the order wanted): only small integers are reordered."""
+    or to the `rows` given (positions, in the order wanted): only small integers are reordered.
+    With `text_as_dictionary`, text outputs stay dictionary arrays over their distinct clean values."""
     encoded = pc.dictionary_encode(values, null_encoding="encode")
     positions = encoded.indices.to_numpy(zero_copy_only=False)
     if rows is not None:
         positions = positions[rows]
     indices = pa.array(positions)
-    return {
-        name: out[positions] if isinstance(out, np.ndarray) else pc.take(out, indices)
-        for name, out in clean(encoded.dictionary).items()
-    }
+    spread: Columns = {}
+    for name, out in clean(encoded.dictionary).items():
+        if isinstance(out, np.ndarray):
+            spread[name] = out[positions]
+        elif text_as_dictionary and pa.types.is_string(out.type):
+            distinct = pc.dictionary_encode(out)  # several raw spellings may clean to one value
+            spread[name] = pa.DictionaryArray.from_arrays(pc.take(distinct.indices, indices), distinct.dictionary)
+        else:
+            spread[name] = pc.take(out, indices)
+    return spread
 
 
 # --- text ---------------------------------------------------------------------------------------
@@ -572,16 +580,18 @@ def _silver_table(
         "order_id": order_id,
         "quantity": quantity,
         "unit_price": _decimal_array(price_cents, c.MONEY_TYPE),
-        "source_file": pa.repeat(pa.scalar(source_file, pa.string()), len(order_id)),
+        "source_file": pa.DictionaryArray.from_arrays(np.zeros(len(order_id), np.int32), pa.array([source_file], pa.string())),
         "source_row": source_row,
         "order_hash": hashes,
         "bucket": buckets,
     }
     categories, regions = settings.category_lookup, settings.region_lookup
-    out |= _per_distinct(columns["product_name"], _clean_product, rows)
-    out |= _per_distinct(columns["category"], lambda v: _clean_alias(v, "category", categories, c.UNKNOWN_CATEGORY), rows)
-    out |= _per_distinct(columns["region"], lambda v: _clean_alias(v, "region", regions, settings.default_region), rows)
-    out |= _per_distinct(columns["sale_date"], lambda v: _clean_sale_date(v, settings.date_formats), rows)
+    out |= _per_distinct(columns["product_name"], _clean_product, rows, text_as_dictionary=True)
+    out |= _per_distinct(columns["category"], lambda v: _clean_alias(v, "category", categories, c.UNKNOWN_CATEGORY), rows,
+                         text_as_dictionary=True)
+    out |= _per_distinct(columns["region"], lambda v: _clean_alias(v, "region", regions, settings.default_region), rows,
+                         text_as_dictionary=True)
+    out |= _per_distinct(columns["sale_date"], lambda v: _clean_sale_date(v, settings.date_formats), rows, text_as_dictionary=True)
     out |= _clean_email(pc.take(columns["customer_email"], pa.array(rows)))  # mostly distinct: per-distinct would not pay
     discount = _per_distinct(columns["discount_percent"], _clean_discount, rows)
     discount_units = discount.pop("discount_units")
@@ -589,8 +599,8 @@ def _silver_table(
     out["discount_percent"] = _decimal_array(discount_units, c.DISCOUNT_TYPE)
     money = _money(quantity, price_cents, discount_units)
     out |= {name: _decimal_array(cents, c.MONEY_TYPE) for name, cents in money.items()}
-    arrays = [_as_arrow(out[f.name], f.type) for f in c.SILVER_SCHEMA]
-    return pa.Table.from_arrays(arrays, schema=c.SILVER_SCHEMA)
+    arrays = [_as_arrow(out[f.name], f.type) for f in c.SILVER_MEMORY_SCHEMA]
+    return pa.Table.from_arrays(arrays, schema=c.SILVER_MEMORY_SCHEMA)
 
 
 def _as_arrow(values: pa.Array | np.ndarray, type_: pa.DataType) -> pa.Array:

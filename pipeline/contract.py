@@ -89,6 +89,12 @@ SILVER_SCHEMA = pa.schema(
     + [(default_flag_column(f), pa.bool_()) for f in SOFT_FIELDS]
 )
 
+# Low-cardinality text of silver, cleaned once per distinct value: in memory and in the Parquet file
+# it stays dictionary encoded (never spelled out row by row); read back, it is plain text.
+SILVER_DICTIONARY_COLUMNS = ("product_name", "product_key", "category", "region", "sale_month", "source_file")
+SILVER_MEMORY_SCHEMA = pa.schema([f.with_type(pa.dictionary(pa.int32(), f.type)) if f.name in SILVER_DICTIONARY_COLUMNS else f
+                                  for f in SILVER_SCHEMA])
+
 # --- quarantine ---------------------------------------------------------------------------------
 QUARANTINE_SCHEMA = pa.schema(
     [

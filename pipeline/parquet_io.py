@@ -16,6 +16,7 @@ import pyarrow.parquet as pq
 
 from pipeline.atomic import atomic_path
 from pipeline.chunking import fingerprint_file
+from pipeline.contract import SILVER_DICTIONARY_COLUMNS
 
 BUCKET_ROW_GROUPS_KEY = b"bucket_row_groups"
 # Statistics are only worth their cost where readers filter; order_id and email are skipped.
@@ -41,14 +42,15 @@ def write_silver_part(path: Path, silver: pa.Table, before_publish: "Callable[[s
     starts = np.searchsorted(buckets, present, side="left")
     stops = np.searchsorted(buckets, present, side="right")
     row_groups = {int(b): i for i, b in enumerate(present)}
-    ordered = silver.replace_schema_metadata({BUCKET_ROW_GROUPS_KEY: json.dumps(row_groups).encode()})
     with atomic_path(path) as tmp:
-        with pq.ParquetWriter(tmp, ordered.schema, compression="snappy", write_statistics=_SILVER_STATISTICS,
-                              use_dictionary=["product_name", "product_key", "category", "region", "sale_month", "source_file"]) as writer:
+        # No stored Arrow schema: the dictionary columns read back as the plain text of SILVER_SCHEMA.
+        with pq.ParquetWriter(tmp, silver.schema, compression="snappy", write_statistics=_SILVER_STATISTICS,
+                              use_dictionary=list(SILVER_DICTIONARY_COLUMNS), store_schema=False) as writer:
             if not len(present):
-                writer.write_table(ordered)
+                writer.write_table(silver)
             for start, stop in zip(starts, stops):
-                writer.write_table(ordered.slice(int(start), int(stop - start)), row_group_size=int(stop - start))
+                writer.write_table(silver.slice(int(start), int(stop - start)), row_group_size=int(stop - start))
+            writer.add_key_value_metadata({BUCKET_ROW_GROUPS_KEY: json.dumps(row_groups).encode()})
         if before_publish is not None:
             before_publish(file_digest(tmp))
 

@@ -9,7 +9,9 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
+from pipeline.contract import SILVER_SCHEMA
 from pipeline.generator import generate_bronze
+from pipeline.parquet_io import silver_bucket_row_groups
 from tests.conftest import HEADER, config_file, run_cli, write_bronze
 
 
@@ -62,6 +64,15 @@ def test_every_record_is_in_silver_or_quarantine(tmp_path: Path, generated_root:
     rows = pa.concat_tables([silver.select(["source_file", "source_row"]), quarantine.select(["source_file", "source_row"])])
     assert rows.group_by(["source_file", "source_row"]).aggregate([]).num_rows == 30_000
     assert "30,000 rows read" in result.stdout
+    # written from dictionary arrays, every part still reads back as the contract's plain schema,
+    # one row group per bucket present, in bucket order
+    for part in (root / "silver").rglob("part-*.parquet"):
+        assert pq.read_schema(part).remove_metadata().equals(SILVER_SCHEMA), part
+        groups = silver_bucket_row_groups(part)
+        buckets = pq.read_table(part, columns=["bucket"]).column("bucket").to_pylist()
+        assert sorted(groups) == sorted(set(buckets)) and list(groups.values()) == list(range(len(groups)))
+        assert all(pq.ParquetFile(part).read_row_group(g, columns=["bucket"]).column(0).unique().to_pylist() == [b]
+                   for b, g in groups.items())
 
 
 def test_silver_is_identical_for_chunk_sizes_and_worker_counts(tmp_path: Path, generated_root: Path) -> None:

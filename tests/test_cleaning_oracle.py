@@ -475,7 +475,7 @@ def raw_table(records: Sequence[Mapping[str, str | None]], chunk_rows: int) -> p
 
 def check_against_oracle(records: list[dict[str, str | None]], rules: Rules, chunk_rows: int) -> None:
     result = clean_records(raw_table(records, chunk_rows), rules.settings(), SOURCE)
-    assert result.silver.schema.equals(c.SILVER_SCHEMA) and result.quarantine.schema.equals(c.QUARANTINE_SCHEMA)
+    assert result.silver.schema.equals(c.SILVER_MEMORY_SCHEMA) and result.quarantine.schema.equals(c.QUARANTINE_SCHEMA)
 
     expected = {row: oracle(record, rules) for row, record in enumerate(records, start=1)}
     actual: dict[int, tuple[str, object]] = {}

@@ -381,7 +381,13 @@ def test_quarantine_is_in_input_order_with_reasons() -> None:
 
 def test_output_schemas_are_exactly_the_contract() -> None:
     result = clean(MIXED_ROWS)
-    assert result.silver.schema.equals(c.SILVER_SCHEMA, check_metadata=True)
+    assert result.silver.schema.equals(c.SILVER_MEMORY_SCHEMA, check_metadata=True)
+    # the same columns as SILVER_SCHEMA, the low-cardinality text dictionary encoded over its clean values
+    assert result.silver.schema.names == c.SILVER_SCHEMA.names
+    assert [f.name for f in result.silver.schema if pa.types.is_dictionary(f.type)] == list(c.SILVER_DICTIONARY_COLUMNS)
+    decoded = pa.Table.from_arrays([col.cast(pa.string()) if pa.types.is_dictionary(col.type) else col
+                                    for col in result.silver.itercolumns()], schema=c.SILVER_SCHEMA)
+    assert decoded.to_pylist() == result.silver.to_pylist()
     assert result.quarantine.schema.equals(c.QUARANTINE_SCHEMA, check_metadata=True)
     assert set(result.rejected_by_reason) == set(c.REJECT_REASONS) - {c.MALFORMED_ROW}
     assert set(result.defaults_by_field) == set(c.SOFT_FIELDS)
@@ -390,7 +396,7 @@ def test_output_schemas_are_exactly_the_contract() -> None:
 def test_empty_input_gives_empty_tables_and_zero_counts() -> None:
     result = clean([])
     assert result.silver.num_rows == result.quarantine.num_rows == 0
-    assert result.silver.schema.equals(c.SILVER_SCHEMA) and result.quarantine.schema.equals(c.QUARANTINE_SCHEMA)
+    assert result.silver.schema.equals(c.SILVER_MEMORY_SCHEMA) and result.quarantine.schema.equals(c.QUARANTINE_SCHEMA)
     assert set(result.rejected_by_reason.values()) == set(result.defaults_by_field.values()) == {0}
 
 
