@@ -8,10 +8,11 @@ import sys
 from pathlib import Path
 
 import pyarrow.parquet as pq
+import pytest
 
 from pipeline.contract import GOLD_TABLES
 from pipeline.generator import generate_bronze
-from tests.conftest import REPO, run_cli
+from tests.conftest import REPO, config_file, run_cli
 
 
 def gold(root: Path) -> dict:
@@ -51,21 +52,27 @@ def test_full_disk_fails_clearly_and_a_later_run_completes(tmp_path: Path) -> No
     rerun_and_compare(root, reference)
 
 
-def test_corrupt_silver_part_is_detected_and_reprocess_recovers(tmp_path: Path) -> None:
+@pytest.mark.parametrize("threads", ["one thread", "two threads"])
+def test_corrupt_silver_part_is_detected_and_reprocess_recovers(tmp_path: Path, threads: str) -> None:
+    # "two threads": the parts' checksums are checked two at a time, as in a large merge
+    env = {"LUIGI_CONFIG_PATH": str(config_file(tmp_path, "[gold]\nmerge_parallel_min_rows = 0\n"))} if threads == "two threads" else {}
     source = tmp_path / "source"
-    generate_bronze(source, rows=6_000, files=2, seed=9)
+    generate_bronze(source, rows=6_000, files=3, seed=9)
     root, reference = make_root(tmp_path, "data", source), make_root(tmp_path, "reference", source)
-    assert run_cli("--data-root", str(reference), "--until", "gold").returncode == 0
-    assert run_cli("--data-root", str(root), "--until", "silver").returncode == 0
-    part = root / "silver" / "sales_data_part_0002.csv" / "part-00001.parquet"
-    data = bytearray(part.read_bytes())
-    data[len(data) // 2] ^= 0xFF
-    part.write_bytes(bytes(data))
-    refused = run_cli("--data-root", str(root), "--until", "gold")
+    assert run_cli("--data-root", str(reference), "--until", "gold", env=env).returncode == 0
+    assert run_cli("--data-root", str(root), "--until", "silver", env=env).returncode == 0
+    for name in ("sales_data_part_0002.csv", "sales_data_part_0003.csv"):
+        part = root / "silver" / name / "part-00001.parquet"
+        data = bytearray(part.read_bytes())
+        data[len(data) // 2] ^= 0xFF
+        part.write_bytes(bytes(data))
+    refused = run_cli("--data-root", str(root), "--until", "gold", env=env)
     assert refused.returncode == 1
+    # the first bad part in input order is the one reported
     assert "is corrupt or truncated" in refused.stdout and "--reprocess sales_data_part_0002.csv" in refused.stdout
+    assert "sales_data_part_0003.csv" not in refused.stdout
     assert not (root / "gold" / "daily_sales.parquet").exists()
-    rerun_and_compare(root, reference, "--reprocess", "sales_data_part_0002.csv")
+    rerun_and_compare(root, reference, "--reprocess", "sales_data_part_0002.csv", "--reprocess", "sales_data_part_0003.csv")
 
 
 def test_corrupt_state_file_is_reported_and_rebuild_recovers(tmp_path: Path) -> None:
