@@ -7,11 +7,12 @@ from pathlib import Path
 import luigi
 
 from pipeline.atomic import write_text_atomic
+from pipeline.gold_run import GOLD_LOCK_WAIT_SECONDS
 from pipeline.locking import exclusive_lock
 from reports.gold_data import gold_fingerprint
 from reports.render import load_run_info, write_report
 from tasks.base import PipelineTask
-from tasks.gold import GOLD_LOCK_WAIT_SECONDS, SilverToGold
+from tasks.gold import SilverToGold
 
 
 class Report(PipelineTask):
