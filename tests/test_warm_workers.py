@@ -48,6 +48,22 @@ def die_unless_in(pid: int) -> int:
     return os.getpid()
 
 
+def rss_mb(pid: int) -> int:
+    return int(Path(f"/proc/{pid}/statm").read_text().split()[1]) * os.sysconf("SC_PAGE_SIZE") // 2**20
+
+
+def use_memory_then_free(megabytes: int) -> tuple[int, int]:
+    """Build `megabytes` of 2 MB Arrow arrays (a chunk's kind of memory), free them; (pid, RSS in MB
+    after freeing)."""
+    import numpy as np
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    arrays = [pc.add(pa.array(np.arange(250_000, dtype=np.float64)), 1.0) for _ in range(megabytes // 2)]
+    del arrays
+    return os.getpid(), rss_mb(os.getpid())
+
+
 def alive(pid: int) -> bool:
     """Running (a zombie, dead but not yet reaped, counts as gone)."""
     try:
@@ -76,6 +92,15 @@ def test_calls_run_in_the_same_long_lived_workers_which_stop_with_the_block() ->
     assert warm_workers.WARM_WORKERS_ENV not in os.environ
     assert not any(alive(pid) for pid in pids)
     assert call("pid", whose_pid) == os.getpid()
+
+
+def test_an_idle_warm_worker_gives_its_freed_memory_back() -> None:
+    with warm_workers.warm_workers(2):
+        pid, held = call("memory", use_memory_then_free, 400)
+        deadline = time.monotonic() + 10
+        while rss_mb(pid) > held - 100 and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert rss_mb(pid) <= held - 100, f"still {rss_mb(pid)} MB after {held} MB right after the call"
 
 
 def test_errors_come_back_with_their_type_and_message() -> None:
