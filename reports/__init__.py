@@ -1,4 +1,5 @@
-"""The HTML report: renders the gold tables into one self-contained page (see reports.render)."""
-from reports.render import load_run_info, render_report, write_report
+"""The HTML report: renders the gold tables into one self-contained page (see reports.render).
 
-__all__ = ["load_run_info", "render_report", "write_report"]
+Nothing is imported here: `reports.render` pulls in matplotlib (about 0.3 s), which only the
+report task needs, not every run that merely checks whether the report is done.
+"""

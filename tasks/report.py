@@ -10,7 +10,6 @@ from pipeline.atomic import write_text_atomic
 from pipeline.gold_run import GOLD_LOCK_WAIT_SECONDS
 from pipeline.locking import exclusive_lock
 from reports.gold_data import gold_fingerprint
-from reports.render import load_run_info, write_report
 from tasks.base import PipelineTask
 from tasks.gold import SilverToGold
 
@@ -42,6 +41,8 @@ class Report(PipelineTask):
         return rendered == gold_fingerprint(self.layout.gold_dir)
 
     def run(self) -> None:
+        from reports.render import load_run_info, write_report  # matplotlib: only when rendering
+
         layout = self.layout
         # The gold lock: a concurrent Silver -> Gold cannot swap tables while the page reads them.
         with exclusive_lock(layout.gold_lock_path, f"report of {layout.root}", GOLD_LOCK_WAIT_SECONDS):
