@@ -80,14 +80,15 @@ def main(argv: list[str]) -> int:
 
     def phase(family: str) -> str:
         found = [s for s in done if s[2] == family]
-        return f"{found[0][0]:6.2f} -> {found[-1][1]:6.2f} s" if found else "   (not run)"
+        return f"{found[0][0]:6.2f} -> {max(e for _, e, _ in found):6.2f} s" if found else "   (not run)"
 
     print(f"start-up until the first task   {done[0][0]:6.2f} s")
     print(f"scans ({len(scans)})                        {phase(SCAN)}")
     if chunks:
         first, last = chunks[0][0], max(e for _, e, _ in chunks)
-        rows = _rows_read(Path(argv[argv.index("--data-root") + 1])) if "--data-root" in argv else 0
-        rate = f", {rows / (last - first):,.0f} rows/s" if rows else ""
+        parts, rows = _rows_read(Path(argv[argv.index("--data-root") + 1])) if "--data-root" in argv else (0, 0)
+        # the rate only when this run cleaned every chunk of the data root (a fresh root)
+        rate = f", {rows / (last - first):,.0f} rows/s" if parts == len(chunks) and rows else ""
         print(f"chunk tasks ({len(chunks)})                 {first:6.2f} -> {last:6.2f} s = {last - first:.2f} s{rate}, "
               f"{sum(e - s for s, e, _ in chunks) / len(chunks):.2f} s per task on average")
         print(f"  fewer than {workers} tasks running, scans and chunks: {under_busy(scans + chunks, workers):.2f} s")
@@ -97,11 +98,12 @@ def main(argv: list[str]) -> int:
     return code
 
 
-def _rows_read(data_root: Path) -> int:
-    """Records read by every chunk of the data root (from the chunk metrics beside silver)."""
+def _rows_read(data_root: Path) -> tuple[int, int]:
+    """(chunks, records read) over every chunk of the data root, from the metrics beside silver."""
     import json
 
-    return sum(json.loads(p.read_text(encoding="utf-8"))["rows_read"] for p in (data_root / "silver").rglob("part-*.metrics.json"))
+    metrics = [json.loads(p.read_text(encoding="utf-8")) for p in (data_root / "silver").rglob("part-*.metrics.json")]
+    return len(metrics), sum(m["rows_read"] for m in metrics)
 
 
 if __name__ == "__main__":

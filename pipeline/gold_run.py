@@ -1,7 +1,7 @@
 """The whole Silver -> Gold step of a run, under the gold lock: merge, publish, then the marker.
 
-One function, so that whichever process does the work (the task's own, or a warm worker) also
-holds the lock for exactly as long as it works.
+One pure function, so the SilverToGold task only wires it, and the lock is held by the process
+doing the work for exactly as long as it works.
 """
 from __future__ import annotations
 

@@ -23,7 +23,6 @@ import sys
 import threading
 import time
 import traceback
-from contextlib import contextmanager
 from multiprocessing import AuthenticationError
 from multiprocessing.connection import Client, Connection, Listener
 from typing import Any, Callable, Iterator, TypeVar
@@ -48,7 +47,7 @@ def supported() -> bool:
     return sys.platform.startswith("linux")
 
 
-@contextmanager
+@contextlib.contextmanager
 def warm_workers(count: int) -> Iterator[None]:
     """`count` warm workers for the duration of the block (none when count < 2: one Luigi worker
     runs its tasks in its own, already warm, process)."""
@@ -158,7 +157,7 @@ class _IdleMemoryRelease:
         signal.signal(signal.SIGUSR1, lambda _signum, _frame: release_free_memory())
         threading.Thread(target=self._watch, name="idle-memory-release", daemon=True).start()
 
-    @contextmanager
+    @contextlib.contextmanager
     def busy(self) -> Iterator[None]:
         with self._lock:
             self._busy, self._released = True, False
