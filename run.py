@@ -37,6 +37,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         parser.add_argument("--files", type=int, default=10)
         parser.add_argument("--seed", type=int, default=42)
         parser.add_argument("--date-folders", action="store_true", help="put files under hive-style date=YYYY-MM-DD/ folders")
+        parser.add_argument("--force", action="store_true", help="overwrite existing files of the same names")
         _add_root(parser)
         args = parser.parse_args(argv[1:])
         args.command = "generate"
@@ -54,6 +55,10 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--scheduler-port", type=int, default=8082)
     parser.add_argument("--reprocess", action="append", default=[], metavar="PATH",
                         help="redo this bronze file (relative to the bronze folder) and everything derived from it; repeatable")
+    parser.add_argument("--forget", action="append", default=[], metavar="PATH",
+                        help="drop the silver of a bronze file that is gone from the bronze folder and rebuild gold without it; repeatable")
+    parser.add_argument("--reprocess-all", action="store_true",
+                        help="redo silver of every file under the current settings and rebuild gold (after a settings change)")
     parser.add_argument("--until", choices=("silver", "gold", "report"), default="report",
                         help="stop after this layer (default: report, i.e. everything)")
     parser.add_argument("--rebuild-gold", action="store_true", help="drop the Silver -> Gold state and gold, and rebuild them from all silver")
@@ -83,7 +88,8 @@ def command_generate(args: argparse.Namespace) -> int:
     settings = load_settings(args.data_root)
     layout = DataLayout(Path(settings.data_root))
     started = time.monotonic()
-    paths = generate_bronze(layout.bronze_dir, rows=args.rows, files=args.files, seed=args.seed, date_folders=args.date_folders)
+    paths = generate_bronze(layout.bronze_dir, rows=args.rows, files=args.files, seed=args.seed,
+                            date_folders=args.date_folders, overwrite=args.force)
     seconds = time.monotonic() - started
     rate = args.rows / seconds if seconds > 0 else 0
     print(f"generated {args.rows:,} rows in {len(paths)} files under {layout.bronze_dir} in {seconds:.1f} s ({rate:,.0f} rows/s)")
@@ -117,7 +123,17 @@ def command_status(args: argparse.Namespace) -> int:
             state = "pending: not scanned yet"
         pending += not s.silver_done
         print(f"  {s.source_file}: {state}")
-    print(f"bronze -> silver: {len(files) - pending} of {len(files)} files done, {pending} pending")
+    from pipeline.inventory import gone_files
+    from pipeline.silver_settings import settings_problem
+
+    gone = gone_files(layout, [f.relative_path for f in files])
+    for path in gone:
+        print(f"  {path}: GONE from bronze since it was ingested: restore it, or run with --forget {path}")
+    print(f"bronze -> silver: {len(files) - pending} of {len(files)} files done, {pending} pending"
+          + (f", {len(gone)} gone" if gone else ""))
+    problem = settings_problem(layout, settings)
+    if problem:
+        print(f"SETTINGS: {problem}")
     _print_gold_status(layout, [f.relative_path for f in files if layout.manifest_path(f.relative_path).exists()])
     return 0
 
@@ -170,83 +186,98 @@ def _resolve_root(args: argparse.Namespace):
     return settings, layout
 
 
-def _preflight(layout, files, reprocess: list[str], rebuild_gold: bool) -> tuple[list, list[str]]:
-    """Apply --reprocess / --rebuild-gold, then set aside files that cannot run: (runnable, error lines)."""
-    from pipeline.atomic import remove_stale_temp_files
-    from pipeline.inventory import changed_files, forget_file, forget_gold, header_problem
-
-    known = {f.relative_path for f in files}
-    for path in reprocess:
-        if path not in known:
-            raise PipelineError(f"--reprocess {path}: no such bronze file under {layout.bronze_dir}")
-        forget_file(layout, path)
-        print(f"reprocess: forgot everything derived from {path}; gold will be rebuilt from all silver")
-    if reprocess or rebuild_gold:
-        forget_gold(layout)
-    for folder in (layout.silver_dir, layout.quarantine_dir, layout.gold_dir, layout.report_dir):
-        remove_stale_temp_files(folder)
-    errors = [f"{path}: bronze file changed since it was ingested; run `python run.py --reprocess {path}` to redo it"
-              for path in changed_files(layout, files)]
-    bad = {e.split(":")[0] for e in errors}
-    for bronze in files:
-        if bronze.relative_path not in bad:
-            problem = header_problem(bronze)
-            if problem:
-                errors.append(problem)
-                bad.add(bronze.relative_path)
-    return [f for f in files if f.relative_path not in bad], errors
-
-
 def command_run(args: argparse.Namespace) -> int:
     from pipeline.discovery import scan_bronze
     from pipeline.inventory import silver_totals
+    from pipeline.maintenance import Maintenance
+    from pipeline.preflight import prepare_run
     from tasks.failures import FAILURES_ENV, read_failures
-    from tasks.gold import inputs_digest
-    from tasks.graph import top_task
     from tasks.warm_workers import warm_workers
 
     settings, layout = _resolve_root(args)
     files, refused = scan_bronze(layout.bronze_dir, settings.bronze_glob)
-    if not files and not refused:
+    if not files and not refused and not layout.ingested_files():
         raise PipelineError(f"no CSV files matching {settings.bronze_glob!r} under {layout.bronze_dir}")
-    runnable, errors = _preflight(layout, files, args.reprocess, args.rebuild_gold)
-    errors = refused + errors
-    for line in errors:
-        print(f"ERROR {line}")
-    root = str(layout.root)
-    entries = [(f.relative_path, f.absolute_path.stat().st_size, f.absolute_path.stat().st_mtime_ns) for f in runnable]
-    top = top_task(args.until, root, [f.relative_path for f in runnable], inputs_digest(entries))
-    if not runnable:
+    request = Maintenance(tuple(args.reprocess), tuple(args.forget), args.rebuild_gold, args.reprocess_all)
+    plan = prepare_run(layout, settings, files, refused, request, say=print)
+    runnable = plan.runnable
+    top = _top(args.until, layout, settings, plan.gold_files, runnable)
+    if not plan.gold_files:
+        _print_errors(plan.errors)
         print("no bronze file can run; nothing done")
         return EXIT_FAILED
     if top.complete():
+        _print_errors(plan.errors)
         totals = silver_totals(layout, runnable)
         print(f"Nothing to do: all {len(runnable)} files are already done up to {args.until} "
               f"({totals.rows_read:,} rows read, {totals.rows_valid:,} valid). Gold: {layout.gold_dir}")
         _show_report(layout, args.open)
-        return EXIT_FAILED if errors else 0
+        return EXIT_FAILED if plan.errors else 0
     layout.runs_dir.mkdir(parents=True, exist_ok=True)
     failures_file = Path(tempfile.mkstemp(prefix="failures-", suffix=".jsonl", dir=layout.runs_dir)[1])
     os.environ[FAILURES_ENV] = str(failures_file)
     print(f"running {len(runnable)} bronze files from {layout.bronze_dir} with {args.workers} worker(s)")
     started_wall, started = time.time(), time.monotonic()
     _record_run_start(layout, started_wall, args, len(runnable))
+    left_out: list[str] = []
     with warm_workers(args.workers):
         result = _build(top, args)
+        failed = {f["source_file"] for f in read_failures(failures_file) if f.get("source_file")}
+        if failed and args.until != "silver" and not top.complete():
+            # One failing file must not withhold gold for the others: gold without it is what a
+            # run on the other files alone gives, and the file is merged in input order once fixed.
+            top, left_out = _without_failed(args, layout, settings, runnable, failed)
+            if top is not None:
+                print(f"building gold without the {len(left_out)} file(s) that failed: {', '.join(left_out)}")
+                result = _build(top, args)
     seconds = time.monotonic() - started
     failures = read_failures(failures_file)
     failures_file.unlink(missing_ok=True)
     _print_summary(layout, runnable, started_wall, seconds, args.workers)
-    for failure in failures:
-        print(f"FAILED {failure['error']}")
-    for line in errors:
-        print(f"FAILED {line}")
+    _print_errors(plan.errors + _failure_lines(failures))
+    if left_out:
+        print(f"gold does not include {', '.join(left_out)} (failed above); run again once fixed")
     _show_report(layout, args.open)
     # Complete top task = every task of the graph done (here or by another worker of a shared luigid).
-    ok = top.complete() and not failures and not errors
+    ok = top is not None and top.complete() and not failures and not plan.errors
     if not ok:
-        print(f"run did not complete ({result.status.name.lower().replace('_', ' ')}); see the lines above. Exit {EXIT_FAILED}.")
+        problems = len(plan.errors) + len(_failure_lines(failures))
+        print(f"run finished with {problems} problem(s) (the FAILED lines above); exit {EXIT_FAILED}.")
     return 0 if ok else EXIT_FAILED
+
+
+def _print_errors(lines: list[str]) -> None:
+    for line in lines:
+        print(f"FAILED {line}")
+
+
+def _top(until: str, layout, settings, gold_files: list[str], runnable: list):
+    from pipeline.preflight import gold_digest
+    from tasks.graph import top_task
+
+    files = gold_files if until != "silver" else [f.relative_path for f in runnable]
+    return top_task(until, str(layout.root), files, gold_digest(layout, gold_files, runnable, settings))
+
+
+def _without_failed(args: argparse.Namespace, layout, settings, runnable: list, failed: set[str]):
+    """The top task of the same run with the failed files left out of gold (None when none is left)."""
+    from pipeline.inventory import gold_inputs
+
+    gold_files = gold_inputs(layout, [f.relative_path for f in runnable], failed=failed)
+    left_out = sorted(failed)
+    if not gold_files:
+        return None, left_out
+    kept = [f for f in runnable if f.relative_path not in failed]
+    return _top(args.until, layout, settings, gold_files, kept), left_out
+
+
+def _failure_lines(failures: list[dict]) -> list[str]:
+    """Each failure once: a file's first failing task, with how many more of its tasks failed."""
+    firsts: dict[str, list] = {}
+    for failure in failures:
+        key = failure.get("source_file") or failure["error"]
+        firsts.setdefault(key, [failure["error"], -1])[1] += 1
+    return [line + (f" (and {more} more task(s) of this file)" if more else "") for line, more in firsts.values()]
 
 
 def _scheduler_options(args: argparse.Namespace) -> dict:
@@ -316,9 +347,11 @@ def _print_summary(layout, files, started_wall: float, seconds: float, workers: 
           f"{totals.rows_valid:,} valid, {sum(totals.rows_rejected.values()):,} rejected")
     for reason, count in totals.rows_rejected.items():
         print(f"  rejected {reason}: {count:,}")
-    gold_run = layout.gold_dir / "_silver_to_gold_run.json"
+    gold_run = layout.gold_run_path
     if gold_run.exists() and gold_run.stat().st_mtime >= started_wall:
         g = json.loads(gold_run.read_text())
+        if g.get("state_rebuilt_because"):
+            print(f"gold: the Silver -> Gold state was rebuilt from all silver in input order: {g['state_rebuilt_because']}")
         print(f"gold: merged {g['rows_merged']:,} silver rows ({g['new_unique_orders']:,} new unique orders) in "
               f"{g['merge_seconds']:.1f} s, wrote {len(g['tables_written'])} tables to {layout.gold_dir}")
     print(f"this run: {rows_now:,} rows cleaned, whole run {seconds:.1f} s ({rate:,.0f} rows/s) with {workers} worker(s)")

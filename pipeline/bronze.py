@@ -19,7 +19,7 @@ from pipeline.header import layout_header
 from pipeline.layout import DataLayout
 from pipeline.parquet_io import write_silver_part, write_table_atomic
 from pipeline.reader import parse_chunk, read_chunk_bytes
-from pipeline.settings import Settings
+from pipeline.settings import Settings, silver_fingerprint
 
 
 @dataclass
@@ -37,6 +37,7 @@ class ChunkMetrics:
     missing_optional_columns: list[str] = field(default_factory=list)
     slow_path: bool = False
     silver_crc32: str = ""  # digest of the silver part's bytes, checked before it is merged
+    settings_fingerprint: str = ""  # settings.silver_fingerprint it was cleaned with, checked before it is merged
 
     @property
     def rejected_total(self) -> int:
@@ -136,6 +137,7 @@ def process_chunk(layout: DataLayout, source_file: str, chunk_index: int, settin
     bronze_path = layout.bronze_dir / source_file
     ensure_unchanged(bronze_path, manifest)
     result = clean_chunk(bronze_path, manifest, chunk_index, settings)
+    result.metrics.settings_fingerprint = silver_fingerprint(settings)
     write_chunk_outputs(layout, result)
     return result.metrics
 

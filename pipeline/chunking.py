@@ -4,11 +4,16 @@ A record ends at a line feed outside double quotes (RFC 4180: every `"` toggles 
 state, `""` toggles twice). The scan is vectorised with numpy over fixed-size blocks, so memory
 is bounded by the block size, and it yields, per chunk, its byte range, the 1-based number of its
 first record and its record count: chunk tasks can then run in parallel and still number their
-records as the whole file does. Empty lines (also a lone CR) are skipped and not counted.
+records as the whole file does. Empty lines (`\n` or `\r\n`) are skipped and not counted, also
+before the header: the header is the first non-empty line, and `header_end` is where its records
+start. Only LF, optionally preceded by CR, ends a line: a bare CR inside a data field is data. A
+header line holding a bare CR outside quotes means CR-only (classic Mac) line ends, which would
+read as one header line and no records, so the file fails alone with a line saying so.
 """
 from __future__ import annotations
 
 import os
+import re
 import zlib
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -202,15 +207,30 @@ class _RecordScanner:
         self.prev_byte_was_cr_at = block_offset + len(block) - 1 if block.endswith(b"\r") else -1
 
 
+EMPTY_LINES = re.compile(rb"(?:\r?\n)*")
+
+
 def read_header(handle, path: Path) -> tuple[list[str], int, bytes]:
-    """The raw header names and the offset where data starts; the header must be one line."""
+    """The raw header names and the offset where data starts; the header must be one line.
+
+    Empty lines before the header are skipped (they are not records, so `header_end` just moves
+    past them). A header with a bare CR fails the file here, before any record is lost to it.
+    """
     head = handle.read(HEAD_SAMPLE_BYTES)
     start = len(BOM) if head.startswith(BOM) else 0
+    start = EMPTY_LINES.match(head, start).end()
     newline = head.find(b"\n", start)
-    line = head[start:] if newline < 0 else head[start:newline]
-    line = line.rstrip(b"\r")
+    header_end = len(head) if newline < 0 else newline + 1
+    if _has_bare_cr(head[start:header_end]):
+        raise InputFileError(
+            f"{path}: lines end with a bare CR (classic Mac line endings), which is not a supported line end; "
+            "convert the file to LF or CRLF line ends"
+        )
+    line = head[start:header_end].removesuffix(b"\n").removesuffix(b"\r")
+    if not line:
+        raise InputFileError(f"{path}: no header row (the file is empty or holds only empty lines)")
     if not line.strip():
-        raise InputFileError(f"{path}: no header row (the file is empty or starts with a blank line)")
+        raise InputFileError(f"{path}: no header row (its first non-empty line holds only white space)")
     if b'"' in line:
         import csv
         import io
@@ -218,8 +238,25 @@ def read_header(handle, path: Path) -> tuple[list[str], int, bytes]:
         names = next(csv.reader(io.StringIO(_decode_header(line, path))))
     else:
         names = _decode_header(line, path).split(",")
-    header_end = len(head) if newline < 0 else newline + 1
     return names, header_end, head
+
+
+def _has_bare_cr(line: bytes) -> bool:
+    """Whether `line` (the header with its LF, if any) holds a CR not followed by LF, outside quotes.
+
+    In an LF or CRLF file the only CR a header can hold outside quotes is the one before its LF;
+    any other means CR line ends (or a header no line end convention makes valid).
+    """
+    arr = np.frombuffer(line, dtype=np.uint8)
+    crs = np.flatnonzero(arr == CR)
+    if not len(crs):
+        return False
+    following = np.append(arr, np.uint8(0))[crs + 1]
+    bare = crs[following != LF]
+    if not len(bare):
+        return False
+    outside, _, _ = _RecordScanner(start_offset=0).unquoted(arr, bare)
+    return bool(len(outside))
 
 
 def _decode_header(line: bytes, path: Path) -> str:

@@ -12,6 +12,7 @@ rates. Anything that needs CSV quoting lives only in the small pools, which are 
 from __future__ import annotations
 
 import datetime as dt
+import os
 import re
 from pathlib import Path
 from typing import Callable, Sequence
@@ -22,6 +23,7 @@ import pyarrow.compute as pc
 
 from pipeline.atomic import atomic_path
 from pipeline.contract import INPUT_COLUMNS
+from pipeline.errors import PipelineError
 
 __all__ = ["generate_bronze"]
 
@@ -347,8 +349,29 @@ def _write_part(path: Path, index: int, rows: int, first_row: int, seed: int) ->
             out.write(_block_bytes(rng, first_row + start, first_row, min(BLOCK_ROWS, rows - start), eol))
 
 
-def generate_bronze(bronze_dir: Path, rows: int, files: int = 10, seed: int = 42, date_folders: bool = False) -> list[Path]:
-    """Write a deterministic dirty sample of `rows` records over `files` CSV files; return their paths."""
+def _refuse_existing(bronze_dir: Path, paths: Sequence[Path]) -> None:
+    """Raise before anything is written if any target already exists (the user's own data, say)."""
+    existing = [p for p in paths if os.path.lexists(p)]
+    if existing:
+        example = existing[0].relative_to(bronze_dir).as_posix()
+        raise PipelineError(
+            f"generate: {len(existing)} file(s) already exist under {bronze_dir} (e.g. {example}); "
+            "refusing to overwrite them; pass --force to overwrite, or use another --data-root"
+        )
+
+
+def generate_bronze(
+    bronze_dir: Path,
+    rows: int,
+    files: int = 10,
+    seed: int = 42,
+    date_folders: bool = False,
+    overwrite: bool = False,
+) -> list[Path]:
+    """Write a deterministic dirty sample of `rows` records over `files` CSV files; return their paths.
+
+    Unless `overwrite`, raise PipelineError (writing nothing) when any of those paths already exists.
+    """
     if rows < 0:
         raise ValueError(f"rows must be >= 0, got {rows}")
     if files < 1:
@@ -356,11 +379,12 @@ def generate_bronze(bronze_dir: Path, rows: int, files: int = 10, seed: int = 42
     if seed < 0:
         raise ValueError(f"seed must be >= 0, got {seed}")
     bronze_dir = Path(bronze_dir)
-    paths: list[Path] = []
+    counts = _rows_per_file(rows, files)
+    paths = [_part_path(bronze_dir, index, date_folders) for index in range(len(counts))]
+    if not overwrite:
+        _refuse_existing(bronze_dir, paths)
     first_row = 0
-    for index, count in enumerate(_rows_per_file(rows, files)):
-        path = _part_path(bronze_dir, index, date_folders)
+    for index, (path, count) in enumerate(zip(paths, counts)):
         _write_part(path, index, count, first_row, seed)
-        paths.append(path)
         first_row += count
     return paths

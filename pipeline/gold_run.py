@@ -48,12 +48,13 @@ def merge_and_publish(layout: DataLayout, settings: Settings, files: list[str], 
             "new_unique_orders": merge.unique_orders, "merge_seconds": round(merge.seconds, 3),
             "merge_rows_per_second": round(rate), "publish_seconds": round(publish_seconds, 3),
             "tables_written": written, "gold_mode": settings.gold_mode,
-            "seconds": round(time.monotonic() - started, 3),
+            "seconds": round(time.monotonic() - started, 3), "state_rebuilt_because": merge.rebuilt_because,
             "started_at": started_at, "finished_at": _utc_now(),
         }
-        write_text_atomic(layout.gold_dir / "_silver_to_gold_run.json", json.dumps(metadata, indent=1, sort_keys=True))
+        write_text_atomic(layout.gold_run_path, json.dumps(metadata, indent=1, sort_keys=True))
         write_text_atomic(published_marker_path(layout, inputs), json.dumps({"inputs": inputs, "files": files}, indent=1))
-    return (f"merged {merge.rows_merged:,} rows ({merge.unique_orders:,} new orders) in {merge.seconds:.1f} s; "
+    rebuilt = f"state rebuilt from all silver ({merge.rebuilt_because}); " if merge.rebuilt_because else ""
+    return (f"{rebuilt}merged {merge.rows_merged:,} rows ({merge.unique_orders:,} new orders) in {merge.seconds:.1f} s; "
             f"wrote {len(written)} gold tables")
 
 

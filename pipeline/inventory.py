@@ -1,9 +1,9 @@
-"""What is on disk, layer by layer: done, pending, changed. Read-only except `forget_file`."""
+"""What is on disk, layer by layer: done, pending, changed, gone. Read-only."""
 from __future__ import annotations
 
-import shutil
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Iterable
 
 from pipeline.bronze import FileMetrics, read_manifest
 from pipeline.chunking import unchanged_since
@@ -49,21 +49,25 @@ def changed_files(layout: DataLayout, files: list[BronzeFile]) -> list[str]:
     return changed
 
 
-def forget_file(layout: DataLayout, source_file: str) -> None:
-    """Delete everything derived from one bronze file in silver and quarantine (for --reprocess)."""
-    for folder in (layout.silver_file_dir(source_file), layout.quarantine_dir / source_file):
-        resolved = folder.resolve()
-        if not (resolved.is_relative_to(layout.silver_dir.resolve()) or resolved.is_relative_to(layout.quarantine_dir.resolve())):
-            raise ValueError(f"{source_file}: refusing to delete {resolved}, outside the data root")
-        if folder.exists():
-            shutil.rmtree(folder)
+def gone_files(layout: DataLayout, present: list[str]) -> list[str]:
+    """Files with silver on disk that are no longer bronze inputs (deleted, renamed, or no longer
+    matched by the glob), in input order."""
+    from pipeline.discovery import natural_key
+
+    now = set(present)
+    return sorted((f for f in layout.ingested_files() if f not in now), key=natural_key)
 
 
-def forget_gold(layout: DataLayout) -> None:
-    """Delete the Silver -> Gold state and gold, so the next run rebuilds them from all silver."""
-    for folder in (layout.state_dir, layout.gold_dir):
-        if folder.exists():
-            shutil.rmtree(folder)
+def gold_inputs(layout: DataLayout, runnable: list[str], failed: Iterable[str] = ()) -> list[str]:
+    """The files gold covers, in input order: those that run now, and every other file whose silver
+    is complete (gone or changed since): what is merged stays accounted for in data_quality until
+    the user says otherwise (`--forget`, `--reprocess`). Files that failed this run are left out."""
+    from pipeline.discovery import natural_key
+
+    skip = set(failed)
+    done_elsewhere = [f for f in layout.ingested_files() if layout.file_summary_path(f).exists()]
+    files = {f for f in [*runnable, *done_elsewhere] if f not in skip}
+    return sorted(files, key=natural_key)
 
 
 def header_problem(bronze: BronzeFile) -> str | None:

@@ -66,8 +66,26 @@ class DataLayout:
 
     @property
     def gold_lock_path(self) -> Path:
-        """Held by whoever writes state or gold, or reads gold for the report."""
-        return self.state_dir / "gold.lock"
+        """Held by whoever writes state or gold, reads gold for the report, or runs a maintenance
+        command. In the data root itself, never inside a folder a command deletes (a lock file
+        deleted while held would let a second holder in)."""
+        return self.root / "_gold.lock"
+
+    @property
+    def silver_settings_path(self) -> Path:
+        """The settings every silver part under `silver/` was cleaned with (pipeline.silver_settings)."""
+        return self.silver_dir / "_settings.json"
+
+    @property
+    def gold_run_path(self) -> Path:
+        """Metadata of the last Silver -> Gold (beside gold, never inside a table)."""
+        return self.gold_dir / "_silver_to_gold_run.json"
+
+    def ingested_files(self) -> list[str]:
+        """Relative paths of bronze files with silver on disk (a manifest), whatever bronze holds now."""
+        if not self.silver_dir.is_dir():
+            return []
+        return [m.parent.relative_to(self.silver_dir).as_posix() for m in self.silver_dir.rglob("_manifest.json")]
 
     @property
     def report_path(self) -> Path:

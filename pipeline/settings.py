@@ -1,13 +1,21 @@
-"""One validated settings object for the whole pipeline.
+"""One validated settings object for the whole pipeline, and the one table that describes it.
 
 Built once from luigi.cfg (tasks/config.py) or directly in tests; every check names the
 section and key so a bad value stops the run at start with one line.
+
+`SETTINGS` is the single home of every key: its section, the Settings field, how its text is
+parsed, and what a change to it reaches (`Reach`). The config reader, the fingerprints that keep
+old silver, state and gold from being mixed with new settings, and the README table all come
+from it (tests/test_settings_model.py checks luigi.cfg and README against it).
 """
 from __future__ import annotations
 
 import datetime as _dt
-from dataclasses import dataclass, field, replace
-from typing import Mapping, Sequence
+import enum
+import hashlib
+import json
+from dataclasses import dataclass, field, fields, replace
+from typing import Any, Callable, Mapping, Sequence
 
 from pipeline.errors import ConfigError
 
@@ -123,3 +131,131 @@ def validate(settings: Settings) -> Settings:
     _require(isinstance(s.top_products_n, int) and s.top_products_n >= 1, "[gold] top_products_n", f"{s.top_products_n!r} must be an integer >= 1")
     _require(isinstance(s.anomaly_top_n, int) and s.anomaly_top_n >= 1, "[gold] anomaly_top_n", f"{s.anomaly_top_n!r} must be an integer >= 1")
     return s
+
+
+# Bump when a change to the bronze -> silver code (parsing, cleaning rules, hashing, the silver
+# part layout) changes what silver holds for the same input: silver written by older code is then
+# refused until `--reprocess-all`. tests/test_settings_model.py fails when those modules change
+# without a look at this number.
+SILVER_CODE_VERSION = 1
+
+
+class Reach(enum.Enum):
+    """How far a change of a setting reaches into what is already on disk."""
+
+    WHERE = "where"        # which data root: nothing on disk changes meaning
+    INPUT = "input"        # which bronze files are read: a file no longer matched is reported as gone
+    PER_FILE = "per-file"  # recorded in each file's manifest; a change applies to files scanned later
+    SILVER = "silver"      # what a silver part holds or how it is laid out: old silver must be redone
+    STATE = "state"        # what the Silver -> Gold state keeps: rebuilt from silver automatically
+    GOLD = "gold"          # only how gold is derived from the state: gold is republished automatically
+    TUNING = "tuning"      # speed and memory only: the numbers are the same whatever the value
+
+
+def _json(value: str) -> Any:
+    return json.loads(value)
+
+
+def _int(value: str) -> int:
+    return int(str(value).replace("_", "").strip())
+
+
+def _str(value: str) -> str:
+    return str(value).strip()
+
+
+@dataclass(frozen=True)
+class SettingSpec:
+    section: str
+    key: str
+    field: str  # the Settings attribute
+    reach: Reach
+    parse: Callable[[str], Any]
+    meaning: str
+
+    @property
+    def name(self) -> str:
+        return f"[{self.section}] {self.key}"
+
+
+SETTINGS: tuple[SettingSpec, ...] = (
+    SettingSpec("pipeline", "data_root", "data_root", Reach.WHERE, _str, "folder with `bronze/`, `silver/`, ..."),
+    SettingSpec("pipeline", "bronze_glob", "bronze_glob", Reach.INPUT, _str,
+                "input files under `bronze/` (relative, no `..`)"),
+    SettingSpec("pipeline", "chunk_rows", "chunk_rows", Reach.PER_FILE, _int,
+                "records per chunk task, about; memory of a chunk task grows with it"),
+    SettingSpec("pipeline", "silver_buckets", "silver_buckets", Reach.SILVER, _int,
+                "hash buckets of `order_id` (silver row groups, unit of dedup memory)"),
+    SettingSpec("cleaning", "category_aliases", "category_aliases", Reach.SILVER, _json, "JSON: canonical -> list of aliases"),
+    SettingSpec("cleaning", "region_aliases", "region_aliases", Reach.SILVER, _json, "JSON: canonical -> list of aliases"),
+    SettingSpec("cleaning", "default_region", "default_region", Reach.SILVER, _str, "region for missing or unknown values"),
+    SettingSpec("cleaning", "date_formats", "date_formats", Reach.SILVER, _json, "JSON list of `strptime` formats, tried in order"),
+    SettingSpec("cleaning", "max_quantity", "max_quantity", Reach.SILVER, _int, "largest valid quantity"),
+    SettingSpec("cleaning", "max_unit_price", "max_unit_price", Reach.SILVER, _int, "largest valid unit price"),
+    SettingSpec("gold", "mode", "gold_mode", Reach.TUNING, _str,
+                "`upsert` merges new orders into gold by key; `overwrite` rebuilds from the state (same tables)"),
+    SettingSpec("gold", "merge_batch_rows", "merge_batch_rows", Reach.TUNING, _int,
+                "valid rows per Silver -> Gold batch; bounds merge memory"),
+    SettingSpec("gold", "merge_parallel_min_rows", "merge_parallel_min_rows", Reach.TUNING, _int,
+                "batches at least this large are merged by two threads"),
+    SettingSpec("gold", "top_products_n", "top_products_n", Reach.GOLD, _int, "rows of `top_products`"),
+    SettingSpec("gold", "anomaly_top_n", "anomaly_top_n", Reach.STATE, _int,
+                "rows of `anomaly_records` (the state keeps only this many candidates)"),
+)
+SPEC_BY_FIELD: dict[str, SettingSpec] = {spec.field: spec for spec in SETTINGS}
+
+
+def _canonical(value: Any) -> Any:
+    """JSON-ready form in which equal settings compare equal (tuples as lists, keys sorted by json)."""
+    if isinstance(value, Mapping):
+        return {str(k): _canonical(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_canonical(v) for v in value]
+    return value
+
+
+def values_of(settings: Settings, *reaches: Reach) -> dict[str, Any]:
+    """`[section] key` -> canonical value, for the settings of the given reaches."""
+    return {spec.name: _canonical(getattr(settings, spec.field)) for spec in SETTINGS if spec.reach in reaches}
+
+
+def silver_values(settings: Settings) -> dict[str, Any]:
+    """Everything that shapes what a silver part holds, the cleaning code's version included."""
+    return {"silver code version": SILVER_CODE_VERSION, **values_of(settings, Reach.SILVER)}
+
+
+def digest_of(values: Mapping[str, Any]) -> str:
+    text = json.dumps(_canonical(values), sort_keys=True, separators=(",", ":"))
+    return hashlib.blake2b(text.encode("utf-8"), digest_size=10).hexdigest()
+
+
+def silver_fingerprint(settings: Settings) -> str:
+    return digest_of(silver_values(settings))
+
+
+def state_values(settings: Settings) -> dict[str, Any]:
+    """What the Silver -> Gold state depends on: the silver it merged and what it chose to keep."""
+    return {"silver": silver_fingerprint(settings), **values_of(settings, Reach.STATE)}
+
+
+def gold_fingerprint(settings: Settings) -> str:
+    """What gold depends on beyond the state: settings applied when the tables are derived."""
+    return digest_of({"state": digest_of(state_values(settings)), **values_of(settings, Reach.GOLD)})
+
+
+def changed_keys(recorded: Mapping[str, Any], current: Mapping[str, Any]) -> list[str]:
+    """The keys whose values differ (present in either), in a stable order."""
+    return sorted(k for k in set(recorded) | set(current) if _canonical(recorded.get(k)) != _canonical(current.get(k)))
+
+
+def describe_changes(recorded: Mapping[str, Any], current: Mapping[str, Any], limit: int = 60) -> str:
+    """`[cleaning] max_quantity 1000000 -> 15, [cleaning] region_aliases` (long values named only)."""
+    described = []
+    for key in changed_keys(recorded, current):
+        old, new = (json.dumps(_canonical(v)) if v is not None else "unset" for v in (recorded.get(key), current.get(key)))
+        described.append(f"{key} {old} -> {new}" if len(old) + len(new) <= limit else f"{key} (changed)")
+    return ", ".join(described)
+
+
+def settings_fields() -> list[str]:
+    return [f.name for f in fields(Settings)]

@@ -30,7 +30,7 @@ from pipeline.errors import PipelineError
 from pipeline.gold import ANOMALY_COLUMNS, build_gold_tables, covers_digest, publish, touched_keys
 from pipeline.layout import DataLayout
 from pipeline.parquet_io import SilverPartReader, file_digest
-from pipeline.settings import Settings
+from pipeline.settings import Settings, gold_fingerprint, silver_fingerprint, state_values
 from pipeline.state_store import StateReader, StateStore, open_state, state_path
 
 Progress = Callable[[int, str], None]
@@ -66,13 +66,18 @@ class MergeReport:
     rows_merged: int
     unique_orders: int
     seconds: float
+    rebuilt_because: str | None = None  # why the state was rebuilt from all silver first, if it was
 
 
 def silver_parts(layout: DataLayout, source_files: list[str]) -> list[SilverPart]:
     """Every silver part of the given files (already in natural file order), chunk by chunk."""
     parts = []
     for source_file in source_files:
-        manifest = read_manifest(layout.manifest_path(source_file))
+        path = layout.manifest_path(source_file)
+        if not path.exists():
+            raise PipelineError(f"{source_file}: its silver is gone (reprocessed or forgotten by another command while this "
+                                "run was going on?); run the pipeline again")
+        manifest = read_manifest(path)
         parts.extend(SilverPart(source_file, c.index, layout.silver_part_path(source_file, c.index)) for c in manifest.chunks)
     return parts
 
@@ -100,16 +105,86 @@ def merge_silver(layout: DataLayout, settings: Settings, parts: list[SilverPart]
     the next batch of the same run.
     """
     started = time.monotonic()
+    checksums = part_checksums(layout, parts)
+    rebuilt_because = reset_stale_state(layout, settings, parts, checksums)
+    if rebuilt_because and progress:
+        progress(0, f"rebuilding the Silver -> Gold state from all silver: {rebuilt_because}")
     parts_merged = rows = unique = 0
     while True:
-        batch = _merge_one_batch(layout, settings, parts, progress, source_files)
+        batch = _merge_one_batch(layout, settings, parts, checksums, progress, source_files)
         parts_merged, rows, unique = parts_merged + batch.parts_merged, rows + batch.rows_merged, unique + batch.unique_orders
         if batch.parts_merged == 0:
-            return MergeReport(parts_merged, rows, unique, time.monotonic() - started)
+            return MergeReport(parts_merged, rows, unique, time.monotonic() - started, rebuilt_because)
 
 
-def _merge_one_batch(layout: DataLayout, settings: Settings, parts: list[SilverPart], progress: Progress | None,
-                     source_files: list[str] | None) -> MergeReport:
+def part_checksums(layout: DataLayout, parts: list[SilverPart]) -> dict[str, str]:
+    """name -> the checksum recorded when the part was written ("" for a part not written yet)."""
+    checksums = {}
+    for part in parts:
+        path = layout.chunk_metrics_path(part.source_file, part.chunk)
+        try:
+            checksums[part.name] = str(json.loads(path.read_text(encoding="utf-8")).get("silver_crc32") or "")
+        except FileNotFoundError:
+            checksums[part.name] = ""
+        except ValueError:
+            raise PipelineError(f"{path} is corrupt; run `python run.py --reprocess {part.source_file}`") from None
+    return checksums
+
+
+def stale_state_reason(merged: dict[str, str], batch: list[str] | None, recorded: object, expected: dict,
+                       parts: list[SilverPart], checksums: dict[str, str]) -> str | None:
+    """Why a state cannot be continued (so it must be rebuilt from all silver), or None.
+
+    The state is only ever extended in input order, so it is valid exactly when the parts it
+    merged are the first parts of today's input order with the same bytes, the settings it
+    depends on are today's, and an interrupted batch holds the parts that come next. Anything
+    else (a file that sorts before merged ones arrived late, merged silver was redone or removed,
+    `anomaly_top_n` changed) would give gold that a from-scratch run would not: rebuilding is
+    what makes "first" mean input order whatever the order of arrival.
+    """
+    if recorded is None:
+        return None if not merged and not batch else "the state has no record of its settings"
+    if recorded != expected:
+        from pipeline.settings import describe_changes
+
+        return f"settings it depends on changed ({describe_changes(recorded, expected)})"  # type: ignore[arg-type]
+    names = [p.name for p in parts]
+    head = names[: len(merged)]
+    for name in head:
+        if name not in merged:
+            late = next(p for p in parts if p.name == name)
+            return f"{late.source_file} sorts before files already merged (first wins in input order)"
+        if merged[name] and merged[name] != checksums.get(name):
+            return f"silver part {name} changed since it was merged"
+    gone = sorted(set(merged) - set(head))
+    if gone:
+        return f"silver part {gone[0]} was merged but is no longer an input"
+    if batch is not None and batch != names[len(merged): len(merged) + len(batch)]:
+        return "the interrupted merge was of other parts than those now next in input order"
+    return None
+
+
+def reset_stale_state(layout: DataLayout, settings: Settings, parts: list[SilverPart], checksums: dict[str, str]) -> str | None:
+    """Empty the state (one transaction) when it cannot be continued; return the reason, or None."""
+    expected = state_values(settings)
+    with open_state(layout.state_dir) as state:
+        merged = state.get_json("merged_parts") or {}
+        if isinstance(merged, list):  # a state written before checksums were recorded: cannot be checked
+            merged = {name: "?" for name in merged}
+        batch = state.get_json("batch")
+        reason = stale_state_reason(merged, batch["parts"] if batch else None, state.get_json("settings"), expected,
+                                    parts, checksums)
+        if reason is None and state.get_json("settings") is not None:
+            return None
+        for key in state.keys_with_prefix(""):
+            state.delete(key)
+        state.put_json("settings", expected)
+        state.commit()
+    return reason
+
+
+def _merge_one_batch(layout: DataLayout, settings: Settings, parts: list[SilverPart], checksums: dict[str, str],
+                     progress: Progress | None, source_files: list[str] | None) -> MergeReport:
     """Merge one batch: the interrupted one, else the next parts not yet merged (up to
     `merge_batch_rows` valid rows, so a bucket's rows in memory stay bounded whatever the input).
 
@@ -122,8 +197,7 @@ def _merge_one_batch(layout: DataLayout, settings: Settings, parts: list[SilverP
     report = progress or (lambda _p, _m: None)
     by_name = {p.name: p for p in parts}
     with open_state(layout.state_dir) as state:
-        _check_buckets(state, settings)
-        merged = set(state.get_json("merged_parts", []))
+        merged: dict[str, str] = state.get_json("merged_parts") or {}
         batch = state.get_json("batch")
         if batch is None:
             pending = [p.name for p in parts if p.name not in merged]
@@ -144,7 +218,7 @@ def _merge_one_batch(layout: DataLayout, settings: Settings, parts: list[SilverP
             raise PipelineError(f"silver part {missing[0]} of an unfinished merge is gone; run with --reprocess on its bronze file")
         workers = _parallel_workers(batch.get("valid_rows", 0), settings.merge_parallel_min_rows)
         if not batch["done_buckets"]:
-            _verify_parts(layout, [by_name[name] for name in batch["parts"]], workers)
+            _verify_parts(layout, [by_name[name] for name in batch["parts"]], workers, silver_fingerprint(settings))
         done = set(batch["done_buckets"])
         jobs = [BucketJob(bucket, str(state_path(layout.state_dir)), batch["number"], settings.anomaly_top_n)
                 for bucket in range(settings.silver_buckets) if bucket not in done]
@@ -162,8 +236,8 @@ def _merge_one_batch(layout: DataLayout, settings: Settings, parts: list[SilverP
                 percent = int(100 * len(done) / settings.silver_buckets)
                 report(percent, f"merged bucket {len(done)}/{settings.silver_buckets}: {batch['rows']:,} rows, {batch['unique']:,} new orders")
         _fold_buckets(state, settings, [by_name[n].path for n in batch["parts"]])
-        merged.update(batch["parts"])
-        state.put_json("merged_parts", sorted(merged))
+        merged.update({name: checksums[name] for name in batch["parts"]})
+        state.put_json("merged_parts", merged)
         state.put_json("batches_merged", batch["number"] + 1)
         _advance_covers(state, merged, source_files)
         state.delete("batch")
@@ -288,9 +362,10 @@ def _anomaly_candidates(rows: pa.Table, keep: pa.Array, bucket: int, n: int) -> 
                      "source_row": rows.column("source_row").take(top)}, schema=CANDIDATE_SCHEMA)
 
 
-def _advance_covers(state: StateStore, merged: set[str], source_files: list[str] | None) -> bool:
-    """Record what gold must now cover (merged parts and the files of data_quality); True if it moved."""
-    names = set(merged) | {f"file:{f}" for f in (source_files or [])}
+def _advance_covers(state: StateStore, merged: dict[str, str], source_files: list[str] | None) -> bool:
+    """Record what gold must now cover (merged parts with their checksums, and the files of
+    data_quality); True if it moved."""
+    names = {f"{name}={checksum}" for name, checksum in merged.items()} | {f"file:{f}" for f in (source_files or [])}
     stored = state.get_json("covers") or {"current": None, "previous": None}
     current = covers_digest(names)
     if stored["current"] == current:
@@ -299,19 +374,24 @@ def _advance_covers(state: StateStore, merged: set[str], source_files: list[str]
     return True
 
 
-def _verify_parts(layout: DataLayout, parts: list[SilverPart], threads: int) -> None:
+def _verify_parts(layout: DataLayout, parts: list[SilverPart], threads: int, fingerprint: str) -> None:
     """Every part's checksum before the batch's first commit, `threads` at a time (zlib releases
     the GIL: 20 parts of 25 MB took 0.58 s one by one, 0.30 s on two threads); the first bad part
     in input order is the one reported."""
     with ThreadPoolExecutor(max_workers=max(threads, 1)) as pool:
-        for _ in pool.map(lambda part: verify_silver_part(layout, part), parts):
+        for _ in pool.map(lambda part: verify_silver_part(layout, part, fingerprint), parts):
             pass
 
 
-def verify_silver_part(layout: DataLayout, part: SilverPart) -> None:
-    """Refuse a silver part whose bytes differ from those recorded when it was written."""
+def verify_silver_part(layout: DataLayout, part: SilverPart, fingerprint: str) -> None:
+    """Refuse a silver part whose bytes differ from those recorded when it was written, or that
+    was cleaned under other settings than `fingerprint` (settings.silver_fingerprint)."""
     metrics_path = layout.chunk_metrics_path(part.source_file, part.chunk)
-    recorded = json.loads(metrics_path.read_text(encoding="utf-8")).get("silver_crc32") if metrics_path.exists() else None
+    metrics = json.loads(metrics_path.read_text(encoding="utf-8")) if metrics_path.exists() else {}
+    recorded = metrics.get("silver_crc32")
+    if metrics and metrics.get("settings_fingerprint") != fingerprint:
+        raise PipelineError(f"silver part {part.path} was cleaned under other settings than the current ones; "
+                            "run `python run.py --reprocess-all`")
     if not recorded or file_digest(part.path) != recorded:
         raise PipelineError(f"silver part {part.path} is corrupt or truncated (its checksum does not match the one recorded "
                             f"when it was written); run `python run.py --reprocess {part.source_file}`")
@@ -350,17 +430,6 @@ def _anomaly_rows(candidates: pa.Table, part_paths: list[Path]) -> pa.Table:
     return pa.concat_tables(pieces)
 
 
-def _check_buckets(state: StateStore, settings: Settings) -> None:
-    """The bucket count is part of the state's shape: refuse to mix two layouts."""
-    recorded = state.get_json("silver_buckets")
-    if recorded is None:
-        state.put_json("silver_buckets", settings.silver_buckets)
-        state.commit()
-    elif recorded != settings.silver_buckets:
-        raise PipelineError(f"config [pipeline] silver_buckets is {settings.silver_buckets} but the state in {settings.data_root}/state "
-                            f"was built with {recorded}; restore the setting or run with --rebuild-gold")
-
-
 def publish_gold(layout: DataLayout, settings: Settings, file_metrics: list[FileMetrics]) -> list[str]:
     """Write the gold tables that are not yet at the state's current digest."""
     with open_state(layout.state_dir) as state:
@@ -370,6 +439,11 @@ def publish_gold(layout: DataLayout, settings: Settings, file_metrics: list[File
         totals = _load_aggregates(state, "agg")
         delta = _load_aggregates(state, "delta")
         anomalies = state.get_table("anomalies") or ANOMALY_SCHEMA.empty_table()
+    # A gold file's stamp is what it covers plus the settings it was derived with: a change of
+    # `top_products_n` rebuilds the tables from the state; an unchanged one upserts.
+    stamp = gold_fingerprint(settings)
+    current = f"{covers['current']}+{stamp}"
+    previous = f"{covers['previous']}+{stamp}" if covers["previous"] else None
     fresh = build_gold_tables(totals, anomalies, file_metrics, settings.top_products_n, settings.anomaly_top_n)
     paths = {name: layout.gold_table_path(name) for name in GOLD_TABLES}
-    return publish(paths, fresh, covers["current"], covers["previous"], settings.gold_mode, touched_keys(delta))
+    return publish(paths, fresh, current, previous, settings.gold_mode, touched_keys(delta))

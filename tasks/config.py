@@ -7,50 +7,16 @@ the section and the key.
 from __future__ import annotations
 
 import configparser
-import json
 from typing import Any
 
 from luigi.configuration import get_config
 
 from pipeline.errors import ConfigError
-from pipeline.settings import Settings, validate
+from pipeline.settings import SETTINGS, Settings, validate
 
-def _json(value: str) -> Any:
-    return json.loads(value)
-
-
-def _int(value: str) -> int:
-    return int(str(value).replace("_", "").strip())
-
-
-def _str(value: str) -> str:
-    return str(value).strip()
-
-
-# section -> key -> (Settings field, parser)
-SECTIONS: dict[str, dict[str, tuple[str, Any]]] = {
-    "pipeline": {
-        "data_root": ("data_root", _str),
-        "bronze_glob": ("bronze_glob", _str),
-        "chunk_rows": ("chunk_rows", _int),
-        "silver_buckets": ("silver_buckets", _int),
-    },
-    "cleaning": {
-        "category_aliases": ("category_aliases", _json),
-        "region_aliases": ("region_aliases", _json),
-        "default_region": ("default_region", _str),
-        "date_formats": ("date_formats", _json),
-        "max_quantity": ("max_quantity", _int),
-        "max_unit_price": ("max_unit_price", _int),
-    },
-    "gold": {
-        "mode": ("gold_mode", _str),
-        "merge_batch_rows": ("merge_batch_rows", _int),
-        "merge_parallel_min_rows": ("merge_parallel_min_rows", _int),
-        "top_products_n": ("top_products_n", _int),
-        "anomaly_top_n": ("anomaly_top_n", _int),
-    },
-}
+# section -> key -> spec: the one settings table of pipeline/settings.py
+SECTIONS = {section: {spec.key: spec for spec in SETTINGS if spec.section == section}
+            for section in dict.fromkeys(spec.section for spec in SETTINGS)}
 
 
 def load_settings(data_root: str | None = None) -> Settings:
@@ -64,10 +30,11 @@ def load_settings(data_root: str | None = None) -> Settings:
             if key not in keys:
                 known = ", ".join(sorted(keys))
                 raise ConfigError(f"config [{section}] {key}: unknown key (known keys: {known})")
-            field, parse = keys[key]
+            spec = keys[key]
+            raw = None
             try:
                 raw = config.get(section, key, raw=True)  # raw: date formats hold '%'
-                values[field] = parse(raw)
+                values[spec.field] = spec.parse(raw)
             except (ValueError, configparser.Error) as err:
                 raise ConfigError(f"config [{section}] {key}: cannot read {raw!r} ({err})") from None
     if data_root is not None:

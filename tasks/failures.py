@@ -32,14 +32,14 @@ def _record_failure(task: luigi.Task, exception: BaseException) -> None:
         task.set_status_message(f"FAILED: {line}")
     except Exception:  # noqa: BLE001 - the scheduler may be gone; the console still gets the line
         pass
-    if isinstance(exception, (PipelineError, OSError)):
-        log.error("FAILED %s", line)
-    else:
+    # The run's summary prints each failure once; only a bug's traceback is shown as it happens.
+    if not isinstance(exception, (PipelineError, OSError)):
         log.error("FAILED %s\n%s", line, "".join(traceback.format_exception(exception)))
     target = os.environ.get(FAILURES_ENV)
     if target:
+        record = {"task": task.task_id, "error": line, "source_file": getattr(task, "source_file", None)}
         with open(target, "a", encoding="utf-8") as handle:  # O_APPEND: one short line per write
-            handle.write(json.dumps({"task": task.task_id, "error": line}) + "\n")
+            handle.write(json.dumps(record) + "\n")
 
 
 def read_failures(path: Path) -> list[dict]:

@@ -1,8 +1,6 @@
 """The single Silver -> Gold task: sqlitedict dedup and aggregation, then gold publication."""
 from __future__ import annotations
 
-import hashlib
-import json
 import logging
 
 import luigi
@@ -14,14 +12,6 @@ from tasks.bronze import BronzeFileToSilver
 log = logging.getLogger("pipeline")
 
 
-def inputs_digest(entries: list[tuple[str, int, int]]) -> str:
-    """Digest of (relative path, size, mtime_ns) of the bronze files a gold publication covers."""
-    digest = hashlib.blake2b(digest_size=12)
-    for entry in entries:
-        digest.update(json.dumps(entry).encode() + b"\n")
-    return digest.hexdigest()
-
-
 class SilverToGold(PipelineTask):
     """Merge every silver part of `source_files` exactly once, then publish gold.
 
@@ -30,7 +20,7 @@ class SilverToGold(PipelineTask):
     """
 
     source_files = luigi.ListParameter(description="bronze files, in natural order")
-    inputs = luigi.Parameter(description="digest of the bronze inputs (see inputs_digest)")
+    inputs = luigi.Parameter(description="digest of the inputs and gold settings (pipeline.preflight.gold_digest)")
 
     def requires(self) -> list[BronzeFileToSilver]:
         return [BronzeFileToSilver(data_root=self.data_root, source_file=f) for f in self.source_files]

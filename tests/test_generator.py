@@ -5,6 +5,8 @@ Files are real files in tmp_path and are read back with pyarrow's CSV reader, as
 from __future__ import annotations
 
 import re
+import subprocess
+import sys
 from collections import Counter
 from pathlib import Path
 
@@ -14,6 +16,7 @@ import pytest
 
 from pipeline import generator
 from pipeline.contract import INPUT_COLUMNS, NULL_TOKENS
+from pipeline.errors import PipelineError
 from pipeline.generator import generate_bronze
 
 SAMPLE_ROWS = 20_000
@@ -228,3 +231,110 @@ CLEAN_SHAPES: dict[str, str] = {
 def test_most_values_are_clean(values: dict[str, list[str]], column: str) -> None:
     clean = sum(bool(re.fullmatch(CLEAN_SHAPES[column], v)) for v in values[column])
     assert clean / SAMPLE_ROWS > 0.9
+
+
+# --- never overwrite the user's files without --force ------------------------------------------
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def run_generate(*args: str) -> subprocess.CompletedProcess:
+    """`python run.py generate ...` as a user runs it, from the repo root."""
+    return subprocess.run([sys.executable, "run.py", "generate", *args], cwd=REPO,
+                          capture_output=True, text=True, timeout=300)
+
+
+def snapshot(folder: Path) -> dict[str, bytes]:
+    return {p.relative_to(folder).as_posix(): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+def refusal(count: int, bronze: Path, example: str) -> str:
+    return (f"ERROR generate: {count} file(s) already exist under {bronze} (e.g. {example}); "
+            "refusing to overwrite them; pass --force to overwrite, or use another --data-root\n")
+
+
+def test_second_generate_refuses_and_changes_nothing(tmp_path: Path) -> None:
+    first = run_generate("--rows", "300", "--files", "3", "--seed", "1", "--data-root", str(tmp_path))
+    assert first.returncode == 0, first.stderr
+    bronze = tmp_path / "bronze"
+    before = snapshot(bronze)
+    assert list(before) == [f"sales_data_part_000{i}.csv" for i in (1, 2, 3)]
+
+    second = run_generate("--rows", "300", "--files", "3", "--seed", "2", "--data-root", str(tmp_path))
+    assert second.returncode == 2
+    assert second.stderr == refusal(3, bronze, "sales_data_part_0001.csv")
+    assert second.stdout == ""
+    assert snapshot(bronze) == before  # same names, same bytes, no temp files left
+
+
+def test_one_clashing_user_file_refuses_the_whole_run(tmp_path: Path) -> None:
+    bronze = tmp_path / "bronze"
+    bronze.mkdir()
+    (bronze / "sales_data_part_0002.csv").write_bytes(b"order_id\nmy own data, keep me\n")
+    (bronze / "notes.txt").write_bytes(b"mine too")
+    before = snapshot(bronze)
+
+    result = run_generate("--rows", "400", "--files", "4", "--data-root", str(tmp_path))
+    assert result.returncode == 2
+    assert result.stderr == refusal(1, bronze, "sales_data_part_0002.csv")
+    assert snapshot(bronze) == before  # not even the non-clashing parts 1, 3, 4 were written
+
+
+def test_clash_inside_date_folders_is_reported_by_relative_path(tmp_path: Path) -> None:
+    bronze = tmp_path / "bronze"
+    own = bronze / "date=2026-11-02" / "sales_data_part_0002.csv"
+    own.parent.mkdir(parents=True)
+    own.write_bytes(b"user bytes")
+
+    result = run_generate("--rows", "30", "--files", "3", "--date-folders", "--data-root", str(tmp_path))
+    assert result.returncode == 2
+    assert result.stderr == refusal(1, bronze, "date=2026-11-02/sales_data_part_0002.csv")
+    assert snapshot(bronze) == {"date=2026-11-02/sales_data_part_0002.csv": b"user bytes"}
+
+
+def test_force_overwrites_files_of_the_same_names(tmp_path: Path) -> None:
+    bronze = tmp_path / "bronze"
+    bronze.mkdir()
+    (bronze / "sales_data_part_0001.csv").write_bytes(b"user bytes")
+    (bronze / "other.csv").write_bytes(b"untouched")
+
+    result = run_generate("--rows", "200", "--files", "2", "--seed", "5", "--force", "--data-root", str(tmp_path))
+    assert result.returncode == 0, result.stderr
+    expected = generate_bronze(tmp_path / "expected", 200, files=2, seed=5)
+    after = snapshot(bronze)
+    assert after == {
+        "other.csv": b"untouched",
+        "sales_data_part_0001.csv": expected[0].read_bytes(),
+        "sales_data_part_0002.csv": expected[1].read_bytes(),
+    }
+
+
+def test_generate_beside_differently_named_files_works(tmp_path: Path) -> None:
+    bronze = tmp_path / "bronze"
+    bronze.mkdir()
+    (bronze / "my_sales_2024.csv").write_bytes(b"order_id\nkeep\n")
+    (bronze / "sales_data_part_0003.csv").write_bytes(b"beyond --files 2, so no clash")
+    before = snapshot(bronze)
+
+    result = run_generate("--rows", "100", "--files", "2", "--data-root", str(tmp_path))
+    assert result.returncode == 0, result.stderr
+    assert "generated 100 rows in 2 files" in result.stdout
+    after = snapshot(bronze)
+    assert {k: after[k] for k in before} == before
+    assert sorted(set(after) - set(before)) == ["sales_data_part_0001.csv", "sales_data_part_0002.csv"]
+
+
+def test_generate_bronze_checks_every_path_before_writing(tmp_path: Path) -> None:
+    (tmp_path / "sales_data_part_0003.csv").write_bytes(b"last one clashes")
+    with pytest.raises(PipelineError) as err:
+        generate_bronze(tmp_path, 30, files=3)
+    assert str(err.value) == (
+        f"generate: 1 file(s) already exist under {tmp_path} (e.g. sales_data_part_0003.csv); "
+        "refusing to overwrite them; pass --force to overwrite, or use another --data-root"
+    )
+    assert "\n" not in str(err.value)
+    assert snapshot(tmp_path) == {"sales_data_part_0003.csv": b"last one clashes"}
+
+    paths = generate_bronze(tmp_path, 30, files=3, overwrite=True)
+    assert [p.name for p in paths] == [f"sales_data_part_000{i}.csv" for i in (1, 2, 3)]
+    assert read_records(paths[2]).num_rows == 10

@@ -294,7 +294,7 @@ def test_missing_gold_table_is_a_clear_error(own_gold: Path) -> None:
 # --- the task ------------------------------------------------------------------------------------
 
 def _report_task(root: Path):
-    from tasks.gold import inputs_digest
+    from pipeline.preflight import inputs_digest
     from tasks.report import Report
 
     files = discover_bronze(root / "bronze")
