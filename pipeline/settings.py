@@ -141,15 +141,16 @@ SILVER_CODE_VERSION = 1
 
 
 class Reach(enum.Enum):
-    """How far a change of a setting reaches into what is already on disk."""
+    """How far a change of a setting reaches into what is already on disk (the value is what the
+    README's configuration table says happens)."""
 
-    WHERE = "where"        # which data root: nothing on disk changes meaning
-    INPUT = "input"        # which bronze files are read: a file no longer matched is reported as gone
-    PER_FILE = "per-file"  # recorded in each file's manifest; a change applies to files scanned later
-    SILVER = "silver"      # what a silver part holds or how it is laid out: old silver must be redone
-    STATE = "state"        # what the Silver -> Gold state keeps: rebuilt from silver automatically
-    GOLD = "gold"          # only how gold is derived from the state: gold is republished automatically
-    TUNING = "tuning"      # speed and memory only: the numbers are the same whatever the value
+    WHERE = "nothing on disk changes meaning"
+    INPUT = "files no longer matched are reported as gone until `--forget`"
+    PER_FILE = "applies to files scanned from then on (chunk bounds never change a number)"
+    SILVER = "the run is refused until `--reprocess-all` (silver must be cleaned again)"
+    STATE = "the next run rebuilds the Silver -> Gold state from silver"
+    GOLD = "the next run republishes gold from the state"
+    TUNING = "nothing: the numbers are the same, only speed and memory change"
 
 
 def _json(value: str) -> Any:
@@ -259,3 +260,21 @@ def describe_changes(recorded: Mapping[str, Any], current: Mapping[str, Any], li
 
 def settings_fields() -> list[str]:
     return [f.name for f in fields(Settings)]
+
+
+def _default_text(spec: SettingSpec) -> str:
+    value = _canonical(getattr(Settings(), spec.field))
+    text = value if isinstance(value, str) else json.dumps(value)
+    return f"`{text}`" if len(text) <= 48 else "see `luigi.cfg`"
+
+
+def settings_table_markdown() -> str:
+    """README's configuration table, generated from SETTINGS (`python -m pipeline.settings`)."""
+    rows = ["| section | key | default | a change of it | meaning |", "|---|---|---|---|---|"]
+    for spec in SETTINGS:
+        rows.append(f"| `[{spec.section}]` | `{spec.key}` | {_default_text(spec)} | {spec.reach.value} | {spec.meaning} |")
+    return "\n".join(rows) + "\n"
+
+
+if __name__ == "__main__":
+    print(settings_table_markdown(), end="")
