@@ -1,13 +1,16 @@
 #!/usr/bin/env python
-"""Command line: parse arguments, build the task list, run Luigi, print the summary, exit code.
+"""Command line: parse arguments, apply maintenance, build the root task, print the summary, exit code.
 
     python run.py [--data-root DIR] [--workers N] [--scheduler-host H [--scheduler-port P]]
-    python run.py generate --rows N [--files F] [--seed S] [--data-root DIR]
+                  [--until L] [--reprocess PATH] [--forget PATH] [--rebuild-gold] [--reprocess-all]
+                  [--take-gold] [--<section>-<key> VALUE ...]
+    python run.py generate --rows N [--files F] [--seed S] [--force] [--data-root DIR]
     python run.py status [--data-root DIR]
 """
 from __future__ import annotations
 
 import argparse
+import contextlib
 import logging
 import os
 import sys
@@ -39,16 +42,20 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         parser.add_argument("--date-folders", action="store_true", help="put files under hive-style date=YYYY-MM-DD/ folders")
         parser.add_argument("--force", action="store_true", help="overwrite existing files of the same names")
         _add_root(parser)
-        args = parser.parse_args(argv[1:])
+        args, args.luigi_overrides = parser.parse_known_args(argv[1:])
         args.command = "generate"
         return args
     if argv and argv[0] == "status":
         parser = argparse.ArgumentParser(prog="run.py status", description="what is done and what is pending, layer by layer")
         _add_root(parser)
-        args = parser.parse_args(argv[1:])
+        args, args.luigi_overrides = parser.parse_known_args(argv[1:])
         args.command = "status"
         return args
-    parser = argparse.ArgumentParser(prog="run.py", description="run everything pending: bronze -> silver -> gold -> report")
+    parser = argparse.ArgumentParser(
+        prog="run.py", description="run everything pending: bronze -> silver -> gold -> report",
+        epilog="other commands: `run.py generate --rows N ...` writes a deterministic dirty sample; `run.py status` tells what "
+               "is done and pending (each has its own --help). Settings can be overridden Luigi's way, e.g. "
+               "--cleaning-max-quantity 15 or --pipeline-chunk-rows 100000 (see README, Configuration).")
     _add_root(parser)
     parser.add_argument("--workers", type=int, default=1, help="parallel Luigi worker processes (default 1)")
     parser.add_argument("--scheduler-host", help="use the luigid at this host instead of the local scheduler")
@@ -62,9 +69,11 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--until", choices=("silver", "gold", "report"), default="report",
                         help="stop after this layer (default: report, i.e. everything)")
     parser.add_argument("--rebuild-gold", action="store_true", help="drop the Silver -> Gold state and gold, and rebuild them from all silver")
+    parser.add_argument("--take-gold", action="store_true",
+                        help="build gold on this host from now on (several hosts on one data root: see README)")
     parser.add_argument("--verbose", action="store_true", help="show Luigi's own log")
     parser.add_argument("--open", action="store_true", help="open the HTML report in the default browser at the end")
-    args = parser.parse_args(argv)
+    args, args.luigi_overrides = parser.parse_known_args(argv)
     args.command = "run"
     if args.workers < 1:
         parser.error("--workers must be >= 1")
@@ -86,7 +95,7 @@ def command_generate(args: argparse.Namespace) -> int:
     from tasks.config import load_settings
 
     settings = load_settings(args.data_root)
-    layout = DataLayout(Path(settings.data_root))
+    layout = DataLayout.of(settings.data_root, settings.state_dir)
     started = time.monotonic()
     paths = generate_bronze(layout.bronze_dir, rows=args.rows, files=args.files, seed=args.seed,
                             date_folders=args.date_folders, overwrite=args.force)
@@ -103,7 +112,7 @@ def command_status(args: argparse.Namespace) -> int:
     from tasks.config import load_settings
 
     settings = load_settings(args.data_root)
-    layout = DataLayout(Path(settings.data_root))
+    layout = DataLayout.of(settings.data_root, settings.state_dir)
     sample = DataLayout(Path(SAMPLE_ROOT))
     if _no_user_input(args, settings, layout) and sample.bronze_dir.exists():
         print(f"No CSV files under {layout.bronze_dir}: showing the embedded sample in {sample.root}/")
@@ -172,7 +181,7 @@ def _resolve_root(args: argparse.Namespace):
     from tasks.config import load_settings
 
     settings = load_settings(args.data_root)
-    layout = DataLayout(Path(settings.data_root))
+    layout = DataLayout.of(settings.data_root, settings.state_dir)
     if _no_user_input(args, settings, layout):
         from pipeline.generator import generate_bronze
 
@@ -182,37 +191,38 @@ def _resolve_root(args: argparse.Namespace):
         if not (sample.bronze_dir.exists() and discover_bronze(sample.bronze_dir, settings.bronze_glob)):
             generate_bronze(sample.bronze_dir, rows=SAMPLE_ROWS, files=SAMPLE_FILES, seed=SAMPLE_SEED)
         settings = load_settings(str(sample.root))
-        layout = sample
+        layout = DataLayout.of(sample.root, settings.state_dir)
     return settings, layout
 
 
 def command_run(args: argparse.Namespace) -> int:
-    from pipeline.discovery import scan_bronze
     from pipeline.inventory import silver_totals
     from pipeline.maintenance import Maintenance
-    from pipeline.preflight import prepare_run
+    from pipeline.preflight import apply_request, discover_inputs
     from tasks.failures import FAILURES_ENV, read_failures
+    from tasks.root import Pipeline
     from tasks.warm_workers import warm_workers
 
     settings, layout = _resolve_root(args)
-    files, refused = scan_bronze(layout.bronze_dir, settings.bronze_glob)
-    if not files and not refused and not layout.ingested_files():
-        raise PipelineError(f"no CSV files matching {settings.bronze_glob!r} under {layout.bronze_dir}")
-    request = Maintenance(tuple(args.reprocess), tuple(args.forget), args.rebuild_gold, args.reprocess_all)
-    plan = prepare_run(layout, settings, files, refused, request, say=print)
-    runnable = plan.runnable
-    top = _top(args.until, layout, settings, plan.gold_files, runnable)
-    if not plan.gold_files:
-        _print_errors(plan.errors)
+    files, _refused = discover_inputs(layout, settings)
+    request = Maintenance(tuple(args.reprocess), tuple(args.forget), args.rebuild_gold, args.reprocess_all, args.take_gold)
+    apply_request(layout, settings, files, request, say=print)
+    root = Pipeline(data_root=str(layout.root), until=args.until)
+    plan = root.plan()
+    runnable = plan.run.runnable
+    for note in plan.notes:
+        print(note)
+    if not plan.run.gold_files and not runnable:
+        _print_errors(plan.run.errors)
         print("no bronze file can run; nothing done")
         return EXIT_FAILED
-    if top.complete():
-        _print_errors(plan.errors)
+    if plan.top.complete():
+        _print_errors(plan.run.errors)
         totals = silver_totals(layout, runnable)
         print(f"Nothing to do: all {len(runnable)} files are already done up to {args.until} "
               f"({totals.rows_read:,} rows read, {totals.rows_valid:,} valid). Gold: {layout.gold_dir}")
         _show_report(layout, args.open)
-        return EXIT_FAILED if plan.errors else 0
+        return EXIT_FAILED if plan.run.errors else 0
     layout.runs_dir.mkdir(parents=True, exist_ok=True)
     failures_file = Path(tempfile.mkstemp(prefix="failures-", suffix=".jsonl", dir=layout.runs_dir)[1])
     os.environ[FAILURES_ENV] = str(failures_file)
@@ -221,27 +231,27 @@ def command_run(args: argparse.Namespace) -> int:
     _record_run_start(layout, started_wall, args, len(runnable))
     left_out: list[str] = []
     with warm_workers(args.workers):
-        result = _build(top, args)
+        result = _build(root, args)
         failed = {f["source_file"] for f in read_failures(failures_file) if f.get("source_file")}
-        if failed and args.until != "silver" and not top.complete():
+        if failed and args.until != "silver" and not root.plan().top.complete():
             # One failing file must not withhold gold for the others: gold without it is what a
             # run on the other files alone gives, and the file is merged in input order once fixed.
-            top, left_out = _without_failed(args, layout, settings, runnable, failed)
-            if top is not None:
-                print(f"building gold without the {len(left_out)} file(s) that failed: {', '.join(left_out)}")
-                result = _build(top, args)
+            left_out = sorted(failed)
+            print(f"building gold without the {len(left_out)} file(s) that failed: {', '.join(left_out)}")
+            root = Pipeline(data_root=str(layout.root), until=args.until, without=left_out)
+            result = _build(root, args)
     seconds = time.monotonic() - started
-    failures = read_failures(failures_file)
+    failures = [f for f in read_failures(failures_file) if not f["task"].startswith(Pipeline.get_task_family())]
     failures_file.unlink(missing_ok=True)
     _print_summary(layout, runnable, started_wall, seconds, args.workers)
-    _print_errors(plan.errors + _failure_lines(failures))
+    _print_errors(plan.run.errors + _failure_lines(failures))
     if left_out:
         print(f"gold does not include {', '.join(left_out)} (failed above); run again once fixed")
     _show_report(layout, args.open)
     # Complete top task = every task of the graph done (here or by another worker of a shared luigid).
-    ok = top is not None and top.complete() and not failures and not plan.errors
+    ok = root.plan().top.complete() and not failures and not plan.run.errors
     if not ok:
-        problems = len(plan.errors) + len(_failure_lines(failures))
+        problems = len(plan.run.errors) + len(_failure_lines(failures))
         print(f"run finished with {problems} problem(s) (the FAILED lines above); exit {EXIT_FAILED}.")
     return 0 if ok else EXIT_FAILED
 
@@ -249,26 +259,6 @@ def command_run(args: argparse.Namespace) -> int:
 def _print_errors(lines: list[str]) -> None:
     for line in lines:
         print(f"FAILED {line}")
-
-
-def _top(until: str, layout, settings, gold_files: list[str], runnable: list):
-    from pipeline.preflight import gold_digest
-    from tasks.graph import top_task
-
-    files = gold_files if until != "silver" else [f.relative_path for f in runnable]
-    return top_task(until, str(layout.root), files, gold_digest(layout, gold_files, runnable, settings))
-
-
-def _without_failed(args: argparse.Namespace, layout, settings, runnable: list, failed: set[str]):
-    """The top task of the same run with the failed files left out of gold (None when none is left)."""
-    from pipeline.inventory import gold_inputs
-
-    gold_files = gold_inputs(layout, [f.relative_path for f in runnable], failed=failed)
-    left_out = sorted(failed)
-    if not gold_files:
-        return None, left_out
-    kept = [f for f in runnable if f.relative_path not in failed]
-    return _top(args.until, layout, settings, gold_files, kept), left_out
 
 
 def _failure_lines(failures: list[dict]) -> list[str]:
@@ -357,12 +347,28 @@ def _print_summary(layout, files, started_wall: float, seconds: float, workers: 
     print(f"this run: {rows_now:,} rows cleaned, whole run {seconds:.1f} s ({rate:,.0f} rows/s) with {workers} worker(s)")
 
 
-def _use_repo_config() -> None:
-    """Read the repo's luigi.cfg wherever run.py is started from (LUIGI_CONFIG_PATH still wins)."""
-    if "LUIGI_CONFIG_PATH" not in os.environ:
-        from luigi.configuration import add_config_path
+@contextlib.contextmanager
+def _luigi_command_line(overrides: list[str]):
+    """Luigi's own command line for the rest of the run (and every process it forks): the
+    options run.py does not know, such as `--cleaning-max-quantity 15`, are Luigi's to parse."""
+    from luigi.cmdline_parser import CmdlineParser
 
-        add_config_path(str(Path(__file__).resolve().parent / "luigi.cfg"))
+    from tasks.root import Pipeline
+
+    import io
+
+    captured = io.StringIO()
+    try:
+        with contextlib.redirect_stderr(captured):
+            parser = CmdlineParser.global_instance([Pipeline.get_task_family(), *overrides])
+            parser.__enter__()
+    except SystemExit:
+        lines = captured.getvalue().strip().splitlines()
+        raise PipelineError(f"{lines[-1].split(': error: ', 1)[-1] if lines else 'bad options'} (see python run.py --help)") from None
+    try:
+        yield
+    finally:
+        parser.__exit__(None, None, None)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -370,20 +376,31 @@ def main(argv: list[str] | None = None) -> int:
 
     args = parse_args(sys.argv[1:] if argv is None else argv)
     _setup_logging(getattr(args, "verbose", False))
+    import warnings
+
+    # Luigi warns and goes on without a LUIGI_CONFIG_PATH that names no file; we stop, in one line.
+    warnings.filterwarnings("ignore", message="Config file does not exist")
     try:
-        _use_repo_config()
+        import tasks.config  # noqa: F401 - layers the repo's luigi.cfg under LUIGI_CONFIG_PATH
         from luigi.configuration import get_config
 
         get_config()  # parse every config file now, so a malformed one fails here in one line
+        problem = tasks.config.config_path_problem()
+        if problem:
+            raise PipelineError(problem)
+    except PipelineError as err:
+        print(f"ERROR {err}", file=sys.stderr)
+        return EXIT_USAGE
     except configparser.Error as err:
         print(f"ERROR config: {' '.join(str(err).split())}", file=sys.stderr)
         return EXIT_USAGE
     try:
-        if args.command == "generate":
-            return command_generate(args)
-        if args.command == "status":
-            return command_status(args)
-        return command_run(args)
+        with _luigi_command_line(args.luigi_overrides):
+            if args.command == "generate":
+                return command_generate(args)
+            if args.command == "status":
+                return command_status(args)
+            return command_run(args)
     except PipelineError as err:
         print(f"ERROR {err}", file=sys.stderr)
         return EXIT_USAGE

@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Callable
 
 import pyarrow as pa
 
@@ -20,6 +21,8 @@ from pipeline.layout import DataLayout
 from pipeline.parquet_io import write_silver_part, write_table_atomic
 from pipeline.reader import parse_chunk, read_chunk_bytes
 from pipeline.settings import Settings, silver_fingerprint
+
+Progress = Callable[[int, str], None]
 
 
 @dataclass
@@ -91,12 +94,19 @@ def ensure_unchanged(bronze_path: Path, manifest: Manifest) -> None:
         )
 
 
-def clean_chunk(bronze_path: Path, manifest: Manifest, chunk_index: int, settings: Settings) -> ChunkResult:
+def _silent(_percent: int, _message: str) -> None:
+    return None
+
+
+def clean_chunk(bronze_path: Path, manifest: Manifest, chunk_index: int, settings: Settings,
+                progress: Progress = _silent) -> ChunkResult:
     """Read and clean one chunk; every record read is either in silver or in quarantine."""
     chunk = manifest.chunks[chunk_index]
     source_file = manifest.source_file
     header = layout_header(manifest.header_raw, source_file)
+    progress(10, f"reading and parsing {chunk.records:,} records")
     parsed = parse_chunk(read_chunk_bytes(bronze_path, chunk), chunk, header, source_file)
+    progress(35, f"cleaning {parsed.records_read:,} records")
     cleaned = clean_records(parsed.raw, settings, source_file)
     quarantine = pa.concat_tables([parsed.malformed, cleaned.quarantine]).sort_by("source_row")
     rejected = {reason: 0 for reason in REJECT_REASONS}
@@ -131,13 +141,17 @@ def write_chunk_outputs(layout: DataLayout, result: ChunkResult) -> None:
     write_silver_part(layout.silver_part_path(m.source_file, m.chunk), result.silver, before_publish=record_metrics)
 
 
-def process_chunk(layout: DataLayout, source_file: str, chunk_index: int, settings: Settings) -> ChunkMetrics:
-    """One chunk from bronze to its written silver, quarantine and metrics (a chunk task's whole job)."""
+def process_chunk(layout: DataLayout, source_file: str, chunk_index: int, settings: Settings,
+                  progress: Progress = _silent) -> ChunkMetrics:
+    """One chunk from bronze to its written silver, quarantine and metrics (a chunk task's whole
+    job); `progress(percent, message)` hears of each step while it runs."""
     manifest = read_manifest(layout.manifest_path(source_file))
     bronze_path = layout.bronze_dir / source_file
+    progress(3, "checking the bronze file is unchanged")
     ensure_unchanged(bronze_path, manifest)
-    result = clean_chunk(bronze_path, manifest, chunk_index, settings)
+    result = clean_chunk(bronze_path, manifest, chunk_index, settings, progress)
     result.metrics.settings_fingerprint = silver_fingerprint(settings)
+    progress(70, f"writing {result.metrics.rows_valid:,} silver rows and {result.metrics.rejected_total:,} quarantined")
     write_chunk_outputs(layout, result)
     return result.metrics
 

@@ -14,6 +14,11 @@ class DataLayout:
     """
 
     root: Path
+    state: Path | None = None  # the Silver -> Gold state's folder, when not `<root>/state` (`[pipeline] state_dir`)
+
+    @classmethod
+    def of(cls, data_root: str | Path, state_dir: str = "") -> "DataLayout":
+        return cls(Path(data_root), Path(state_dir) if state_dir else None)
 
     @property
     def bronze_dir(self) -> Path:
@@ -29,7 +34,7 @@ class DataLayout:
 
     @property
     def state_dir(self) -> Path:
-        return self.root / "state"
+        return self.state if self.state is not None else self.root / "state"
 
     @property
     def gold_dir(self) -> Path:
@@ -70,6 +75,19 @@ class DataLayout:
         command. In the data root itself, never inside a folder a command deletes (a lock file
         deleted while held would let a second holder in)."""
         return self.root / "_gold.lock"
+
+    @property
+    def gold_owner_path(self) -> Path:
+        """Which Silver -> Gold state (and host) owns gold; in the data root, seen by every host."""
+        return self.root / "_gold_owner.json"
+
+    @property
+    def state_id_path(self) -> Path:
+        return self.state_dir / "state_id"
+
+    def files_list_path(self, digest: str) -> Path:
+        """A list of bronze files a task works on, named by its digest: task parameters stay small."""
+        return self.runs_dir / f"files-{digest}.json"
 
     @property
     def silver_settings_path(self) -> Path:

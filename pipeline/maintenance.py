@@ -1,5 +1,5 @@
 """Commands that change what is on disk on purpose: --reprocess, --forget, --rebuild-gold,
---reprocess-all.
+--reprocess-all, --take-gold.
 
 Each validates every argument before it touches anything, then does its deletions under the same
 lock as Silver -> Gold, so two commands on one data root are serialised, never interleaved. Each
@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Callable, Iterable
 
 from pipeline.errors import PipelineError
+from pipeline.gold_owner import take_over, this_host
 from pipeline.layout import DataLayout
 from pipeline.locking import exclusive_lock
 from pipeline.settings import Settings
@@ -30,10 +31,11 @@ class Maintenance:
     forget: tuple[str, ...] = ()
     rebuild_gold: bool = False
     reprocess_all: bool = False
+    take_gold: bool = False
 
     @property
     def requested(self) -> bool:
-        return bool(self.reprocess or self.forget or self.rebuild_gold or self.reprocess_all)
+        return bool(self.reprocess or self.forget or self.rebuild_gold or self.reprocess_all or self.take_gold)
 
 
 def validate(request: Maintenance, in_bronze: Iterable[str], ingested: Iterable[str], bronze_dir: Path) -> None:
@@ -77,6 +79,10 @@ def apply(layout: DataLayout, settings: Settings, request: Maintenance, say: Cal
         if request.rebuild_gold and not request.reprocess_all:
             forget_gold(layout)
             say("rebuild-gold: dropped the Silver -> Gold state and gold; both are rebuilt from all silver")
+        if request.take_gold:
+            previous = take_over(layout)
+            say(f"take-gold: gold of {layout.root} is now built on this host ({this_host()})"
+                + (f", no longer on {previous}" if previous and previous != this_host() else ""))
 
 
 def forget_file(layout: DataLayout, source_file: str) -> None:

@@ -1,16 +1,17 @@
 """What a run does before the task graph: maintenance, the settings check, and which files can run.
 
-Pure (no Luigi): run.py calls it, and prints what it returns.
+Pure (no Luigi): run.py and the root task `tasks.Pipeline` call it.
 """
 from __future__ import annotations
 
 import hashlib
 import json
 from dataclasses import dataclass
-from typing import Callable
+from typing import Callable, Iterable
 
-from pipeline.atomic import remove_stale_temp_files
-from pipeline.discovery import BronzeFile
+from pipeline.atomic import remove_stale_temp_files, write_text_atomic
+from pipeline.discovery import BronzeFile, scan_bronze
+from pipeline.errors import PipelineError
 from pipeline.inventory import changed_files, gold_inputs, gone_files, header_problem
 from pipeline.layout import DataLayout
 from pipeline.maintenance import Maintenance, apply, validate
@@ -25,17 +26,31 @@ class RunPlan:
     errors: list[str]  # one line per file that cannot run (exit 1), in input order
 
 
-def prepare_run(layout: DataLayout, settings: Settings, files: list[BronzeFile], refused: list[str],
-                request: Maintenance, say: Callable[[str], None]) -> RunPlan:
-    """Validate the request, check the settings silver was cleaned with, apply the request, then
-    set aside files that cannot run. Raises PipelineError (nothing written) for the first two."""
-    present = [f.relative_path for f in files]
-    validate(request, present, layout.ingested_files(), layout.bronze_dir)
+def discover_inputs(layout: DataLayout, settings: Settings) -> tuple[list[BronzeFile], list[str]]:
+    """The bronze files and the one-line reasons of refused paths; an error when there is nothing."""
+    files, refused = scan_bronze(layout.bronze_dir, settings.bronze_glob)
+    if not files and not refused and not layout.ingested_files():
+        raise PipelineError(f"no CSV files matching {settings.bronze_glob!r} under {layout.bronze_dir}")
+    return files, refused
+
+
+def apply_request(layout: DataLayout, settings: Settings, files: list[BronzeFile], request: Maintenance,
+                  say: Callable[[str], None]) -> None:
+    """Validate the maintenance request, check the settings silver was cleaned with, then carry the
+    request out. Raises PipelineError, with nothing written, for the first two."""
+    validate(request, [f.relative_path for f in files], layout.ingested_files(), layout.bronze_dir)
     if not request.reprocess_all:
         check_and_record(layout, settings)
     apply(layout, settings, request, say)
+
+
+def plan_run(layout: DataLayout, settings: Settings, files: list[BronzeFile], refused: list[str],
+             leave_out: Iterable[str] = ()) -> RunPlan:
+    """Check the settings, clean up after killed writers, and set aside files that cannot run."""
+    check_and_record(layout, settings)
     for folder in (layout.silver_dir, layout.quarantine_dir, layout.gold_dir, layout.report_dir):
         remove_stale_temp_files(folder)
+    present = [f.relative_path for f in files]
     errors = list(refused)
     bad = set()
     for path in changed_files(layout, files):
@@ -52,7 +67,7 @@ def prepare_run(layout: DataLayout, settings: Settings, files: list[BronzeFile],
         errors.append(f"{path}: ingested earlier but no longer under {layout.bronze_dir} ({state}); restore it, "
                       f"or run `python run.py --forget {path}` to drop it")
     runnable = [f for f in files if f.relative_path not in bad]
-    return RunPlan(runnable, gold_inputs(layout, [f.relative_path for f in runnable]), errors)
+    return RunPlan(runnable, gold_inputs(layout, [f.relative_path for f in runnable], failed=leave_out), errors)
 
 
 def inputs_digest(entries: list) -> str:
@@ -74,3 +89,23 @@ def gold_digest(layout: DataLayout, gold_files: list[str], runnable: list[Bronze
         else:
             entries.append([path, "silver", layout.file_summary_path(path).stat().st_mtime_ns])
     return inputs_digest(entries)
+
+
+def write_files_list(layout: DataLayout, files: list[str], digest: str | None = None) -> str:
+    """Store a list of bronze files under its digest (runs/files-<digest>.json) for a task to read:
+    a task parameter, a luigid message and its UI then carry 24 characters, not every file name."""
+    digest = digest or inputs_digest(files)
+    path = layout.files_list_path(digest)
+    if not path.exists():
+        write_text_atomic(path, json.dumps(files))
+    return digest
+
+
+def read_files_list(layout: DataLayout, digest: str) -> list[str]:
+    path = layout.files_list_path(digest)
+    try:
+        return list(json.loads(path.read_text(encoding="utf-8")))
+    except FileNotFoundError:
+        raise PipelineError(f"{path} is missing (a run's list of files; was runs/ cleaned while it ran?); run again") from None
+    except ValueError:
+        raise PipelineError(f"{path} is corrupt; delete it and run again") from None

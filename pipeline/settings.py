@@ -39,6 +39,7 @@ class Settings:
     """Every configurable value of CONTRACT.md, with its default."""
 
     data_root: str = "data"
+    state_dir: str = ""  # "" is <data_root>/state
     bronze_glob: str = "**/*.csv"
     chunk_rows: int = 500_000
     silver_buckets: int = 64
@@ -100,6 +101,7 @@ def validate(settings: Settings) -> Settings:
     """Return `settings` if every value is usable, else raise ConfigError naming section and key."""
     s = settings
     _require(isinstance(s.data_root, str) and s.data_root.strip() != "", "[pipeline] data_root", "must be a non-empty path")
+    _require(isinstance(s.state_dir, str), "[pipeline] state_dir", "must be a path or empty")
     _require(isinstance(s.bronze_glob, str) and s.bronze_glob.endswith(".csv") and ".." not in s.bronze_glob and not s.bronze_glob.startswith("/"),
              "[pipeline] bronze_glob", f"{s.bronze_glob!r} must be a relative glob ending in .csv without '..'")
     _require(isinstance(s.chunk_rows, int) and 1 <= s.chunk_rows <= 50_000_000, "[pipeline] chunk_rows", f"{s.chunk_rows!r} must be an integer in 1..50000000")
@@ -181,6 +183,8 @@ class SettingSpec:
 
 SETTINGS: tuple[SettingSpec, ...] = (
     SettingSpec("pipeline", "data_root", "data_root", Reach.WHERE, _str, "folder with `bronze/`, `silver/`, ..."),
+    SettingSpec("pipeline", "state_dir", "state_dir", Reach.WHERE, _str,
+                "folder of this host's Silver -> Gold state (empty: `<data_root>/state`); keep it on a local disk"),
     SettingSpec("pipeline", "bronze_glob", "bronze_glob", Reach.INPUT, _str,
                 "input files under `bronze/` (relative, no `..`)"),
     SettingSpec("pipeline", "chunk_rows", "chunk_rows", Reach.PER_FILE, _int,

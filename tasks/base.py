@@ -23,9 +23,7 @@ class PipelineTask(luigi.Task):
 
     @property
     def layout(self) -> DataLayout:
-        from pathlib import Path
-
-        return DataLayout(Path(str(self.data_root)))
+        return DataLayout.of(str(self.data_root), self.settings.state_dir)
 
     def on_failure(self, exception: BaseException) -> str:
         """What luigid shows as the task's error: our one line for errors a user can cause."""
@@ -40,6 +38,19 @@ class PipelineTask(luigi.Task):
         """Progress for the luigid UI; harmless when no scheduler listens."""
         self.set_progress_percentage(percent)
         self.set_status_message(message)
+
+    def report_progress_of(self, other: luigi.Task, percent: int, message: str) -> None:
+        """Progress of another task (a file task waiting for its chunks), through the scheduler
+        this task reports to. Best effort: the UI, never the run, depends on it."""
+        reporter = getattr(self.set_status_message, "__self__", None)
+        scheduler = getattr(reporter, "_scheduler", None)
+        if scheduler is None:
+            return
+        try:
+            scheduler.set_task_progress_percentage(other.task_id, percent)
+            scheduler.set_task_status_message(other.task_id, message)
+        except Exception:  # noqa: BLE001 - a scheduler that went away must not fail the chunk
+            pass
 
 
 @luigi.Task.event_handler(luigi.Event.START)

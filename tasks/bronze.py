@@ -49,14 +49,26 @@ class BronzeChunkToSilver(PipelineTask):
     def run(self) -> None:
         started = time.monotonic()
         total = len(read_manifest(self.layout.manifest_path(str(self.source_file))).chunks)
-        self.report_progress(5, f"chunk {self.chunk + 1}/{total}: reading, cleaning and writing")
         where = f"{self.source_file} chunk {self.chunk + 1}/{total}"
-        metrics = warm_workers.call(where, process_chunk, self.layout, str(self.source_file), int(self.chunk), self.settings)
+
+        def progress(percent: int, step: str) -> None:
+            self.report_progress(percent, f"chunk {self.chunk + 1}/{total}: {step}")
+
+        progress(1, "starting")
+        metrics = warm_workers.call(where, process_chunk, self.layout, str(self.source_file), int(self.chunk), self.settings,
+                                    progress=progress)
         seconds = time.monotonic() - started
         rate = metrics.rows_read / seconds if seconds > 0 else 0.0
         message = f"{metrics.rows_read:,} rows in {seconds:.1f} s ({rate:,.0f} rows/s), {metrics.rejected_total:,} rejected"
         self.report_progress(100, message)
+        self.report_file_progress(total)
         log.info("silver %s chunk %d/%d: %s", self.source_file, self.chunk + 1, total, message)
+
+    def report_file_progress(self, total: int) -> None:
+        """The file task waits while its chunks run: tell the UI how many of them are done."""
+        done = sum(self.layout.silver_part_path(str(self.source_file), c).exists() for c in range(total))
+        file_task = BronzeFileToSilver(data_root=self.data_root, source_file=self.source_file)
+        self.report_progress_of(file_task, int(100 * done / total) if total else 100, f"{done}/{total} chunks done")
 
 
 class BronzeFileToSilver(PipelineTask):
@@ -72,6 +84,9 @@ class BronzeFileToSilver(PipelineTask):
 
     def run(self):  # type: ignore[override]  # a generator: Luigi's dynamic dependencies
         manifest = read_manifest(self.layout.manifest_path(str(self.source_file)))
+        done = sum(self.layout.silver_part_path(str(self.source_file), c.index).exists() for c in manifest.chunks)
+        total = len(manifest.chunks)
+        self.report_progress(int(100 * done / total) if total else 100, f"{done}/{total} chunks done")
         yield [BronzeChunkToSilver(data_root=self.data_root, source_file=self.source_file, chunk=c.index) for c in manifest.chunks]
         summary = summarise_file(self.layout, manifest)
         write_text_atomic(self.layout.file_summary_path(str(self.source_file)), summary.to_json())

@@ -1,47 +1,87 @@
 """luigi.cfg sections -> one validated `pipeline.settings.Settings`.
 
-Every key is read through Luigi's own config, so `luigi.cfg`, LUIGI_CONFIG_PATH and
-`--<section>-<key>` overrides all work; any bad value becomes one ConfigError line that names
-the section and the key.
+Each section of the settings table (`pipeline.settings.SETTINGS`) is a `luigi.Config` class named
+after it, so Luigi's own habits work with both entry points: keys in `luigi.cfg`, a file layered
+over it with LUIGI_CONFIG_PATH, and command-line overrides such as `--cleaning-max-quantity 15`.
+Values are read the way Luigi reads them (so a literal `%` is written `%%` in a config file, as in
+every Luigi config), then parsed and validated here, in one place: an unknown key or a bad value becomes one
+ConfigError line that names the section and the key.
 """
 from __future__ import annotations
 
 import configparser
+import os
+from pathlib import Path
 from typing import Any
 
-from luigi.configuration import get_config
+import luigi
+from luigi.configuration import LuigiConfigParser, get_config
 
 from pipeline.errors import ConfigError
 from pipeline.settings import SETTINGS, Settings, validate
 
+REPO_CONFIG = Path(__file__).resolve().parent.parent / "luigi.cfg"
 # section -> key -> spec: the one settings table of pipeline/settings.py
 SECTIONS = {section: {spec.key: spec for spec in SETTINGS if spec.section == section}
             for section in dict.fromkeys(spec.section for spec in SETTINGS)}
 
 
+def _section_class(section: str) -> type[luigi.Config]:
+    params = {spec.key: luigi.Parameter(default=None, description=f"{spec.meaning} (a change: {spec.reach.value})")
+              for spec in SECTIONS[section].values()}
+    return type(section, (luigi.Config,), {"__module__": __name__, "__doc__": f"[{section}] of luigi.cfg", **params})
+
+
+SECTION_CLASSES: dict[str, type[luigi.Config]] = {section: _section_class(section) for section in SECTIONS}
+
+
+def layer_repo_config() -> None:
+    """Read the repo's luigi.cfg first wherever the command runs from; /etc/luigi, a luigi.cfg in
+    the working folder and LUIGI_CONFIG_PATH are read after it, so their keys win."""
+    paths = LuigiConfigParser._config_paths
+    if str(REPO_CONFIG) not in paths:
+        paths.insert(0, str(REPO_CONFIG))
+        LuigiConfigParser._instance = None  # read again, in this order, at the next get_config()
+
+
+def config_path_problem() -> str | None:
+    """Luigi ignores a LUIGI_CONFIG_PATH that names no file, with a warning; here it is an error."""
+    path = os.environ.get("LUIGI_CONFIG_PATH")
+    if path and not os.path.isfile(path):
+        return f"config: LUIGI_CONFIG_PATH={path}: no such file"
+    return None
+
+
 def load_settings(data_root: str | None = None) -> Settings:
-    """Read our sections of the Luigi config, refuse unknown keys, validate every value."""
+    """Read our sections (config files and command-line overrides), refuse unknown keys, validate."""
+    problem = config_path_problem()
+    if problem:
+        raise ConfigError(problem)
     config = get_config()
-    values: dict[str, Any] = {}
     for section, keys in SECTIONS.items():
-        if not config.has_section(section):
-            continue
-        for key in config.options(section):
-            if key not in keys:
-                known = ", ".join(sorted(keys))
-                raise ConfigError(f"config [{section}] {key}: unknown key (known keys: {known})")
-            spec = keys[key]
-            raw = None
+        if config.has_section(section):
+            for key in config.options(section):
+                if key not in keys:
+                    raise ConfigError(f"config [{section}] {key}: unknown key (known keys: {', '.join(sorted(keys))})")
+    values: dict[str, Any] = {}
+    for section, cls in SECTION_CLASSES.items():
+        try:
+            texts = cls()
+        except configparser.Error as err:
+            hint = " (in luigi.cfg a literal % is written %%)" if "'%'" in str(err) else ""
+            raise ConfigError(f"config [{section}]: {' '.join(str(err).split())}{hint}") from None
+        for key, spec in SECTIONS[section].items():
+            raw = getattr(texts, key)
+            if raw is None:
+                continue
             try:
-                raw = config.get(section, key, raw=True)  # raw: date formats hold '%'
                 values[spec.field] = spec.parse(raw)
-            except (ValueError, configparser.Error) as err:
+            except ValueError as err:
                 raise ConfigError(f"config [{section}] {key}: cannot read {raw!r} ({err})") from None
     if data_root is not None:
         values["data_root"] = data_root
-    for listish in ("date_formats",):
-        if listish in values and isinstance(values[listish], list):
-            values[listish] = tuple(values[listish])
+    if isinstance(values.get("date_formats"), list):
+        values["date_formats"] = tuple(values["date_formats"])
     try:
         return validate(Settings(**values))
     except TypeError as err:
@@ -61,3 +101,4 @@ class _Settings:
 
 
 settings_for_root = _Settings.for_root
+layer_repo_config()

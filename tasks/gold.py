@@ -5,7 +5,9 @@ import logging
 
 import luigi
 
+from pipeline.gold_owner import refuse_unless_gold_owner
 from pipeline.gold_run import merge_and_publish, published_marker_path
+from pipeline.preflight import read_files_list
 from tasks.base import PipelineTask
 from tasks.bronze import BronzeFileToSilver
 
@@ -19,8 +21,12 @@ class SilverToGold(PipelineTask):
     files give a new `inputs` digest, so gold from an earlier run never counts as done.
     """
 
-    source_files = luigi.ListParameter(description="bronze files, in natural order")
-    inputs = luigi.Parameter(description="digest of the inputs and gold settings (pipeline.preflight.gold_digest)")
+    inputs = luigi.Parameter(description="digest of the inputs and gold settings (pipeline.preflight.gold_digest); "
+                                         "the files are listed in runs/files-<digest>.json")
+
+    @property
+    def source_files(self) -> list[str]:
+        return read_files_list(self.layout, str(self.inputs))
 
     def requires(self) -> list[BronzeFileToSilver]:
         return [BronzeFileToSilver(data_root=self.data_root, source_file=f) for f in self.source_files]
@@ -29,6 +35,7 @@ class SilverToGold(PipelineTask):
         return luigi.LocalTarget(str(published_marker_path(self.layout, str(self.inputs))))
 
     def run(self) -> None:
+        refuse_unless_gold_owner(self.layout)
         # In this task's own process, not a warm worker: measured here, no faster there.
         message = merge_and_publish(self.layout, self.settings, list(self.source_files), str(self.inputs),
                                     progress=self.report_progress)

@@ -1,29 +1,33 @@
-"""The top of the task graph for one data root: which layer a run goes up to."""
+"""The top of the task graph for one data root: which layer a run goes up to.
+
+File lists travel as digests of lists stored under `runs/` (pipeline.preflight.write_files_list),
+never as task parameters: a luigid message and its UI stay small however many files there are.
+"""
 from __future__ import annotations
 
 import luigi
 
+from pipeline.preflight import read_files_list
 from tasks.base import PipelineTask
 from tasks.bronze import BronzeFileToSilver
 from tasks.gold import SilverToGold
 from tasks.report import Report
 
-LAYERS = ("silver", "gold", "report")
-
 
 class AllBronzeToSilver(PipelineTask, luigi.WrapperTask):
-    """The given bronze files, cleaned into silver and quarantine (a run with --until silver)."""
+    """The listed bronze files, cleaned into silver and quarantine (a run up to silver)."""
 
-    source_files = luigi.ListParameter()
+    files = luigi.Parameter(description="digest of the list of bronze files (runs/files-<digest>.json)")
 
     def requires(self) -> list[BronzeFileToSilver]:
-        return [BronzeFileToSilver(data_root=self.data_root, source_file=f) for f in self.source_files]
+        return [BronzeFileToSilver(data_root=self.data_root, source_file=f) for f in read_files_list(self.layout, str(self.files))]
 
 
-def top_task(layer: str, data_root: str, source_files: list[str], inputs: str) -> luigi.Task:
-    """The one task whose completion means the run reached `layer`."""
+def top_task(layer: str, data_root: str, files: str, inputs: str) -> luigi.Task:
+    """The one task whose completion means the run reached `layer`: `files` lists what silver runs,
+    `inputs` what gold covers (both digests of stored lists)."""
     if layer == "silver":
-        return AllBronzeToSilver(data_root=data_root, source_files=source_files)
+        return AllBronzeToSilver(data_root=data_root, files=files)
     if layer == "gold":
-        return SilverToGold(data_root=data_root, source_files=source_files, inputs=inputs)
-    return Report(data_root=data_root, source_files=source_files, inputs=inputs)
+        return SilverToGold(data_root=data_root, inputs=inputs)
+    return Report(data_root=data_root, inputs=inputs)

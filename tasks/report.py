@@ -7,6 +7,7 @@ from pathlib import Path
 import luigi
 
 from pipeline.atomic import write_text_atomic
+from pipeline.gold_owner import refuse_unless_gold_owner
 from pipeline.gold_run import GOLD_LOCK_WAIT_SECONDS
 from pipeline.locking import exclusive_lock
 from reports.gold_data import gold_fingerprint
@@ -21,11 +22,10 @@ class Report(PipelineTask):
     an earlier run, or from gold rebuilt since, never counts as done.
     """
 
-    source_files = luigi.ListParameter(description="bronze files, in natural order")
-    inputs = luigi.Parameter(description="digest of the bronze inputs (see tasks.gold.inputs_digest)")
+    inputs = luigi.Parameter(description="digest of the inputs and gold settings (see tasks.gold.SilverToGold)")
 
     def requires(self) -> SilverToGold:
-        return SilverToGold(data_root=self.data_root, source_files=self.source_files, inputs=self.inputs)
+        return SilverToGold(data_root=self.data_root, inputs=self.inputs)
 
     def output(self) -> luigi.LocalTarget:
         return luigi.LocalTarget(str(self.layout.report_dir / f"_rendered-{self.inputs}.json"))
@@ -44,6 +44,7 @@ class Report(PipelineTask):
         from reports.render import load_run_info, write_report  # matplotlib: only when rendering
 
         layout = self.layout
+        refuse_unless_gold_owner(layout)
         # The gold lock: a concurrent Silver -> Gold cannot swap tables while the page reads them.
         with exclusive_lock(layout.gold_lock_path, f"report of {layout.root}", GOLD_LOCK_WAIT_SECONDS):
             self.report_progress(0, "rendering the report from gold")

@@ -36,6 +36,8 @@ _CONNECT_ATTEMPTS = 3
 IDLE_RELEASE_SECONDS = 1.0  # well above the gap between two chunk tasks of a busy run
 _PR_SET_PDEATHSIG = 1
 T = TypeVar("T")
+Progress = Callable[[int, str], None]
+_PROGRESS, _DONE, _FAILED = "progress", "done", "failed"  # the kinds of message a warm worker sends back
 
 
 class WarmWorkerDied(PipelineError):
@@ -75,16 +77,17 @@ def warm_workers(count: int) -> Iterator[None]:
             worker.join(timeout=5)
 
 
-def call(what: str, function: Callable[..., T], *args: Any) -> T:
+def call(what: str, function: Callable[..., T], *args: Any, progress: Progress | None = None) -> T:
     """`function(*args)` in a warm worker when the run started some, else right here; `what`
-    names the work in the one-line error of a worker that died.
+    names the work in the one-line error of a worker that died. With `progress`, the function is
+    called with `progress=` a callback, and its reports reach `progress` here while it runs.
 
     The function and its arguments are pickled (by reference for functions), so both must be
     module-level names and plain values.
     """
     target = os.environ.get(WARM_WORKERS_ENV)
     if not target:
-        return function(*args)
+        return function(*args, progress=progress) if progress else function(*args)
     address_hex, authkey_hex = target.split(":")
     address, authkey = bytes.fromhex(address_hex).decode(), bytes.fromhex(authkey_hex)
     for _ in range(_CONNECT_ATTEMPTS):
@@ -96,8 +99,12 @@ def call(what: str, function: Callable[..., T], *args: Any) -> T:
             continue
         with connection:
             try:
-                connection.send((function, args))
-                ok, value = connection.recv()
+                connection.send((function, args, progress is not None))
+                kind, *message = connection.recv()
+                while kind == _PROGRESS:
+                    progress(*message)  # type: ignore[misc]
+                    kind, *message = connection.recv()
+                ok, value = kind == _DONE, message[0]
             except (EOFError, ConnectionResetError, BrokenPipeError):
                 raise WarmWorkerDied(f"{what}: the warm worker process doing it died (killed, or out of memory); "
                                      "run again to redo it") from None
@@ -179,19 +186,24 @@ class _IdleMemoryRelease:
 
 def _answer(connection: Connection) -> None:
     try:
-        function, args = connection.recv()
+        function, args, wants_progress = connection.recv()
     except (EOFError, OSError):
         return
+
+    def report(percent: int, message: str) -> None:
+        with contextlib.suppress(OSError, EOFError):  # the caller is gone: the work goes on to its atomic end
+            connection.send((_PROGRESS, percent, message))
+
     try:
-        reply: tuple[bool, Any] = (True, function(*args))
+        reply: tuple[str, Any] = (_DONE, function(*args, progress=report) if wants_progress else function(*args))
     except Exception as error:  # noqa: BLE001 - the caller re-raises it in its own process
         if not isinstance(error, PipelineError):  # a bug: keep where it happened
             error.add_note(f"in warm worker {os.getpid()}:\n{traceback.format_exc()}")
-        reply = (False, error)
+        reply = (_FAILED, error)
     try:
         connection.send(reply)
     except (OSError, EOFError):  # the caller is gone (its task was stopped)
         return
     except Exception:  # noqa: BLE001 - a value or exception that does not pickle
         value = reply[1]
-        connection.send((False, RuntimeError(f"{type(value).__name__}: {value}")))
+        connection.send((_FAILED, RuntimeError(f"{type(value).__name__}: {value}")))

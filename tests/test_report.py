@@ -294,12 +294,16 @@ def test_missing_gold_table_is_a_clear_error(own_gold: Path) -> None:
 # --- the task ------------------------------------------------------------------------------------
 
 def _report_task(root: Path):
-    from pipeline.preflight import inputs_digest
+    """The Report task a run on `root` as it is now would build (what tasks.Pipeline plans)."""
+    from pipeline.layout import DataLayout
+    from pipeline.preflight import gold_digest, plan_run, write_files_list
+    from tasks.config import load_settings
     from tasks.report import Report
 
-    files = discover_bronze(root / "bronze")
-    entries = [(f.relative_path, f.absolute_path.stat().st_size, f.absolute_path.stat().st_mtime_ns) for f in files]
-    return Report(data_root=str(root), source_files=[f.relative_path for f in files], inputs=inputs_digest(entries))
+    layout, settings = DataLayout(root), load_settings(str(root))
+    plan = plan_run(layout, settings, discover_bronze(root / "bronze"), [])
+    inputs = write_files_list(layout, plan.gold_files, gold_digest(layout, plan.gold_files, plan.runnable, settings))
+    return Report(data_root=str(root), inputs=inputs)
 
 
 def _build(task: luigi.Task) -> None:

@@ -18,7 +18,7 @@ from tests.conftest import REPO
 # The bronze -> silver code: a change to what these modules do can change what silver holds.
 SILVER_CODE = ("bronze", "chunking", "cleaning", "contract", "hashing", "header", "parquet_io", "reader")
 # (SILVER_CODE_VERSION, digest of that code without comments and docstrings) it was last reviewed at.
-REVIEWED = (1, "84930040540cb0af")
+REVIEWED = (1, "eb8071848f65f9d8")
 
 
 def _code_digest() -> str:
@@ -44,7 +44,7 @@ def test_silver_code_changes_are_reviewed_against_the_silver_code_version() -> N
 
 
 def test_luigi_cfg_has_every_setting_of_the_table_and_its_defaults() -> None:
-    parser = configparser.ConfigParser(interpolation=None)
+    parser = configparser.ConfigParser()  # Luigi's interpolation: %% is a literal %
     parser.read(REPO / "luigi.cfg")
     for section in {spec.section for spec in SETTINGS}:
         assert set(parser.options(section)) == {s.key for s in SETTINGS if s.section == section}, section

@@ -1,0 +1,241 @@
+"""Luigi-native use: the plain `luigi` command, Luigi's config habits, one gold owner across hosts,
+and luigid's task history. Real processes, a real luigid on 127.0.0.1, real host names (unshare)."""
+from __future__ import annotations
+
+import os
+import shutil
+import sqlite3
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pyarrow.parquet as pq
+import pytest
+
+from pipeline.errors import PipelineError
+from pipeline.generator import generate_bronze
+from pipeline.gold_owner import claim, refuse_unless_gold_owner
+from pipeline.layout import DataLayout
+from tests.conftest import REPO, run_cli
+from tests.gold_helpers import assert_gold_equal, read_gold, run_gold
+from tests.test_scheduler import api, free_port
+
+LUIGI = Path(sys.executable).parent / "luigi"
+LUIGID = Path(sys.executable).parent / "luigid"
+
+
+@pytest.fixture(scope="module")
+def bronze(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    folder = tmp_path_factory.mktemp("source") / "bronze"
+    generate_bronze(folder, rows=12_000, files=4, seed=3)
+    return folder
+
+
+def fresh(tmp_path: Path, bronze: Path, name: str) -> Path:
+    root = tmp_path / name
+    shutil.copytree(bronze, root / "bronze")
+    return root
+
+
+def luigi_command(*args: str, cwd: Path, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
+    return subprocess.run([str(LUIGI), "--module", "tasks", "Pipeline", *args], cwd=cwd, env={**os.environ, **(env or {})},
+                          capture_output=True, text=True, timeout=300)
+
+
+# --- the plain luigi command ---------------------------------------------------------------------
+
+def test_the_luigi_command_does_what_run_py_does(tmp_path: Path, bronze: Path) -> None:
+    by_luigi, by_run = fresh(tmp_path, bronze, "by-luigi"), fresh(tmp_path, bronze, "by-run")
+    result = luigi_command("--data-root", str(by_luigi), "--workers", "2", "--local-scheduler", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert (by_luigi / "report" / "index.html").exists()
+    run_gold(by_run)
+    assert_gold_equal(read_gold(by_luigi), read_gold(by_run), "luigi command vs run.py")
+    # The same exit codes as run.py, through luigi.cfg's [retcode]: 2 for settings it cannot start with ...
+    changed = luigi_command("--data-root", str(by_luigi), "--local-scheduler", "--cleaning-max-quantity", "15", cwd=tmp_path)
+    assert changed.returncode == 2 and "--reprocess-all" in changed.stderr
+    assert run_cli("--data-root", str(by_luigi), "--cleaning-max-quantity", "15").returncode == 2
+    # ... and 1 when a file cannot run (here: gone after it was ingested), after the others ran.
+    (by_luigi / "bronze" / "sales_data_part_0004.csv").unlink()
+    gone = luigi_command("--data-root", str(by_luigi), "--local-scheduler", cwd=tmp_path)
+    assert gone.returncode == 1 and "--forget sales_data_part_0004.csv" in gone.stderr
+
+
+def test_settings_are_overridden_on_the_command_line_of_both_entry_points(tmp_path: Path, bronze: Path) -> None:
+    by_run, by_luigi = fresh(tmp_path, bronze, "by-run"), fresh(tmp_path, bronze, "by-luigi")
+    result = run_cli("--data-root", str(by_run), "--until", "silver", "--pipeline-chunk-rows", "1000")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert len(list((by_run / "silver").rglob("part-*.parquet"))) == 12
+    result = luigi_command("--data-root", str(by_luigi), "--until", "silver", "--local-scheduler", "--pipeline-chunk-rows", "1000",
+                           cwd=tmp_path)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert len(list((by_luigi / "silver").rglob("part-*.parquet"))) == 12
+    bad = run_cli("--data-root", str(by_run), "--pipeline-chunk-rows", "many")
+    assert bad.returncode == 2 and bad.stderr.strip().splitlines() == [bad.stderr.strip()]
+    assert "[pipeline] chunk_rows" in bad.stderr
+    typo = run_cli("--data-root", str(by_run), "--pipeline-chunk-rowz", "10")
+    assert typo.returncode == 2 and "unrecognized arguments: --pipeline-chunk-rowz" in typo.stderr
+
+
+def test_luigi_config_path_layers_over_the_repo_config_from_any_folder(tmp_path: Path, bronze: Path) -> None:
+    root = fresh(tmp_path, bronze, "data")
+    extra = tmp_path / "extra.cfg"
+    extra.write_text("[gold]\ntop_products_n = 3\n")
+    result = subprocess.run([sys.executable, str(REPO / "run.py"), "--data-root", str(root), "--until", "gold"], cwd=tmp_path,
+                            env={**os.environ, "LUIGI_CONFIG_PATH": str(extra)}, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert pq.read_table(root / "gold" / "top_products.parquet").num_rows == 3  # its key won
+    reference = fresh(tmp_path, bronze, "reference")
+    run_gold(reference, None, "--gold-top-products-n", "3")  # every other key still from the repo's luigi.cfg
+    assert_gold_equal(read_gold(root), read_gold(reference))
+    missing = run_cli("--data-root", str(root), env={"LUIGI_CONFIG_PATH": str(tmp_path / "nope.cfg")})
+    assert missing.returncode == 2
+    assert missing.stderr.strip() == f"ERROR config: LUIGI_CONFIG_PATH={tmp_path / 'nope.cfg'}: no such file"
+
+
+# --- one gold owner across hosts -----------------------------------------------------------------
+
+def test_a_state_that_does_not_own_gold_is_refused(tmp_path: Path) -> None:
+    root = tmp_path / "data"
+    root.mkdir()
+    host_a, host_b = DataLayout(root, tmp_path / "state-a"), DataLayout(root, tmp_path / "state-b")
+    assert claim(host_a).ours
+    assert not claim(host_b).ours and claim(host_a).ours
+    with pytest.raises(PipelineError, match=r"gold of .* is built on host .*--take-gold"):
+        refuse_unless_gold_owner(host_b)
+
+
+def can_unshare() -> bool:
+    return shutil.which("unshare") is not None and subprocess.run(["unshare", "--uts", "true"], capture_output=True).returncode == 0
+
+
+@pytest.fixture
+def luigid(tmp_path: Path):
+    """A real luigid on 127.0.0.1; with LUIGID_CONFIG set, the config it reads (task history)."""
+    yield from _start_luigid(tmp_path, None)
+
+
+def _start_luigid(tmp_path: Path, config: Path | None):
+    port = free_port()
+    (tmp_path / "luigid-logs").mkdir(exist_ok=True)
+    env = {**os.environ, **({"LUIGI_CONFIG_PATH": str(config)} if config else {})}
+    process = subprocess.Popen([str(LUIGID), "--address", "127.0.0.1", "--port", str(port), "--state-path",
+                                str(tmp_path / "luigid-state.pickle"), "--logdir", str(tmp_path / "luigid-logs")],
+                               stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, cwd=tmp_path, env=env)
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            api(port, "task_list", {"status": "DONE", "upstream_status": "", "search": ""})
+            break
+        except OSError:
+            if time.monotonic() > deadline or process.poll() is not None:
+                process.kill()
+                pytest.fail(f"luigid did not start: {process.stderr.read().decode()[-2000:]}")
+            time.sleep(0.2)
+    yield port
+    process.terminate()
+    process.wait(timeout=20)
+
+
+@pytest.mark.skipif(not can_unshare(), reason="needs root and unshare --uts to give a worker another host name")
+def test_two_hosts_on_one_data_root_build_gold_once_from_the_owner_state(tmp_path: Path, bronze: Path, luigid: int) -> None:
+    shared = fresh(tmp_path, bronze, "shared")
+
+    def host(name: str, *extra: str) -> subprocess.Popen:
+        cfg = tmp_path / f"{name}.cfg"
+        cfg.write_text(f"[pipeline]\nstate_dir = {tmp_path / name / 'state'}\nchunk_rows = 1500\n")
+        command = [sys.executable, str(REPO / "run.py"), "--data-root", str(shared), "--workers", "2", "--scheduler-host",
+                   "127.0.0.1", "--scheduler-port", str(luigid), *extra]
+        return subprocess.Popen(["unshare", "--uts", "sh", "-c", f'hostname {name} && exec "$@"', "sh", *command], cwd=REPO,
+                                env={**os.environ, "LUIGI_CONFIG_PATH": str(cfg)}, stdout=subprocess.PIPE,
+                                stderr=subprocess.STDOUT, text=True)
+
+    first = host("host-a", "--take-gold")
+    deadline = time.monotonic() + 60
+    while not (shared / "_gold_owner.json").exists() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    second = host("host-b")
+    outputs = [p.communicate(timeout=300)[0] for p in (first, second)]
+    assert [first.returncode, second.returncode] == [0, 0], outputs
+    assert "gold of" in outputs[1] and "is built on host host-a" in outputs[1]
+    done = api(luigid, "task_list", {"status": "DONE", "upstream_status": "", "search": ""})
+    names = [task["name"] for task in done.values()]
+    assert names.count("SilverToGold") == 1 and names.count("Report") == 1
+    chunks = [line for out in outputs for line in out.splitlines() if " silver " in line and " chunk " in line]
+    assert len(chunks) == len(list((shared / "silver").rglob("part-*.parquet"))) == 8, "every chunk ran once"
+    assert (tmp_path / "host-a" / "state" / "gold_state.sqlite").exists()
+    assert not (tmp_path / "host-b" / "state" / "gold_state.sqlite").exists()
+    one_host = fresh(tmp_path, bronze, "one-host")
+    run_gold(one_host)
+    expected = read_gold(one_host)
+    assert_gold_equal(read_gold(shared), expected, "two hosts vs one")
+    # Gold moves only when asked: host B takes it, rebuilds its own state from silver, same gold.
+    moved = host("host-b", "--take-gold", "--until", "gold")
+    out = moved.communicate(timeout=300)[0]
+    assert moved.returncode == 0, out
+    assert "take-gold: gold of" in out and "no longer on host-a" in out
+    assert_gold_equal(read_gold(shared), expected, "after --take-gold on host B")
+
+
+# --- task history ----------------------------------------------------------------------------------
+
+def test_luigid_task_history_records_the_run(tmp_path: Path, bronze: Path) -> None:
+    history = tmp_path / "history.db"
+    config = tmp_path / "luigid.cfg"
+    config.write_text(f"[scheduler]\nrecord_task_history = true\n[task_history]\ndb_connection = sqlite:///{history}\n")
+    root = fresh(tmp_path, bronze, "data")
+    for port in _start_luigid(tmp_path, config):
+        result = run_cli("--data-root", str(root), "--until", "gold", "--workers", "2", "--scheduler-host", "127.0.0.1",
+                         "--scheduler-port", str(port))
+        assert result.returncode == 0, result.stdout + result.stderr
+        deadline = time.monotonic() + 20
+        names: set[str] = set()
+        while time.monotonic() < deadline and "SilverToGold" not in names:
+            time.sleep(0.2)
+            if history.exists():
+                with sqlite3.connect(history) as db:
+                    names = {row[0] for row in db.execute("SELECT name FROM tasks")}
+        assert {"Pipeline", "SilverToGold", "BronzeFileToSilver", "BronzeChunkToSilver", "ScanBronzeFile"} <= names, names
+
+
+# --- progress in the luigid UI -------------------------------------------------------------------
+
+def test_the_ui_shows_chunk_steps_and_chunks_done_while_they_run(tmp_path: Path, luigid: int) -> None:
+    root = tmp_path / "data"
+    generate_bronze(root / "bronze", rows=60_000, files=1, seed=9)
+    command = [sys.executable, str(REPO / "run.py"), "--data-root", str(root), "--until", "silver", "--workers", "2",
+               "--scheduler-host", "127.0.0.1", "--scheduler-port", str(luigid), "--pipeline-chunk-rows", "2000"]
+    run = subprocess.Popen(command, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    file_messages: set[str] = set()
+    chunk_percents: set[int] = set()
+    while run.poll() is None:
+        for status in ("RUNNING", "PENDING"):
+            for task in api(luigid, "task_list", {"status": status, "upstream_status": "", "search": ""}).values():
+                if task["name"] == "BronzeFileToSilver" and task.get("status_message"):
+                    file_messages.add(task["status_message"])
+                if task["name"] == "BronzeChunkToSilver" and task.get("progress_percentage") is not None:
+                    chunk_percents.add(int(task["progress_percentage"]))
+        time.sleep(0.02)
+    assert run.returncode == 0, run.stdout.read()
+    moving = {m for m in file_messages if m.endswith("/30 chunks done") and not m.startswith(("0/", "30/"))}
+    assert len(moving) >= 3, f"the file task's count of chunks done did not move: {sorted(file_messages)}"
+    assert chunk_percents & {10, 35, 70}, f"chunk tasks showed only {sorted(chunk_percents)}"
+
+
+def _report_steps(steps: int, progress=None) -> int:
+    for step in range(steps):
+        progress(step, f"step {step}")
+    return steps
+
+
+def test_a_warm_worker_call_reports_progress_while_it_runs() -> None:
+    from tasks import warm_workers
+
+    heard: list[tuple[int, str]] = []
+    with warm_workers.warm_workers(2):
+        assert warm_workers.call("steps", _report_steps, 3, progress=lambda p, m: heard.append((p, m))) == 3
+    assert heard == [(0, "step 0"), (1, "step 1"), (2, "step 2")]
+    heard.clear()
+    assert warm_workers.call("steps", _report_steps, 2, progress=lambda p, m: heard.append((p, m))) == 2  # in process
+    assert heard == [(0, "step 0"), (1, "step 1")]
