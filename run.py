@@ -57,7 +57,8 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
                "is done and pending (each has its own --help). Settings can be overridden Luigi's way, e.g. "
                "--cleaning-max-quantity 15 or --pipeline-chunk-rows 100000 (see README, Configuration).")
     _add_root(parser)
-    parser.add_argument("--workers", type=int, default=1, help="parallel Luigi worker processes (default 1)")
+    parser.add_argument("--workers", type=int, default=None,
+                        help="parallel Luigi worker processes (default: this machine's usable cores)")
     parser.add_argument("--scheduler-host", help="use the luigid at this host instead of the local scheduler")
     parser.add_argument("--scheduler-port", type=int, default=8082)
     parser.add_argument("--reprocess", action="append", default=[], metavar="PATH",
@@ -75,6 +76,10 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--open", action="store_true", help="open the HTML report in the default browser at the end")
     args, args.luigi_overrides = parser.parse_known_args(argv)
     args.command = "run"
+    if args.workers is None:
+        from pipeline.cores import usable_cores
+
+        args.workers = usable_cores()
     if args.workers < 1:
         parser.error("--workers must be >= 1")
     return args
@@ -231,7 +236,7 @@ def command_run(args: argparse.Namespace) -> int:
     _record_run_start(layout, started_wall, args, len(runnable))
     left_out: list[str] = []
     with warm_workers(args.workers):
-        result = _build(root, args)
+        _build(root, args)
         failed = {f["source_file"] for f in read_failures(failures_file) if f.get("source_file")}
         if failed and args.until != "silver" and not root.plan().top.complete():
             # One failing file must not withhold gold for the others: gold without it is what a
@@ -239,7 +244,7 @@ def command_run(args: argparse.Namespace) -> int:
             left_out = sorted(failed)
             print(f"building gold without the {len(left_out)} file(s) that failed: {', '.join(left_out)}")
             root = Pipeline(data_root=str(layout.root), until=args.until, without=left_out)
-            result = _build(root, args)
+            _build(root, args)
     seconds = time.monotonic() - started
     failures = [f for f in read_failures(failures_file) if not f["task"].startswith(Pipeline.get_task_family())]
     failures_file.unlink(missing_ok=True)

@@ -3,7 +3,7 @@
 
     python bench/benchmark.py [--rows 10000000] [--files 10] [--workers 2] [--seed 42]
                               [--stage all|silver] [--skip-duckdb] [--skip-polars] [--no-rerun]
-                              [--scratch DIR] [--keep]
+                              [--scratch DIR] [--keep] [--small-files N [--rows-per-file 50]]
 
 1. Generates `--rows` dirty rows over `--files` CSV files with the project's generator
    (pipeline.generator.generate_bronze) into the scratch folder (reused when --scratch already
@@ -90,9 +90,9 @@ def _clean_root(root: Path) -> None:
             shutil.rmtree(child) if child.is_dir() else child.unlink()
 
 
-def generate(bronze: Path, mark: Path, rows: int, files: int, seed: int) -> float:
+def generate(bronze: Path, mark: Path, rows: int, files: int, seed: int, date_folders: bool = False) -> float:
     """Generate the input, or reuse it when the scratch folder already holds the same one."""
-    wanted = {"rows": rows, "files": files, "seed": seed}
+    wanted = {"rows": rows, "files": files, "seed": seed, "date_folders": date_folders}
     if mark.exists() and json.loads(mark.read_text()) == wanted and bronze.exists():
         print(f"reusing the generated input in {bronze}")
         return 0.0
@@ -102,7 +102,7 @@ def generate(bronze: Path, mark: Path, rows: int, files: int, seed: int) -> floa
     if bronze.exists():
         shutil.rmtree(bronze)
     started = time.monotonic()
-    generate_bronze(bronze, rows=rows, files=files, seed=seed)
+    generate_bronze(bronze, rows=rows, files=files, seed=seed, date_folders=date_folders)
     seconds = time.monotonic() - started
     mark.write_text(json.dumps(wanted))
     print(f"generated {rows:,} rows in {files} files in {seconds:.1f} s")
@@ -163,7 +163,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--no-rerun", action="store_true", help="skip the second run.py with nothing new")
     parser.add_argument("--scratch", type=Path, help="folder for input and outputs (default: new folder under bench/out/)")
     parser.add_argument("--keep", action="store_true", help="do not delete the scratch folder")
+    parser.add_argument("--small-files", type=int, metavar="N",
+                        help="a backfill of many small files: N files of --rows-per-file rows in date=... folders "
+                             "(overrides --rows and --files)")
+    parser.add_argument("--rows-per-file", type=int, default=50, help="with --small-files (default 50)")
     args = parser.parse_args(argv)
+    if args.small_files:
+        args.files, args.rows = args.small_files, args.small_files * args.rows_per_file
     if args.rows < 1 or args.files < 1 or args.workers < 1:
         parser.error("--rows, --files and --workers must be >= 1")
 
@@ -181,7 +187,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"benchmark: {args.rows:,} rows, {args.files} files, seed {args.seed}, scratch {scratch}")
     print(f"machine: {os.cpu_count()} cores, load average {' '.join(f'{x:.2f}' for x in os.getloadavg())}; "
           + ", ".join(f"{k} {v}" for k, v in _versions().items()))
-    gen_seconds = generate(bronze, scratch / GENERATED_MARK, args.rows, args.files, args.seed)
+    gen_seconds = generate(bronze, scratch / GENERATED_MARK, args.rows, args.files, args.seed, date_folders=bool(args.small_files))
     csv_bytes = sum(p.stat().st_size for p in bronze.rglob("*.csv"))
     print(f"input: {csv_bytes / 1e6:,.0f} MB of CSV")
 

@@ -20,7 +20,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-SCAN, CHUNK = "ScanBronzeFile", "BronzeChunkToSilver"
+SCAN, CHUNK, GROUP = "ScanBronzeFile", "BronzeChunkToSilver", "SmallFilesToSilver"
 
 
 def record_events(events: Path, started: float) -> None:
@@ -76,7 +76,7 @@ def main(argv: list[str]) -> int:
         return code
     workers = int(argv[argv.index("--workers") + 1]) if "--workers" in argv else 1
     scans = [s for s in done if s[2] == SCAN]
-    chunks = [s for s in done if s[2] == CHUNK]
+    chunks = [s for s in done if s[2] in (CHUNK, GROUP)]
 
     def phase(family: str) -> str:
         found = [s for s in done if s[2] == family]
@@ -85,17 +85,39 @@ def main(argv: list[str]) -> int:
     print(f"start-up until the first task   {done[0][0]:6.2f} s")
     print(f"scans ({len(scans)})                        {phase(SCAN)}")
     if chunks:
+        groups = sum(1 for s in chunks if s[2] == GROUP)
         first, last = chunks[0][0], max(e for _, e, _ in chunks)
         parts, rows = _rows_read(Path(argv[argv.index("--data-root") + 1])) if "--data-root" in argv else (0, 0)
         # the rate only when this run cleaned every chunk of the data root (a fresh root)
-        rate = f", {rows / (last - first):,.0f} rows/s" if parts == len(chunks) and rows else ""
-        print(f"chunk tasks ({len(chunks)})                 {first:6.2f} -> {last:6.2f} s = {last - first:.2f} s{rate}, "
+        rate = f", {rows / (last - first):,.0f} rows/s" if rows and not groups and parts == len(chunks) else ""
+        print(f"chunk tasks ({len(chunks) - groups}), small-file groups ({groups}) {first:6.2f} -> {last:6.2f} s = {last - first:.2f} s{rate}, "
               f"{sum(e - s for s, e, _ in chunks) / len(chunks):.2f} s per task on average")
         print(f"  fewer than {workers} tasks running, scans and chunks: {under_busy(scans + chunks, workers):.2f} s")
     print(f"Silver -> Gold                  {phase('SilverToGold')}")
+    if "--data-root" in argv:
+        print_merge_account(Path(argv[argv.index("--data-root") + 1]))
     print(f"report                          {phase('Report')}")
     print(f"whole run                       {total:6.2f} s (exit {code})")
     return code
+
+
+def print_merge_account(data_root: Path) -> None:
+    """Silver -> Gold's serial seconds (state commits in bucket order, set-up, folding, publishing:
+    only the task's own thread can do them) and the CPU seconds of its per-bucket work (any core
+    can do it), and the wall time they predict on more cores: serial + parallel / cores."""
+    import json
+
+    record = data_root / "gold" / "_silver_to_gold_run.json"
+    if not record.exists():
+        return
+    run = json.loads(record.read_text(encoding="utf-8"))
+    serial = run.get("merge_serial_seconds", 0.0) + run.get("publish_seconds", 0.0)
+    parallel = run.get("merge_parallel_cpu_seconds", 0.0)
+    share = serial / (serial + parallel) if serial + parallel else 0.0
+    predicted = ", ".join(f"{cores} cores {serial + parallel / cores:.2f} s" for cores in (4, 8, 16))
+    print(f"  serial {serial:.2f} s (merge {run.get('merge_serial_seconds', 0.0):.2f}, publish {run.get('publish_seconds', 0.0):.2f}), "
+          f"parallel CPU {parallel:.2f} s: serial is {share:.0%} of the merge's CPU seconds")
+    print(f"  predicted Silver -> Gold wall: {predicted}")
 
 
 def _rows_read(data_root: Path) -> tuple[int, int]:

@@ -10,16 +10,17 @@ from pathlib import Path
 from typing import Callable
 
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from pipeline.atomic import write_text_atomic
 from pipeline.chunking import Manifest, scan_file, unchanged_since
 from pipeline.cleaning import clean_records
-from pipeline.contract import MALFORMED_ROW, REJECT_REASONS, SOFT_FIELDS
+from pipeline.contract import REJECT_REASONS, SOFT_FIELDS, default_flag_column
 from pipeline.errors import ChangedInputError
 from pipeline.header import layout_header
 from pipeline.layout import DataLayout
 from pipeline.parquet_io import write_silver_part, write_table_atomic
-from pipeline.reader import parse_chunk, read_chunk_bytes
+from pipeline.reader import RawChunk, parse_chunk, read_chunk_bytes
 from pipeline.settings import Settings, silver_fingerprint
 
 Progress = Callable[[int, str], None]
@@ -102,31 +103,43 @@ def clean_chunk(bronze_path: Path, manifest: Manifest, chunk_index: int, setting
                 progress: Progress = _silent) -> ChunkResult:
     """Read and clean one chunk; every record read is either in silver or in quarantine."""
     chunk = manifest.chunks[chunk_index]
+    progress(10, f"reading and parsing {chunk.records:,} records")
+    parsed = parse_manifest_chunk(bronze_path, manifest, chunk_index)
+    progress(35, f"cleaning {parsed.records_read:,} records")
+    cleaned = clean_records(parsed.raw, settings, manifest.source_file)
+    return assemble_chunk(manifest, chunk_index, parsed, cleaned.silver, cleaned.quarantine)
+
+
+def parse_manifest_chunk(bronze_path: Path, manifest: Manifest, chunk_index: int) -> RawChunk:
+    chunk = manifest.chunks[chunk_index]
+    header = layout_header(manifest.header_raw, manifest.source_file)
+    return parse_chunk(read_chunk_bytes(bronze_path, chunk), chunk, header, manifest.source_file)
+
+
+def assemble_chunk(manifest: Manifest, chunk_index: int, parsed: RawChunk, silver: pa.Table, rejected_rows: pa.Table) -> ChunkResult:
+    """A chunk's outputs and counts from its parse and its cleaned rows (`rejected_rows`: the
+    records cleaning quarantined), checking that every record read is accounted for once."""
     source_file = manifest.source_file
     header = layout_header(manifest.header_raw, source_file)
-    progress(10, f"reading and parsing {chunk.records:,} records")
-    parsed = parse_chunk(read_chunk_bytes(bronze_path, chunk), chunk, header, source_file)
-    progress(35, f"cleaning {parsed.records_read:,} records")
-    cleaned = clean_records(parsed.raw, settings, source_file)
-    quarantine = pa.concat_tables([parsed.malformed, cleaned.quarantine]).sort_by("source_row")
+    quarantine = pa.concat_tables([parsed.malformed, rejected_rows]).sort_by("source_row")
     rejected = {reason: 0 for reason in REJECT_REASONS}
-    rejected.update(cleaned.rejected_by_reason)
-    rejected[MALFORMED_ROW] = parsed.malformed.num_rows
+    for entry in pc.value_counts(quarantine.column("reason")).to_pylist():
+        rejected[entry["values"]] = int(entry["counts"])
     metrics = ChunkMetrics(
         source_file=source_file,
         chunk=chunk_index,
-        first_row=chunk.first_row,
+        first_row=manifest.chunks[chunk_index].first_row,
         rows_read=parsed.records_read,
-        rows_valid=cleaned.silver.num_rows,
+        rows_valid=silver.num_rows,
         rows_rejected=rejected,
-        defaults_applied={f: int(cleaned.defaults_by_field.get(f, 0)) for f in SOFT_FIELDS},
+        defaults_applied={f: int(pc.sum(silver.column(default_flag_column(f))).as_py() or 0) for f in SOFT_FIELDS},
         extra_columns=list(header.extra_columns),
         missing_optional_columns=list(header.missing_optional),
         slow_path=parsed.used_slow_path,
     )
     if metrics.rows_valid + metrics.rejected_total != metrics.rows_read or quarantine.num_rows != metrics.rejected_total:
         raise AssertionError(f"{source_file} chunk {chunk_index}: {metrics.rows_read} read but {metrics.rows_valid} valid + {metrics.rejected_total} rejected")
-    return ChunkResult(silver=cleaned.silver, quarantine=quarantine, metrics=metrics)
+    return ChunkResult(silver=silver, quarantine=quarantine, metrics=metrics)
 
 
 def write_chunk_outputs(layout: DataLayout, result: ChunkResult) -> None:

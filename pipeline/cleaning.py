@@ -76,15 +76,19 @@ class CleanResult:
     defaults_by_field: dict[str, int]  # every soft field: silver rows where its default was applied
 
 
-def clean_records(raw: pa.Table, settings: Settings, source_file: str) -> CleanResult:
+def clean_records(raw: pa.Table, settings: Settings, source_file: str | pa.DictionaryArray) -> CleanResult:
     """Apply the contract's hard rules (quarantine) and soft rules (defaults) to `raw`.
 
     `raw`: one string column per contract.INPUT_COLUMNS (untrimmed, all null when the file lacks
-    the column) and `source_row` (int64, 1-based record number).
+    the column) and `source_row` (int64, 1-based record number). `source_file`: the file the
+    records come from, or one per record (a dictionary array) when records of several small files
+    are cleaned together; every rule works record by record, so the result is the same.
     """
     _check_input(raw, settings)
     columns = {name: _single_array(raw.column(name)).cast(pa.string()) for name in c.INPUT_COLUMNS}
     source_row = _single_array(raw.column("source_row")).cast(pa.int64())
+    if isinstance(source_file, str):
+        source_file = pa.DictionaryArray.from_arrays(np.zeros(raw.num_rows, np.int32), pa.array([source_file], pa.string()))
 
     order_id = _present_values(columns["order_id"])
     quantity = _per_distinct(columns["quantity"], lambda v: _parse_quantity(v, settings.max_quantity))
@@ -335,13 +339,13 @@ def _count_reasons(reason: np.ndarray) -> dict[str, int]:
 
 
 def _quarantine_table(
-    columns: Mapping[str, pa.Array], reason: np.ndarray, source_row: pa.Array, source_file: str
+    columns: Mapping[str, pa.Array], reason: np.ndarray, source_row: pa.Array, source_file: pa.DictionaryArray
 ) -> pa.Table:
     rejected = reason != 0
     mask = pa.array(rejected)
     n = int(rejected.sum())
     arrays = {
-        "source_file": pa.repeat(pa.scalar(source_file, pa.string()), n),
+        "source_file": pc.filter(source_file, mask).cast(pa.string()),
         "source_row": pc.filter(source_row, mask),
         "reason": pc.take(pa.array(_HARD_REASONS, pa.string()), pa.array(reason[rejected] - 1)),
         "raw_text": pa.nulls(n, pa.string()),
@@ -571,7 +575,7 @@ def _silver_table(
     quantity: np.ndarray,
     price_cents: np.ndarray,
     source_row: pa.Array,
-    source_file: str,
+    source_file: pa.DictionaryArray,
     settings: Settings,
 ) -> pa.Table:
     """Soft rules on `rows` of the raw `columns` (those that passed every hard rule, in silver order),
@@ -580,7 +584,7 @@ def _silver_table(
         "order_id": order_id,
         "quantity": quantity,
         "unit_price": _decimal_array(price_cents, c.MONEY_TYPE),
-        "source_file": pa.DictionaryArray.from_arrays(np.zeros(len(order_id), np.int32), pa.array([source_file], pa.string())),
+        "source_file": source_file.take(pa.array(rows)),
         "source_row": source_row,
         "order_hash": hashes,
         "bucket": buckets,

@@ -49,6 +49,8 @@ def merge_and_publish(layout: DataLayout, settings: Settings, files: list[str], 
             "merge_rows_per_second": round(rate), "publish_seconds": round(publish_seconds, 3),
             "tables_written": written, "gold_mode": settings.gold_mode,
             "seconds": round(time.monotonic() - started, 3), "state_rebuilt_because": merge.rebuilt_because,
+            "merge_serial_seconds": round(merge.serial_seconds, 3),
+            "merge_parallel_cpu_seconds": round(merge.parallel_cpu_seconds, 3),
             "started_at": started_at, "finished_at": _utc_now(),
         }
         write_text_atomic(layout.gold_run_path, json.dumps(metadata, indent=1, sort_keys=True))

@@ -42,6 +42,7 @@ class Settings:
     state_dir: str = ""  # "" is <data_root>/state
     bronze_glob: str = "**/*.csv"
     chunk_rows: int = 500_000
+    small_file_bytes: int = 4 * 1024 * 1024  # files this small are cleaned many to a task (0: never)
     silver_buckets: int = 64
     category_aliases: Mapping[str, Sequence[str]] = field(default_factory=lambda: dict(DEFAULT_CATEGORY_ALIASES))
     region_aliases: Mapping[str, Sequence[str]] = field(default_factory=lambda: dict(DEFAULT_REGION_ALIASES))
@@ -51,8 +52,8 @@ class Settings:
     max_unit_price: int = 1_000_000_000
     gold_mode: str = "upsert"
     merge_batch_rows: int = 10_000_000
-    # Batches with at least this many valid rows are merged by two threads (one per core, at most
-    # 2); smaller ones by the task's own thread, where a second thread would cost more than it saves.
+    # Batches with at least this many valid rows are merged by one thread per core; smaller ones by
+    # the task's own thread, where more threads would cost more than they save.
     merge_parallel_min_rows: int = 1_000_000
     top_products_n: int = 10
     anomaly_top_n: int = 20
@@ -105,6 +106,8 @@ def validate(settings: Settings) -> Settings:
     _require(isinstance(s.bronze_glob, str) and s.bronze_glob.endswith(".csv") and ".." not in s.bronze_glob and not s.bronze_glob.startswith("/"),
              "[pipeline] bronze_glob", f"{s.bronze_glob!r} must be a relative glob ending in .csv without '..'")
     _require(isinstance(s.chunk_rows, int) and 1 <= s.chunk_rows <= 50_000_000, "[pipeline] chunk_rows", f"{s.chunk_rows!r} must be an integer in 1..50000000")
+    _require(isinstance(s.small_file_bytes, int) and s.small_file_bytes >= 0, "[pipeline] small_file_bytes",
+             f"{s.small_file_bytes!r} must be an integer >= 0")
     _require(isinstance(s.silver_buckets, int) and 1 <= s.silver_buckets <= 4096, "[pipeline] silver_buckets", f"{s.silver_buckets!r} must be an integer in 1..4096")
     _check_aliases("[cleaning] category_aliases", s.category_aliases)
     _check_aliases("[cleaning] region_aliases", s.region_aliases)
@@ -189,6 +192,8 @@ SETTINGS: tuple[SettingSpec, ...] = (
                 "input files under `bronze/` (relative, no `..`)"),
     SettingSpec("pipeline", "chunk_rows", "chunk_rows", Reach.PER_FILE, _int,
                 "records per chunk task, about; memory of a chunk task grows with it"),
+    SettingSpec("pipeline", "small_file_bytes", "small_file_bytes", Reach.TUNING, _int,
+                "bronze files at most this large are cleaned many to a task (same outputs per file); 0 turns it off"),
     SettingSpec("pipeline", "silver_buckets", "silver_buckets", Reach.SILVER, _int,
                 "hash buckets of `order_id` (silver row groups, unit of dedup memory)"),
     SettingSpec("cleaning", "category_aliases", "category_aliases", Reach.SILVER, _json, "JSON: canonical -> list of aliases"),
@@ -202,7 +207,7 @@ SETTINGS: tuple[SettingSpec, ...] = (
     SettingSpec("gold", "merge_batch_rows", "merge_batch_rows", Reach.TUNING, _int,
                 "valid rows per Silver -> Gold batch; bounds merge memory"),
     SettingSpec("gold", "merge_parallel_min_rows", "merge_parallel_min_rows", Reach.TUNING, _int,
-                "batches at least this large are merged by two threads"),
+                "batches at least this large are merged by one thread per core"),
     SettingSpec("gold", "top_products_n", "top_products_n", Reach.GOLD, _int, "rows of `top_products`"),
     SettingSpec("gold", "anomaly_top_n", "anomaly_top_n", Reach.STATE, _int,
                 "rows of `anomaly_records` (the state keeps only this many candidates)"),

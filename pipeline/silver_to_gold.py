@@ -10,7 +10,6 @@ the state alone, idempotently (see pipeline.gold).
 from __future__ import annotations
 
 import json
-import os
 import queue
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -29,11 +28,12 @@ from pipeline.dedup import SeenSegment, first_wins
 from pipeline.errors import PipelineError
 from pipeline.gold import ANOMALY_COLUMNS, build_gold_tables, covers_digest, publish, touched_keys
 from pipeline.layout import DataLayout
-from pipeline.parquet_io import SilverPartReader, file_digest
+from pipeline.parquet_io import SINGLE_ROW_GROUP_ROWS, SilverPartReader, SmallPartPool, file_digest
 from pipeline.settings import Settings, gold_fingerprint, silver_fingerprint, state_values
 from pipeline.state_store import StateReader, StateStore, open_state, state_path
 
 Progress = Callable[[int, str], None]
+POOL_MAX_ROWS = 2_000_000  # rows of small parts held whole by one batch: about 0.2 GB
 AGGREGATE_INPUT_COLUMNS = ["sale_date", "region", "category", "product_key", "source_file", "quantity", "gross_revenue", "revenue",
                            "discount_percent"]
 # Only what dedup, aggregation and the anomaly ranking need: the whole rows of the few anomaly
@@ -67,6 +67,10 @@ class MergeReport:
     unique_orders: int
     seconds: float
     rebuilt_because: str | None = None  # why the state was rebuilt from all silver first, if it was
+    # Where the merge's time goes: what only the task's own thread can do (state commits in bucket
+    # order, batch set-up, folding), and the CPU seconds of the per-bucket work any core can do.
+    serial_seconds: float = 0.0
+    parallel_cpu_seconds: float = 0.0
 
 
 def silver_parts(layout: DataLayout, source_files: list[str]) -> list[SilverPart]:
@@ -110,11 +114,13 @@ def merge_silver(layout: DataLayout, settings: Settings, parts: list[SilverPart]
     if rebuilt_because and progress:
         progress(0, f"rebuilding the Silver -> Gold state from all silver: {rebuilt_because}")
     parts_merged = rows = unique = 0
+    serial, parallel = time.monotonic() - started, 0.0
     while True:
         batch = _merge_one_batch(layout, settings, parts, checksums, progress, source_files)
         parts_merged, rows, unique = parts_merged + batch.parts_merged, rows + batch.rows_merged, unique + batch.unique_orders
+        serial, parallel = serial + batch.serial_seconds, parallel + batch.parallel_cpu_seconds
         if batch.parts_merged == 0:
-            return MergeReport(parts_merged, rows, unique, time.monotonic() - started, rebuilt_because)
+            return MergeReport(parts_merged, rows, unique, time.monotonic() - started, rebuilt_because, serial, parallel)
 
 
 def part_checksums(layout: DataLayout, parts: list[SilverPart]) -> dict[str, str]:
@@ -217,13 +223,26 @@ def _merge_one_batch(layout: DataLayout, settings: Settings, parts: list[SilverP
         if missing:
             raise PipelineError(f"silver part {missing[0]} of an unfinished merge is gone; run with --reprocess on its bronze file")
         workers = _parallel_workers(batch.get("valid_rows", 0), settings.merge_parallel_min_rows)
+        # `waited`: the task's thread waits for work any core can do (whose CPU seconds are `parallel`).
+        waited = parallel = 0.0
         if not batch["done_buckets"]:
-            _verify_parts(layout, [by_name[name] for name in batch["parts"]], workers, silver_fingerprint(settings))
+            asked = time.monotonic()
+            parallel += _verify_parts(layout, [by_name[name] for name in batch["parts"]], _cores(), silver_fingerprint(settings))
+            waited += time.monotonic() - asked
         done = set(batch["done_buckets"])
         jobs = [BucketJob(bucket, str(state_path(layout.state_dir)), batch["number"], settings.anomaly_top_n)
                 for bucket in range(settings.silver_buckets) if bucket not in done]
-        with _bucket_results([by_name[n].path for n in batch["parts"]], jobs, workers) as results:
-            for result in results:
+        asked = time.monotonic()
+        with _bucket_results([by_name[n].path for n in batch["parts"]], jobs, workers) as (results, pool_cpu):
+            waited += time.monotonic() - asked  # reading the small parts into the pool, on every core
+            parallel += pool_cpu
+            while True:
+                asked = time.monotonic()
+                result = next(results, None)
+                waited += time.monotonic() - asked
+                if result is None:
+                    break
+                parallel += result.cpu_seconds
                 if result.unique_count:
                     state.put_table(f"seen/{result.bucket}/{batch['number']}", result.new_keys)
                 _store_aggregates(state, f"bucket/{result.bucket}", result.aggregates)
@@ -242,20 +261,24 @@ def _merge_one_batch(layout: DataLayout, settings: Settings, parts: list[SilverP
         _advance_covers(state, merged, source_files)
         state.delete("batch")
         state.commit()
-    return MergeReport(len(batch["parts"]), batch["rows"], batch["unique"], time.monotonic() - started)
+    seconds = time.monotonic() - started
+    return MergeReport(len(batch["parts"]), batch["rows"], batch["unique"], seconds, None, seconds - waited, parallel)
 
 
 def _next_batch(layout: DataLayout, pending: list[SilverPart], max_rows: int) -> tuple[list[str], int]:
     """The first pending parts (input order) whose valid rows add up to at most `max_rows` (at least
-    one part), and those rows."""
-    names, rows = [], 0
+    one part), and those rows; small parts, which the batch holds in memory whole (SmallPartPool),
+    add up to at most POOL_MAX_ROWS."""
+    names, rows, pooled = [], 0, 0
     for part in pending:
         metrics = json.loads(layout.chunk_metrics_path(part.source_file, part.chunk).read_text(encoding="utf-8"))
         part_rows = int(metrics["rows_valid"])
-        if names and rows + part_rows > max_rows:
+        small = part_rows < SINGLE_ROW_GROUP_ROWS
+        if names and (rows + part_rows > max_rows or (small and pooled + part_rows > POOL_MAX_ROWS)):
             break
         names.append(part.name)
         rows += part_rows
+        pooled += part_rows if small else 0
     return names, rows
 
 
@@ -277,10 +300,12 @@ class BucketResult:
     new_keys: pa.Table  # dedup.SEEN_SCHEMA, sorted by hash
     aggregates: Aggregates
     anomalies: pa.Table
+    cpu_seconds: float = 0.0  # of the thread that computed it
 
 
 def merge_bucket(reader: SilverPartReader, job: BucketJob) -> BucketResult:
     """Dedup and aggregate one bucket: reads silver and committed seen segments, writes nothing."""
+    cpu = time.thread_time()
     rows = reader.read_bucket(job.bucket, MERGE_SCHEMA, part_column="part")
     state = StateReader(Path(job.state_file))
     try:
@@ -292,17 +317,25 @@ def merge_bucket(reader: SilverPartReader, job: BucketJob) -> BucketResult:
         bucket=job.bucket, rows=rows.num_rows, unique_count=result.unique_count, new_keys=result.new_keys,
         aggregates=aggregate_orders(unique, result.duplicates_by_file),
         anomalies=_anomaly_candidates(rows, result.keep, job.bucket, job.anomaly_top_n),
+        cpu_seconds=time.thread_time() - cpu,
     )
 
 
+def _cores() -> int:
+    from pipeline.cores import usable_cores
+
+    return usable_cores()
+
+
 def _parallel_workers(rows: int, min_rows: int) -> int:
-    """Merge threads for a batch of `rows` valid rows: one per core (at most 2), none for small batches."""
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
-    return min(cores, 2) if rows >= min_rows and cores > 1 else 0
+    """Merge threads for a batch of `rows` valid rows: one per core the run was given, none for
+    small batches (a thread would cost more than it saves). Only the state commits stay serial."""
+    cores = _cores()
+    return cores if rows >= min_rows and cores > 1 else 0
 
 
 @contextmanager
-def _bucket_results(part_paths: list[Path], jobs: list[BucketJob], workers: int) -> Iterator[Iterator[BucketResult]]:
+def _bucket_results(part_paths: list[Path], jobs: list[BucketJob], workers: int) -> Iterator[tuple[Iterator[BucketResult], float]]:
     """Results in bucket order, computed by `workers` threads (or here when 0).
 
     Threads, not processes: the work is Arrow and numpy kernels that release the GIL, so two
@@ -312,7 +345,9 @@ def _bucket_results(part_paths: list[Path], jobs: list[BucketJob], workers: int)
     way. At most `workers + 1` buckets are in flight, so memory stays bounded by a few buckets.
     """
     readers: queue.SimpleQueue[SilverPartReader] = queue.SimpleQueue()
-    opened = [SilverPartReader(part_paths, MERGE_COLUMNS, MERGE_SCHEMA) for _ in range(max(workers, 1))]
+    pool = SmallPartPool(part_paths, MERGE_COLUMNS, MERGE_SCHEMA, threads=_cores())
+    pool_cpu = pool.read_cpu_seconds
+    opened = [SilverPartReader(part_paths, MERGE_COLUMNS, MERGE_SCHEMA, pool) for _ in range(max(workers, 1))]
     for reader in opened:
         readers.put(reader)
 
@@ -325,10 +360,10 @@ def _bucket_results(part_paths: list[Path], jobs: list[BucketJob], workers: int)
 
     try:
         if workers == 0:
-            yield map(run, jobs)
+            yield map(run, jobs), pool_cpu
         else:
-            with ThreadPoolExecutor(workers, thread_name_prefix="merge") as pool:
-                yield _in_order(pool, run, jobs, window=workers + 1)
+            with ThreadPoolExecutor(workers, thread_name_prefix="merge") as threads:
+                yield _in_order(threads, run, jobs, window=workers + 1), pool_cpu
     finally:
         for reader in opened:
             reader.close()
@@ -374,13 +409,17 @@ def _advance_covers(state: StateStore, merged: dict[str, str], source_files: lis
     return True
 
 
-def _verify_parts(layout: DataLayout, parts: list[SilverPart], threads: int, fingerprint: str) -> None:
+def _verify_parts(layout: DataLayout, parts: list[SilverPart], threads: int, fingerprint: str) -> float:
     """Every part's checksum before the batch's first commit, `threads` at a time (zlib releases
-    the GIL: 20 parts of 25 MB took 0.58 s one by one, 0.30 s on two threads); the first bad part
-    in input order is the one reported."""
+    the GIL); the first bad part in input order is the one reported. Returns the CPU seconds."""
+
+    def verify(part: SilverPart) -> float:
+        cpu = time.thread_time()
+        verify_silver_part(layout, part, fingerprint)
+        return time.thread_time() - cpu
+
     with ThreadPoolExecutor(max_workers=max(threads, 1)) as pool:
-        for _ in pool.map(lambda part: verify_silver_part(layout, part, fingerprint), parts):
-            pass
+        return sum(pool.map(verify, parts))
 
 
 def verify_silver_part(layout: DataLayout, part: SilverPart, fingerprint: str) -> None:

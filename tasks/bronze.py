@@ -1,4 +1,5 @@
-"""Bronze -> Silver tasks: scan a file once, then one task per chunk, then a per-file summary."""
+"""Bronze -> Silver tasks: for a large file, a scan, then one task per chunk, then a per-file
+summary; for a run of small files, one task for all of them (`silver_tasks` chooses)."""
 from __future__ import annotations
 
 import logging
@@ -13,6 +14,9 @@ from pipeline.bronze import (
     scan_to_manifest,
     summarise_file,
 )
+from pipeline.errors import PipelineError
+from pipeline.preflight import read_files_list, write_files_list
+from pipeline.small_files import file_sizes, process_small_files, silver_units
 from tasks import warm_workers
 from tasks.base import PipelineTask
 
@@ -90,3 +94,53 @@ class BronzeFileToSilver(PipelineTask):
         yield [BronzeChunkToSilver(data_root=self.data_root, source_file=self.source_file, chunk=c.index) for c in manifest.chunks]
         summary = summarise_file(self.layout, manifest)
         write_text_atomic(self.layout.file_summary_path(str(self.source_file)), summary.to_json())
+
+
+class SmallFilesToSilver(PipelineTask):
+    """A run of small bronze files cleaned in one task (pipeline.small_files): per file the same
+    outputs, checkpoint and failure line as the file and chunk tasks give."""
+
+    files = luigi.Parameter(description="digest of the list of small bronze files (runs/files-<digest>.json)")
+
+    @property
+    def source_files(self) -> list[str]:
+        return read_files_list(self.layout, str(self.files))
+
+    def complete(self) -> bool:
+        return all(self.layout.file_summary_path(f).exists() for f in self.source_files)
+
+    def run(self) -> None:
+        files = self.source_files
+        started = time.monotonic()
+        self.report_progress(0, f"0/{len(files)} files cleaned")
+        outcome = warm_workers.call(f"{len(files)} small files from {files[0]}", process_small_files, self.layout, files,
+                                    self.settings, progress=self.report_progress)
+        seconds = time.monotonic() - started
+        rate = outcome.rows_read / seconds if seconds > 0 else 0.0
+        message = f"{len(outcome.done)} files, {outcome.rows_read:,} rows in {seconds:.1f} s ({rate:,.0f} rows/s)"
+        self.report_progress(100, message)
+        log.info("silver %d small files %s .. %s: %s", len(files), files[0], files[-1], message)
+        if outcome.failures:
+            raise FilesFailed(outcome.failures)
+
+
+class FilesFailed(PipelineError):
+    """Some files of a group failed; the others are done. Carries each failure's one line."""
+
+    def __init__(self, failures: list[tuple[str, str]]) -> None:
+        more = f" (and {len(failures) - 1} more file(s) of this group)" if len(failures) > 1 else ""
+        super().__init__(f"{failures[0][1]}{more}")
+        self.failures = failures
+        self.source_files = [name for name, _ in failures]
+
+
+def silver_tasks(task: PipelineTask, files: list[str]) -> list[luigi.Task]:
+    """The silver tasks that cover `files` (input order): one per large file, one per run of small files."""
+    data_root, layout = str(task.data_root), task.layout
+    tasks: list[luigi.Task] = []
+    for unit in silver_units(file_sizes(layout, files), task.settings.small_file_bytes):
+        if unit.grouped:
+            tasks.append(SmallFilesToSilver(data_root=data_root, files=write_files_list(layout, list(unit.files))))
+        else:
+            tasks.append(BronzeFileToSilver(data_root=data_root, source_file=unit.files[0]))
+    return tasks

@@ -37,9 +37,11 @@ def _record_failure(task: luigi.Task, exception: BaseException) -> None:
         log.error("FAILED %s\n%s", line, "".join(traceback.format_exception(exception)))
     target = os.environ.get(FAILURES_ENV)
     if target:
-        record = {"task": task.task_id, "error": line, "source_file": getattr(task, "source_file", None)}
+        # A group of small files reports each file that failed in it, as its own line.
+        failures = getattr(exception, "failures", None) or [(getattr(task, "source_file", None), line)]
         with open(target, "a", encoding="utf-8") as handle:  # O_APPEND: one short line per write
-            handle.write(json.dumps(record) + "\n")
+            for source_file, error in failures:
+                handle.write(json.dumps({"task": task.task_id, "error": error, "source_file": source_file}) + "\n")
 
 
 def read_failures(path: Path) -> list[dict]:

@@ -9,7 +9,7 @@ from pipeline.gold_owner import refuse_unless_gold_owner
 from pipeline.gold_run import merge_and_publish, published_marker_path
 from pipeline.preflight import read_files_list
 from tasks.base import PipelineTask
-from tasks.bronze import BronzeFileToSilver
+from tasks.bronze import silver_tasks
 
 log = logging.getLogger("pipeline")
 
@@ -28,8 +28,8 @@ class SilverToGold(PipelineTask):
     def source_files(self) -> list[str]:
         return read_files_list(self.layout, str(self.inputs))
 
-    def requires(self) -> list[BronzeFileToSilver]:
-        return [BronzeFileToSilver(data_root=self.data_root, source_file=f) for f in self.source_files]
+    def requires(self) -> list[luigi.Task]:
+        return silver_tasks(self, self.source_files)
 
     def output(self) -> luigi.LocalTarget:
         return luigi.LocalTarget(str(published_marker_path(self.layout, str(self.inputs))))

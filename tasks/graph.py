@@ -9,7 +9,7 @@ import luigi
 
 from pipeline.preflight import read_files_list
 from tasks.base import PipelineTask
-from tasks.bronze import BronzeFileToSilver
+from tasks.bronze import silver_tasks
 from tasks.gold import SilverToGold
 from tasks.report import Report
 
@@ -19,8 +19,8 @@ class AllBronzeToSilver(PipelineTask, luigi.WrapperTask):
 
     files = luigi.Parameter(description="digest of the list of bronze files (runs/files-<digest>.json)")
 
-    def requires(self) -> list[BronzeFileToSilver]:
-        return [BronzeFileToSilver(data_root=self.data_root, source_file=f) for f in read_files_list(self.layout, str(self.files))]
+    def requires(self) -> list[luigi.Task]:
+        return silver_tasks(self, read_files_list(self.layout, str(self.files)))
 
 
 def top_task(layer: str, data_root: str, files: str, inputs: str) -> luigi.Task:

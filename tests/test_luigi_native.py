@@ -133,9 +133,11 @@ def _start_luigid(tmp_path: Path, config: Path | None):
                 process.kill()
                 pytest.fail(f"luigid did not start: {process.stderr.read().decode()[-2000:]}")
             time.sleep(0.2)
-    yield port
-    process.terminate()
-    process.wait(timeout=20)
+    try:
+        yield port
+    finally:
+        process.terminate()
+        process.wait(timeout=20)
 
 
 @pytest.mark.skipif(not can_unshare(), reason="needs root and unshare --uts to give a worker another host name")
@@ -144,7 +146,7 @@ def test_two_hosts_on_one_data_root_build_gold_once_from_the_owner_state(tmp_pat
 
     def host(name: str, *extra: str) -> subprocess.Popen:
         cfg = tmp_path / f"{name}.cfg"
-        cfg.write_text(f"[pipeline]\nstate_dir = {tmp_path / name / 'state'}\nchunk_rows = 1500\n")
+        cfg.write_text(f"[pipeline]\nstate_dir = {tmp_path / name / 'state'}\nchunk_rows = 1500\nsmall_file_bytes = 0\n")
         command = [sys.executable, str(REPO / "run.py"), "--data-root", str(shared), "--workers", "2", "--scheduler-host",
                    "127.0.0.1", "--scheduler-port", str(luigid), *extra]
         return subprocess.Popen(["unshare", "--uts", "sh", "-c", f'hostname {name} && exec "$@"', "sh", *command], cwd=REPO,
@@ -196,7 +198,7 @@ def test_luigid_task_history_records_the_run(tmp_path: Path, bronze: Path) -> No
             if history.exists():
                 with sqlite3.connect(history) as db:
                     names = {row[0] for row in db.execute("SELECT name FROM tasks")}
-        assert {"Pipeline", "SilverToGold", "BronzeFileToSilver", "BronzeChunkToSilver", "ScanBronzeFile"} <= names, names
+        assert {"Pipeline", "SilverToGold", "SmallFilesToSilver"} <= names, names
 
 
 # --- progress in the luigid UI -------------------------------------------------------------------

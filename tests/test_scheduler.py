@@ -65,7 +65,7 @@ def test_two_workers_share_one_scheduler_and_run_each_task_once(tmp_path: Path, 
     shared, alone = tmp_path / "shared", tmp_path / "alone"
     for root in (shared, alone):
         shutil.copytree(source / "bronze", root / "bronze")
-    env = {"LUIGI_CONFIG_PATH": str(config_file(tmp_path, "[pipeline]\nchunk_rows = 2000\nsilver_buckets = 8\n"))}
+    env = {"LUIGI_CONFIG_PATH": str(config_file(tmp_path, "[pipeline]\nchunk_rows = 2000\nsilver_buckets = 8\nsmall_file_bytes = 0\n"))}
     command = [sys.executable, str(REPO / "run.py"), "--data-root", str(shared), "--workers", "2",
                "--scheduler-host", "127.0.0.1", "--scheduler-port", str(luigid)]
     import os

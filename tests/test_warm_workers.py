@@ -149,7 +149,7 @@ def test_the_workers_die_with_the_run_even_when_it_is_killed() -> None:
 def test_run_killed_while_warm_workers_clean_chunks_is_finished_by_the_next_run(tmp_path: Path) -> None:
     bronze = tmp_path / "bronze-source"
     generate_bronze(bronze, rows=60_000, files=3, seed=5)
-    env = layered_config(tmp_path, "[pipeline]\nchunk_rows = 2000\nsilver_buckets = 8\n")
+    env = layered_config(tmp_path, "[pipeline]\nchunk_rows = 2000\nsilver_buckets = 8\nsmall_file_bytes = 0\n")
     reference = tmp_path / "reference" / "data"
     copy_bronze(bronze, reference)
     run_ok(reference, env, "--workers", "1", "--until", "gold")
