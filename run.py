@@ -246,6 +246,7 @@ def command_run(args: argparse.Namespace) -> int:
             root = Pipeline(data_root=str(layout.root), until=args.until, without=left_out)
             _build(root, args)
     seconds = time.monotonic() - started
+    # The root task's own failure repeats the plan's errors or an input that vanished: said once, below.
     failures = [f for f in read_failures(failures_file) if not f["task"].startswith(Pipeline.get_task_family())]
     failures_file.unlink(missing_ok=True)
     _print_summary(layout, runnable, started_wall, seconds, args.workers)
@@ -254,9 +255,13 @@ def command_run(args: argparse.Namespace) -> int:
         print(f"gold does not include {', '.join(left_out)} (failed above); run again once fixed")
     _show_report(layout, args.open)
     # Complete top task = every task of the graph done (here or by another worker of a shared luigid).
-    ok = root.plan().top.complete() and not failures and not plan.run.errors
+    complete = root.plan().top.complete()
+    ok = complete and not failures and not plan.run.errors
+    if not complete and not failures and not plan.run.errors:
+        print(f"FAILED {layout.root}: the run's {args.until} is not complete: another worker or command on this data root "
+              "changed it meanwhile (e.g. --rebuild-gold); run again")
     if not ok:
-        problems = len(plan.run.errors) + len(_failure_lines(failures))
+        problems = max(len(plan.run.errors) + len(_failure_lines(failures)), 1)
         print(f"run finished with {problems} problem(s) (the FAILED lines above); exit {EXIT_FAILED}.")
     return 0 if ok else EXIT_FAILED
 

@@ -27,10 +27,9 @@ class PipelineTask(luigi.Task):
 
     def on_failure(self, exception: BaseException) -> str:
         """What luigid shows as the task's error: our one line for errors a user can cause."""
-        from pipeline.errors import PipelineError
-        from tasks.failures import failure_line
+        from tasks.failures import expected_failure, failure_line
 
-        if isinstance(exception, (PipelineError, OSError)):
+        if expected_failure(exception):
             return failure_line(self, exception)
         return f"{failure_line(self, exception)}\n\n{super().on_failure(exception)}"
 

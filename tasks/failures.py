@@ -15,10 +15,24 @@ log = logging.getLogger("pipeline")
 FAILURES_ENV = "PIPELINE_FAILURES_FILE"
 
 
+def outputs_vanished(exception: BaseException) -> bool:
+    """Luigi's check before a task runs found a finished input gone: another command on the data
+    root (a --rebuild-gold, a --reprocess) removed it after it was scheduled. Not a bug."""
+    return isinstance(exception, RuntimeError) and str(exception).startswith("Unfulfilled dependency at run time")
+
+
+def expected_failure(exception: BaseException) -> bool:
+    """A failure a user or the environment causes: told in one line, without a traceback."""
+    return isinstance(exception, (PipelineError, OSError)) or outputs_vanished(exception)
+
+
 def failure_line(task: luigi.Task, exception: BaseException) -> str:
     where = getattr(task, "source_file", None) or task.get_task_family()
     if isinstance(exception, PipelineError):
         return str(exception)
+    if outputs_vanished(exception):
+        return (f"{where}: an input it was waiting for was removed (another command on this data root, such as "
+                "--rebuild-gold or --reprocess, ran meanwhile); run again")
     if isinstance(exception, OSError):  # full disk, permissions, vanished files: the environment, not a bug
         return f"{where}: {exception.strerror or exception}" + (f": {exception.filename}" if exception.filename else "")
     return f"{where}: {type(exception).__name__}: {exception}"
@@ -33,7 +47,7 @@ def _record_failure(task: luigi.Task, exception: BaseException) -> None:
     except Exception:  # noqa: BLE001 - the scheduler may be gone; the console still gets the line
         pass
     # The run's summary prints each failure once; only a bug's traceback is shown as it happens.
-    if not isinstance(exception, (PipelineError, OSError)):
+    if not expected_failure(exception):
         log.error("FAILED %s\n%s", line, "".join(traceback.format_exception(exception)))
     target = os.environ.get(FAILURES_ENV)
     if target:
