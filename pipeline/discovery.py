@@ -43,13 +43,29 @@ def scan_bronze(bronze_dir: Path, pattern: str = "**/*.csv") -> tuple[list[Bronz
     root = bronze_dir.resolve()
     found: list[BronzeFile] = []
     refused: list[str] = []
+    inside: dict[Path, bool] = {bronze_dir: True}  # folder -> it resolves inside the bronze folder
     for path in bronze_dir.glob(pattern):
-        if path.name.startswith(TEMP_PREFIX) or not path.is_file():
+        if path.name.startswith(TEMP_PREFIX):
             continue
         relative = path.relative_to(bronze_dir).as_posix()
-        if not path.resolve().is_relative_to(root) or ".." in relative.split("/"):
+        escapes = not _folder_inside(path.parent, bronze_dir, root, inside) or ".." in relative.split("/") or (path.is_symlink() and not path.resolve().is_relative_to(root))
+        if not escapes and not path.is_file():
+            continue
+        if escapes:
             refused.append(f"{relative}: points outside the bronze folder (a symlink?); refusing to read it")
             continue
         found.append(BronzeFile(relative_path=relative, absolute_path=path))
     found.sort(key=lambda f: natural_key(f.relative_path))
     return found, sorted(refused, key=natural_key)
+
+
+def _folder_inside(folder: Path, bronze_dir: Path, root: Path, known: dict[Path, bool]) -> bool:
+    """`folder` (under `bronze_dir`) resolves inside the bronze folder: a folder that is no symlink
+    is inside when its parent is, so only symlinked folders cost a realpath (at 20,000 date
+    folders a realpath each took 0.7 s)."""
+    if folder not in known:
+        if folder.is_symlink():
+            known[folder] = folder.resolve().is_relative_to(root)
+        else:
+            known[folder] = folder != folder.parent and _folder_inside(folder.parent, bronze_dir, root, known)
+    return known[folder]

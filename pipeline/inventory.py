@@ -49,23 +49,23 @@ def changed_files(layout: DataLayout, files: list[BronzeFile]) -> list[str]:
     return changed
 
 
-def gone_files(layout: DataLayout, present: list[str]) -> list[str]:
+def gone_files(layout: DataLayout, present: list[str], ingested: list[str] | None = None) -> list[str]:
     """Files with silver on disk that are no longer bronze inputs (deleted, renamed, or no longer
     matched by the glob), in input order."""
     from pipeline.discovery import natural_key
 
     now = set(present)
-    return sorted((f for f in layout.ingested_files() if f not in now), key=natural_key)
+    return sorted((f for f in (layout.ingested_files() if ingested is None else ingested) if f not in now), key=natural_key)
 
 
-def gold_inputs(layout: DataLayout, runnable: list[str], failed: Iterable[str] = ()) -> list[str]:
+def gold_inputs(layout: DataLayout, runnable: list[str], failed: Iterable[str] = (), ingested: list[str] | None = None) -> list[str]:
     """The files gold covers, in input order: those that run now, and every other file whose silver
     is complete (gone or changed since): what is merged stays accounted for in data_quality until
     the user says otherwise (`--forget`, `--reprocess`). Files that failed this run are left out."""
     from pipeline.discovery import natural_key
 
     skip = set(failed)
-    done_elsewhere = [f for f in layout.ingested_files() if layout.file_summary_path(f).exists()]
+    done_elsewhere = [f for f in (layout.ingested_files() if ingested is None else ingested) if layout.file_summary_path(f).exists()]
     files = {f for f in [*runnable, *done_elsewhere] if f not in skip}
     return sorted(files, key=natural_key)
 

@@ -101,9 +101,22 @@ class DataLayout:
 
     def ingested_files(self) -> list[str]:
         """Relative paths of bronze files with silver on disk (a manifest), whatever bronze holds now."""
+        return self.walk_silver()[0]
+
+    def walk_silver(self, temp_prefix: str = ".tmp-") -> tuple[list[str], list[Path]]:
+        """One walk of silver/ (20,000 folders at 20,000 files): the ingested files, and the
+        temporary files of atomic writes found on the way."""
+        import os
+
         if not self.silver_dir.is_dir():
-            return []
-        return [m.parent.relative_to(self.silver_dir).as_posix() for m in self.silver_dir.rglob("_manifest.json")]
+            return [], []
+        top = str(self.silver_dir)
+        ingested, temps = [], []
+        for folder, _dirs, names in os.walk(top):
+            if "_manifest.json" in names:
+                ingested.append(os.path.relpath(folder, top).replace(os.sep, "/"))
+            temps.extend(Path(folder, name) for name in names if name.startswith(temp_prefix))
+        return ingested, temps
 
     @property
     def report_path(self) -> Path:

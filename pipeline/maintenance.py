@@ -38,9 +38,11 @@ class Maintenance:
         return bool(self.reprocess or self.forget or self.rebuild_gold or self.reprocess_all or self.take_gold)
 
 
-def validate(request: Maintenance, in_bronze: Iterable[str], ingested: Iterable[str], bronze_dir: Path) -> None:
-    """Check every argument before anything is touched; the first bad one stops the command."""
-    present, known = set(in_bronze), set(ingested)
+def validate(request: Maintenance, in_bronze: Iterable[str], ingested: Callable[[], Iterable[str]], bronze_dir: Path) -> None:
+    """Check every argument before anything is touched; the first bad one stops the command.
+    `ingested` is asked only when --forget needs it (it walks the silver folder)."""
+    present = set(in_bronze)
+    known = set(ingested()) if request.forget else set()
     for path in request.reprocess:
         if path not in present:
             raise PipelineError(f"--reprocess {path}: no such bronze file under {bronze_dir}; nothing was changed")

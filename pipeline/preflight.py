@@ -6,10 +6,11 @@ from __future__ import annotations
 
 import hashlib
 import json
+import time
 from dataclasses import dataclass
 from typing import Callable, Iterable
 
-from pipeline.atomic import remove_stale_temp_files, write_text_atomic
+from pipeline.atomic import TEMP_PREFIX, remove_stale_temp_files, remove_stale_temps, write_text_atomic
 from pipeline.discovery import BronzeFile, scan_bronze
 from pipeline.errors import PipelineError
 from pipeline.inventory import changed_files, gold_inputs, gone_files, header_problem
@@ -26,9 +27,19 @@ class RunPlan:
     errors: list[str]  # one line per file that cannot run (exit 1), in input order
 
 
+_DISCOVERED: dict[tuple[str, str], tuple[float, list[BronzeFile], list[str]]] = {}
+DISCOVERY_REUSE_SECONDS = 30.0  # run.py and its root task plan within a second; at 20,000 files a scan takes 1 s
+
+
 def discover_inputs(layout: DataLayout, settings: Settings) -> tuple[list[BronzeFile], list[str]]:
     """The bronze files and the one-line reasons of refused paths; an error when there is nothing."""
-    files, refused = scan_bronze(layout.bronze_dir, settings.bronze_glob)
+    key = (str(layout.bronze_dir), settings.bronze_glob)
+    cached = _DISCOVERED.get(key)
+    if cached is not None and time.monotonic() - cached[0] < DISCOVERY_REUSE_SECONDS:
+        files, refused = cached[1], cached[2]
+    else:
+        files, refused = scan_bronze(layout.bronze_dir, settings.bronze_glob)
+        _DISCOVERED[key] = (time.monotonic(), files, refused)
     if not files and not refused and not layout.ingested_files():
         raise PipelineError(f"no CSV files matching {settings.bronze_glob!r} under {layout.bronze_dir}")
     return files, refused
@@ -38,7 +49,7 @@ def apply_request(layout: DataLayout, settings: Settings, files: list[BronzeFile
                   say: Callable[[str], None]) -> None:
     """Validate the maintenance request, check the settings silver was cleaned with, then carry the
     request out. Raises PipelineError, with nothing written, for the first two."""
-    validate(request, [f.relative_path for f in files], layout.ingested_files(), layout.bronze_dir)
+    validate(request, [f.relative_path for f in files], layout.ingested_files, layout.bronze_dir)
     if not request.reprocess_all:
         check_and_record(layout, settings)
     apply(layout, settings, request, say)
@@ -48,26 +59,29 @@ def plan_run(layout: DataLayout, settings: Settings, files: list[BronzeFile], re
              leave_out: Iterable[str] = ()) -> RunPlan:
     """Check the settings, clean up after killed writers, and set aside files that cannot run."""
     check_and_record(layout, settings)
-    for folder in (layout.silver_dir, layout.quarantine_dir, layout.gold_dir, layout.report_dir):
+    ingested, silver_temps = layout.walk_silver(TEMP_PREFIX)
+    remove_stale_temps(silver_temps)
+    for folder in (layout.quarantine_dir, layout.gold_dir, layout.report_dir):
         remove_stale_temp_files(folder)
     present = [f.relative_path for f in files]
+    known = set(ingested)
     errors = list(refused)
     bad = set()
     for path in changed_files(layout, files):
         errors.append(f"{path}: bronze file changed since it was ingested; run `python run.py --reprocess {path}` to redo it")
         bad.add(path)
-    for bronze in files:
-        if bronze.relative_path not in bad:
+    for bronze in files:  # an unchanged file that was ingested had its header checked then
+        if bronze.relative_path not in bad and bronze.relative_path not in known:
             problem = header_problem(bronze)
             if problem:
                 errors.append(problem)
                 bad.add(bronze.relative_path)
-    for path in gone_files(layout, present):
+    for path in gone_files(layout, present, ingested):
         state = "its rows are still in gold" if layout.file_summary_path(path).exists() else "its partial silver is not in gold"
         errors.append(f"{path}: ingested earlier but no longer under {layout.bronze_dir} ({state}); restore it, "
                       f"or run `python run.py --forget {path}` to drop it")
     runnable = [f for f in files if f.relative_path not in bad]
-    return RunPlan(runnable, gold_inputs(layout, [f.relative_path for f in runnable], failed=leave_out), errors)
+    return RunPlan(runnable, gold_inputs(layout, [f.relative_path for f in runnable], failed=leave_out, ingested=ingested), errors)
 
 
 def inputs_digest(entries: list) -> str:

@@ -51,10 +51,12 @@ class StateStore:
         return decode_table(raw, key)
 
     def put_table(self, key: str, table: pa.Table) -> None:
-        sink = pa.BufferOutputStream()
-        with pa.ipc.new_stream(sink, table.schema, options=pa.ipc.IpcWriteOptions(compression="lz4")) as writer:
-            writer.write_table(table)
-        self._db[key] = _ARROW + sink.getvalue().to_pybytes()
+        self._db[key] = encode_table(table)
+
+    def put_encoded(self, key: str, value: bytes) -> None:
+        """A value from `encode_table`, encoded elsewhere (a merge thread), so that the thread that
+        commits only writes."""
+        self._db[key] = value
 
     def delete(self, key: str) -> None:
         if key in self._db:
@@ -63,8 +65,19 @@ class StateStore:
     def keys_with_prefix(self, prefix: str) -> list[str]:
         return [k for k in self._db.keys() if k.startswith(prefix)]
 
-    def commit(self) -> None:
-        self._db.commit()
+    def commit(self, wait: bool = True) -> None:
+        """One SQLite transaction. With wait=False it is queued to sqlitedict's writer thread and
+        the caller goes on: commits still happen one after another, in order, and a crash keeps
+        a prefix of them; a later waiting commit (or any read) raises what went wrong."""
+        self._db.commit(blocking=wait)
+
+
+def encode_table(table: pa.Table) -> bytes:
+    """A table as a state value: Arrow IPC, LZ4-compressed, behind its type byte."""
+    sink = pa.BufferOutputStream()
+    with pa.ipc.new_stream(sink, table.schema, options=pa.ipc.IpcWriteOptions(compression="lz4")) as writer:
+        writer.write_table(table)
+    return _ARROW + sink.getvalue().to_pybytes()
 
 
 def decode_table(raw: bytes, key: str) -> pa.Table:
