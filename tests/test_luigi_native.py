@@ -19,10 +19,9 @@ from pipeline.gold_owner import claim, refuse_unless_gold_owner
 from pipeline.layout import DataLayout
 from tests.conftest import REPO, run_cli
 from tests.gold_helpers import assert_gold_equal, read_gold, run_gold
-from tests.test_scheduler import api, free_port
+from tests.test_scheduler import api, start_luigid
 
 LUIGI = Path(sys.executable).parent / "luigi"
-LUIGID = Path(sys.executable).parent / "luigid"
 
 
 @pytest.fixture(scope="module")
@@ -112,32 +111,7 @@ def can_unshare() -> bool:
 
 @pytest.fixture
 def luigid(tmp_path: Path):
-    """A real luigid on 127.0.0.1; with LUIGID_CONFIG set, the config it reads (task history)."""
-    yield from _start_luigid(tmp_path, None)
-
-
-def _start_luigid(tmp_path: Path, config: Path | None):
-    port = free_port()
-    (tmp_path / "luigid-logs").mkdir(exist_ok=True)
-    env = {**os.environ, **({"LUIGI_CONFIG_PATH": str(config)} if config else {})}
-    process = subprocess.Popen([str(LUIGID), "--address", "127.0.0.1", "--port", str(port), "--state-path",
-                                str(tmp_path / "luigid-state.pickle"), "--logdir", str(tmp_path / "luigid-logs")],
-                               stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, cwd=tmp_path, env=env)
-    deadline = time.monotonic() + 30
-    while True:
-        try:
-            api(port, "task_list", {"status": "DONE", "upstream_status": "", "search": ""})
-            break
-        except OSError:
-            if time.monotonic() > deadline or process.poll() is not None:
-                process.kill()
-                pytest.fail(f"luigid did not start: {process.stderr.read().decode()[-2000:]}")
-            time.sleep(0.2)
-    try:
-        yield port
-    finally:
-        process.terminate()
-        process.wait(timeout=20)
+    yield from start_luigid(tmp_path)
 
 
 @pytest.mark.skipif(not can_unshare(), reason="needs root and unshare --uts to give a worker another host name")
@@ -187,7 +161,7 @@ def test_luigid_task_history_records_the_run(tmp_path: Path, bronze: Path) -> No
     config = tmp_path / "luigid.cfg"
     config.write_text(f"[scheduler]\nrecord_task_history = true\n[task_history]\ndb_connection = sqlite:///{history}\n")
     root = fresh(tmp_path, bronze, "data")
-    for port in _start_luigid(tmp_path, config):
+    for port in start_luigid(tmp_path, config):
         result = run_cli("--data-root", str(root), "--until", "gold", "--workers", "2", "--scheduler-host", "127.0.0.1",
                          "--scheduler-port", str(port))
         assert result.returncode == 0, result.stdout + result.stderr

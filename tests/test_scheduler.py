@@ -33,26 +33,36 @@ def api(port: int, method: str, payload: dict) -> dict:
         return json.loads(response.read())["response"]
 
 
-@pytest.fixture
-def luigid(tmp_path: Path):
+def start_luigid(tmp_path: Path, config: Path | None = None):
+    """A real luigid on 127.0.0.1 for the duration of the generator (its port); with `config`, the
+    Luigi config it reads (e.g. task history)."""
+    import os
+
     port = free_port()
-    (tmp_path / "luigid-logs").mkdir()
+    (tmp_path / "luigid-logs").mkdir(exist_ok=True)
+    env = {**os.environ, **({"LUIGI_CONFIG_PATH": str(config)} if config else {})}
     process = subprocess.Popen([str(LUIGID), "--address", "127.0.0.1", "--port", str(port),
                                 "--state-path", str(tmp_path / "luigid-state.pickle"), "--logdir", str(tmp_path / "luigid-logs")],
-                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=tmp_path)
-    deadline = time.monotonic() + 30
-    while True:
-        try:
-            api(port, "task_list", {"status": "DONE", "upstream_status": "", "search": ""})
-            break
-        except OSError:
-            if time.monotonic() > deadline or process.poll() is not None:
-                process.kill()
-                pytest.fail("luigid did not start")
-            time.sleep(0.2)
-    yield port
-    process.terminate()
-    process.wait(timeout=20)
+                               stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, cwd=tmp_path, env=env)
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                api(port, "task_list", {"status": "DONE", "upstream_status": "", "search": ""})
+                break
+            except OSError:
+                if time.monotonic() > deadline or process.poll() is not None:
+                    pytest.fail(f"luigid did not start: {process.stderr.read().decode()[-2000:] if process.poll() is not None else ''}")
+                time.sleep(0.2)
+        yield port
+    finally:
+        process.terminate()
+        process.wait(timeout=20)
+
+
+@pytest.fixture
+def luigid(tmp_path: Path):
+    yield from start_luigid(tmp_path)
 
 
 def gold_tables(root: Path) -> dict:
