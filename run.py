@@ -13,6 +13,7 @@ import argparse
 import contextlib
 import logging
 import os
+import signal
 import sys
 import tempfile
 import time
@@ -26,6 +27,8 @@ SAMPLE_FILES = 8
 SAMPLE_SEED = 42
 EXIT_FAILED = 1
 EXIT_USAGE = 2
+EXIT_INTERRUPTED = 130  # 128 + SIGINT, as shells report it
+EXIT_TERMINATED = 143  # 128 + SIGTERM
 REMOTE_POLL_SECONDS = 3.0
 
 
@@ -204,9 +207,8 @@ def command_run(args: argparse.Namespace) -> int:
     from pipeline.inventory import silver_totals
     from pipeline.maintenance import Maintenance
     from pipeline.preflight import apply_request, discover_inputs
-    from tasks.failures import FAILURES_ENV, read_failures
+    from tasks.failures import FAILURES_ENV
     from tasks.root import Pipeline
-    from tasks.warm_workers import warm_workers
 
     settings, layout = _resolve_root(args)
     files, _refused = discover_inputs(layout, settings)
@@ -231,6 +233,18 @@ def command_run(args: argparse.Namespace) -> int:
     layout.runs_dir.mkdir(parents=True, exist_ok=True)
     failures_file = Path(tempfile.mkstemp(prefix="failures-", suffix=".jsonl", dir=layout.runs_dir)[1])
     os.environ[FAILURES_ENV] = str(failures_file)
+    try:
+        return _run_and_report(args, layout, root, plan, failures_file)
+    finally:
+        failures_file.unlink(missing_ok=True)  # also when interrupted: nothing of this run is left in runs/
+
+
+def _run_and_report(args: argparse.Namespace, layout, root, plan, failures_file: Path) -> int:
+    from tasks.failures import read_failures
+    from tasks.root import Pipeline
+    from tasks.warm_workers import warm_workers
+
+    runnable = plan.run.runnable
     print(f"running {len(runnable)} bronze files from {layout.bronze_dir} with {args.workers} worker(s)")
     started_wall, started = time.time(), time.monotonic()
     _record_run_start(layout, started_wall, args, len(runnable))
@@ -381,6 +395,26 @@ def _luigi_command_line(overrides: list[str]):
         parser.__exit__(None, None, None)
 
 
+class Terminated(BaseException):
+    """SIGTERM: stop like Ctrl-C does."""
+
+
+_MAIN_PID = os.getpid()
+
+
+def _terminated(_signum: int, _frame: object) -> None:
+    if os.getpid() != _MAIN_PID:  # a process forked from the run, before it set its own handlers
+        os._exit(EXIT_TERMINATED)
+    raise Terminated()
+
+
+def _interrupted(_signum: int, _frame: object) -> None:
+    """Ctrl-C reaches the whole process group: only the run itself answers it; a process it forked
+    (a Luigi task process still checking its inputs) ignores it and dies with the run."""
+    if os.getpid() == _MAIN_PID:
+        raise KeyboardInterrupt
+
+
 def main(argv: list[str] | None = None) -> int:
     import configparser
 
@@ -404,6 +438,8 @@ def main(argv: list[str] | None = None) -> int:
     except configparser.Error as err:
         print(f"ERROR config: {' '.join(str(err).split())}", file=sys.stderr)
         return EXIT_USAGE
+    signal.signal(signal.SIGTERM, _terminated)
+    signal.signal(signal.SIGINT, _interrupted)
     try:
         with _luigi_command_line(args.luigi_overrides):
             if args.command == "generate":
@@ -411,6 +447,13 @@ def main(argv: list[str] | None = None) -> int:
             if args.command == "status":
                 return command_status(args)
             return command_run(args)
+    except (KeyboardInterrupt, Terminated) as stop:
+        # Every output is atomic and every task process and warm worker dies with this process
+        # (PR_SET_PDEATHSIG): nothing is half written, and the next run resumes where this stopped.
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        print("interrupted: run the same command again to resume", file=sys.stderr)
+        return EXIT_TERMINATED if isinstance(stop, Terminated) else EXIT_INTERRUPTED
     except PipelineError as err:
         print(f"ERROR {err}", file=sys.stderr)
         return EXIT_USAGE

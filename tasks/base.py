@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import multiprocessing
+import signal
 
 import luigi
 import luigi.worker
@@ -58,4 +59,8 @@ def _stop_with_the_run(task: luigi.Task) -> None:
     after a SIGKILL of run.py nothing of that run is left writing. A task run in the run's own
     process (one worker) is left alone."""
     if isinstance(multiprocessing.current_process(), luigi.worker.TaskProcess):
+        # Ctrl-C reaches the whole process group: the run alone answers it (one line, exit 130),
+        # and its task processes die with it rather than each printing a traceback.
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
         die_with_parent(multiprocessing.parent_process().pid)

@@ -128,6 +128,7 @@ def _serve(listener: Listener, parent: int) -> None:
     """A warm worker: answer one call at a time until the run ends."""
     die_with_parent(parent)
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C stops the run; the run stops its workers
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)  # ... with SIGTERM: die quietly, not run.py's handler
     releaser = _IdleMemoryRelease(IDLE_RELEASE_SECONDS)
     while True:
         try:
