@@ -114,7 +114,6 @@ def command_generate(args: argparse.Namespace) -> int:
 
 
 def command_status(args: argparse.Namespace) -> int:
-    from pipeline.discovery import discover_bronze
     from pipeline.inventory import file_status
     from pipeline.layout import DataLayout
     from tasks.config import load_settings
@@ -125,11 +124,22 @@ def command_status(args: argparse.Namespace) -> int:
     if _no_user_input(args, settings, layout) and sample.bronze_dir.exists():
         print(f"No CSV files under {layout.bronze_dir}: showing the embedded sample in {sample.root}/")
         layout = sample
-    files = discover_bronze(layout.bronze_dir, settings.bronze_glob)
+    from pipeline.discovery import scan_bronze
+
+    files, refused = scan_bronze(layout.bronze_dir, settings.bronze_glob)
     print(f"data root {layout.root}: {len(files)} bronze files")
+    for line in refused:
+        print(f"  NOT READ {line}")
     pending = 0
+    unreadable: set[str] = set()
     for f in files:
-        s = file_status(layout, f)
+        try:
+            s = file_status(layout, f)
+        except ValueError:
+            print(f"  {f.relative_path}: its silver manifest is unreadable: run with --reprocess {f.relative_path}")
+            pending += 1
+            unreadable.add(f.relative_path)
+            continue
         if s.changed:
             state = "CHANGED since ingest: run with --reprocess " + s.source_file
         elif s.silver_done:
@@ -151,7 +161,8 @@ def command_status(args: argparse.Namespace) -> int:
     problem = settings_problem(layout, settings)
     if problem:
         print(f"SETTINGS: {problem}")
-    _print_gold_status(layout, [f.relative_path for f in files if layout.manifest_path(f.relative_path).exists()])
+    _print_gold_status(layout, [f.relative_path for f in files
+                                if layout.manifest_path(f.relative_path).exists() and f.relative_path not in unreadable])
     return 0
 
 
@@ -309,12 +320,18 @@ def _scheduler_options(args: argparse.Namespace) -> dict:
 def _build(top, args: argparse.Namespace):
     """Run the graph. Against luigid, tasks held by other workers are waited for, not skipped."""
     import luigi
+    import luigi.rpc
 
     options = {"workers": args.workers, "detailed_summary": True, "log_level": "INFO" if args.verbose else "CRITICAL",
                **_scheduler_options(args)}
     remote = not options.get("local_scheduler")
     while True:
-        result = luigi.build([top], **options)
+        try:
+            result = luigi.build([top], **options)
+        except luigi.rpc.RPCError as err:  # an environment problem, not the data's: exit 2, one line
+            where = f"{args.scheduler_host}:{args.scheduler_port}" if args.scheduler_host else "the one in luigi.cfg [core]"
+            raise PipelineError(f"scheduler {where} cannot be reached ({' '.join(str(err).split())[:160]}); "
+                                "is luigid running there? ([core] rpc-retry-attempts / rpc-retry-wait bound the wait)") from None
         if not remote or top.complete() or result.status.name not in ("NOT_RUN", "SUCCESS"):
             return result
         print("waiting for tasks that other workers are running ...")
@@ -424,6 +441,8 @@ def main(argv: list[str] | None = None) -> int:
 
     # Luigi warns and goes on without a LUIGI_CONFIG_PATH that names no file; we stop, in one line.
     warnings.filterwarnings("ignore", message="Config file does not exist")
+    # [core] rpc-retry-* are read by Luigi's RemoteScheduler, not by its `core` config class.
+    warnings.filterwarnings("ignore", message="The configuration contains the parameter 'rpc_retry")
     try:
         import tasks.config  # noqa: F401 - layers the repo's luigi.cfg under LUIGI_CONFIG_PATH
         from luigi.configuration import get_config

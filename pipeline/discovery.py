@@ -1,6 +1,7 @@
 """Finding bronze files: recursive glob, natural sort, and no path that escapes the bronze folder."""
 from __future__ import annotations
 
+import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -50,11 +51,19 @@ def scan_bronze(bronze_dir: Path, pattern: str = "**/*.csv") -> tuple[list[Bronz
         relative = path.relative_to(bronze_dir).as_posix()
         escapes = not _folder_inside(path.parent, bronze_dir, root, inside) or ".." in relative.split("/") or (path.is_symlink() and not path.resolve().is_relative_to(root))
         if not escapes and not path.is_file():
+            if not path.is_dir():
+                refused.append(f"{relative}: not a regular file (a FIFO, socket or device?); not read")
             continue
         if escapes:
             refused.append(f"{relative}: points outside the bronze folder (a symlink?); refusing to read it")
             continue
         found.append(BronzeFile(relative_path=relative, absolute_path=path))
+    if "**" in pattern:  # a recursive glob does not enter symlinked folders: say so, never skip in silence
+        for folder, dirs, _names in os.walk(bronze_dir):
+            for name in dirs:
+                if os.path.islink(os.path.join(folder, name)):
+                    relative = Path(folder, name).relative_to(bronze_dir).as_posix()
+                    refused.append(f"{relative}/: a symlinked folder; its files are not read (copy or bind-mount it instead)")
     found.sort(key=lambda f: natural_key(f.relative_path))
     return found, sorted(refused, key=natural_key)
 

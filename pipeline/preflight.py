@@ -13,7 +13,7 @@ from typing import Callable, Iterable
 from pipeline.atomic import TEMP_PREFIX, remove_stale_temp_files, remove_stale_temps, write_text_atomic
 from pipeline.discovery import BronzeFile, scan_bronze
 from pipeline.errors import PipelineError
-from pipeline.inventory import changed_files, gold_inputs, gone_files, header_problem
+from pipeline.inventory import file_problems, gold_inputs, gone_files, header_problem
 from pipeline.layout import DataLayout
 from pipeline.maintenance import Maintenance, apply, validate
 from pipeline.settings import Settings, gold_fingerprint
@@ -66,10 +66,9 @@ def plan_run(layout: DataLayout, settings: Settings, files: list[BronzeFile], re
     present = [f.relative_path for f in files]
     known = set(ingested)
     errors = list(refused)
-    bad = set()
-    for path in changed_files(layout, files):
-        errors.append(f"{path}: bronze file changed since it was ingested; run `python run.py --reprocess {path}` to redo it")
-        bad.add(path)
+    problems = file_problems(layout, files)
+    errors.extend(problems.values())
+    bad = set(problems)
     for bronze in files:  # an unchanged file that was ingested had its header checked then
         if bronze.relative_path not in bad and bronze.relative_path not in known:
             problem = header_problem(bronze)
@@ -81,7 +80,8 @@ def plan_run(layout: DataLayout, settings: Settings, files: list[BronzeFile], re
         errors.append(f"{path}: ingested earlier but no longer under {layout.bronze_dir} ({state}); restore it, "
                       f"or run `python run.py --forget {path}` to drop it")
     runnable = [f for f in files if f.relative_path not in bad]
-    return RunPlan(runnable, gold_inputs(layout, [f.relative_path for f in runnable], failed=leave_out, ingested=ingested), errors)
+    unusable = {p for p, line in problems.items() if "unreadable" in line} | set(leave_out)  # changed files' silver stays in gold
+    return RunPlan(runnable, gold_inputs(layout, [f.relative_path for f in runnable], failed=unusable, ingested=ingested), errors)
 
 
 def inputs_digest(entries: list) -> str:
