@@ -482,4 +482,11 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    try:
+        code = main()
+    except KeyboardInterrupt:  # a Ctrl-C in the last instants, after main's own handling
+        print("interrupted: run the same command again to resume", file=sys.stderr)
+        code = EXIT_INTERRUPTED
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the run is over: the exit code stands
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    sys.exit(code)
