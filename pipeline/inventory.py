@@ -39,16 +39,6 @@ def file_status(layout: DataLayout, bronze: BronzeFile) -> FileStatus:
     )
 
 
-def changed_files(layout: DataLayout, files: list[BronzeFile]) -> list[str]:
-    """Relative paths of bronze files that no longer match the manifest they were ingested with."""
-    changed = []
-    for bronze in files:
-        manifest_path = layout.manifest_path(bronze.relative_path)
-        if manifest_path.exists() and not unchanged_since(bronze.absolute_path, read_manifest(manifest_path).fingerprint):
-            changed.append(bronze.relative_path)
-    return changed
-
-
 def file_problems(layout: DataLayout, files: list[BronzeFile]) -> dict[str, str]:
     """One line per bronze file that cannot run as it is: changed since it was ingested, or a
     derived file of it (manifest, summary) that cannot be read, named with the command that
@@ -57,31 +47,18 @@ def file_problems(layout: DataLayout, files: list[BronzeFile]) -> dict[str, str]
     for bronze in files:
         name = bronze.relative_path
         manifest_path, summary_path = layout.manifest_path(name), layout.file_summary_path(name)
+        reading = manifest_path
         try:
-            if manifest_path.exists():
-                if not unchanged_since(bronze.absolute_path, read_manifest(manifest_path).fingerprint):
-                    problems[name] = (f"{name}: bronze file changed since it was ingested; "
-                                      f"run `python run.py --reprocess {name}` to redo it")
-                    continue
-            else:
-                manifest_path = None
+            if manifest_path.exists() and not unchanged_since(bronze.absolute_path, read_manifest(manifest_path).fingerprint):
+                problems[name] = f"{name}: bronze file changed since it was ingested; run `python run.py --reprocess {name}` to redo it"
+                continue
+            reading = summary_path
             if summary_path.exists():
                 FileMetrics.from_json(summary_path.read_text(encoding="utf-8"))
         except (ValueError, KeyError, TypeError) as err:
-            broken = manifest_path if manifest_path is not None and not _readable(manifest_path) else summary_path
-            problems[name] = (f"{name}: {broken} is unreadable ({type(err).__name__}); "
+            problems[name] = (f"{name}: {reading} is unreadable ({type(err).__name__}); "
                               f"run `python run.py --reprocess {name}` to redo just this file")
     return problems
-
-
-def _readable(path: Path) -> bool:
-    import json
-
-    try:
-        json.loads(path.read_text(encoding="utf-8"))
-        return True
-    except ValueError:
-        return False
 
 
 def gone_files(layout: DataLayout, present: list[str], ingested: list[str] | None = None) -> list[str]:

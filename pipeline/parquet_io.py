@@ -76,8 +76,11 @@ def write_silver_part(path: Path, silver: pa.Table, before_publish: "Callable[[s
 
 def silver_bucket_row_groups(path: Path) -> dict[int, int]:
     """bucket -> row group index of a silver part (buckets with no rows are absent)."""
-    metadata = pq.read_schema(path).metadata or {}
-    return {int(k): v for k, v in json.loads(metadata[BUCKET_ROW_GROUPS_KEY]).items()}
+    return _bucket_row_groups(pq.read_schema(path))
+
+
+def _bucket_row_groups(schema: pa.Schema) -> dict[int, int]:
+    return {int(k): v for k, v in json.loads((schema.metadata or {})[BUCKET_ROW_GROUPS_KEY]).items()}
 
 
 def write_table_atomic(path: Path, table: pa.Table) -> None:
@@ -163,9 +166,8 @@ class SmallPartPool:
             0.2 ms for a small part, where pq.read_table takes 1 ms), and the CPU seconds it took."""
             cpu = time.thread_time()
             with pq.ParquetFile(path, read_dictionary=dictionaries or None) as part:
-                metadata = part.schema_arrow.metadata or {}
-                groups = {int(k): v for k, v in json.loads(metadata[BUCKET_ROW_GROUPS_KEY]).items()}
-                table = part.read(columns=target.names, use_threads=False) if _shares_row_groups(groups) else None
+                whole = _shares_row_groups(_bucket_row_groups(part.schema_arrow))
+                table = part.read(columns=target.names, use_threads=False) if whole else None
             return table, time.thread_time() - cpu
 
         # Read and combined POOL_READ_PARTS parts at a time: 20,000 one-part tables held at once

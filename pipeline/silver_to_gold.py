@@ -25,6 +25,7 @@ import pyarrow.compute as pc
 from pipeline.aggregates import DAILY_SCHEMA, FILE_SCHEMA, PRODUCT_SCHEMA, Aggregates, aggregate_orders, sum_aggregates, top_revenue_orders
 from pipeline.bronze import FileMetrics, read_manifest
 from pipeline.contract import GOLD_TABLES, SILVER_SCHEMA
+from pipeline.cores import usable_cores
 from pipeline.dedup import SeenSegment, first_wins
 from pipeline.errors import PipelineError
 from pipeline.gold import ANOMALY_COLUMNS, build_gold_tables, covers_digest, publish, touched_keys
@@ -114,32 +115,34 @@ def merge_silver(layout: DataLayout, settings: Settings, parts: list[SilverPart]
     the next batch of the same run.
     """
     started = time.monotonic()
-    checksums = part_checksums(layout, parts)
+    metrics = part_metrics(layout, parts)
+    checksums = {name: str(m.get("silver_crc32") or "") for name, m in metrics.items()}
     rebuilt_because = reset_stale_state(layout, settings, parts, checksums)
     if rebuilt_because and progress:
         progress(0, f"rebuilding the Silver -> Gold state from all silver: {rebuilt_because}")
     parts_merged = rows = unique = 0
     serial, parallel = time.monotonic() - started, 0.0
     while True:
-        batch = _merge_one_batch(layout, settings, parts, checksums, progress, source_files)
+        batch = _merge_one_batch(layout, settings, parts, metrics, checksums, progress, source_files)
         parts_merged, rows, unique = parts_merged + batch.parts_merged, rows + batch.rows_merged, unique + batch.unique_orders
         serial, parallel = serial + batch.serial_seconds, parallel + batch.parallel_cpu_seconds
         if batch.parts_merged == 0:
             return MergeReport(parts_merged, rows, unique, time.monotonic() - started, rebuilt_because, serial, parallel)
 
 
-def part_checksums(layout: DataLayout, parts: list[SilverPart]) -> dict[str, str]:
-    """name -> the checksum recorded when the part was written ("" for a part not written yet)."""
-    checksums = {}
+def part_metrics(layout: DataLayout, parts: list[SilverPart]) -> dict[str, dict]:
+    """name -> the metrics recorded when the part was written ({} for a part not written yet), read
+    once per merge: the state check, the batch sizes and the checksum check all use them."""
+    metrics = {}
     for part in parts:
         path = layout.chunk_metrics_path(part.source_file, part.chunk)
         try:
-            checksums[part.name] = str(json.loads(path.read_text(encoding="utf-8")).get("silver_crc32") or "")
+            metrics[part.name] = json.loads(path.read_text(encoding="utf-8"))
         except FileNotFoundError:
-            checksums[part.name] = ""
+            metrics[part.name] = {}
         except ValueError:
             raise PipelineError(f"{path} is corrupt; run `python run.py --reprocess {part.source_file}`") from None
-    return checksums
+    return metrics
 
 
 def stale_state_reason(merged: dict[str, str], batch: list[str] | None, recorded: object, expected: dict,
@@ -179,13 +182,10 @@ def reset_stale_state(layout: DataLayout, settings: Settings, parts: list[Silver
     """Empty the state (one transaction) when it cannot be continued; return the reason, or None."""
     expected = state_values(settings)
     with open_state(layout.state_dir) as state:
-        merged = state.get_json("merged_parts") or {}
-        if isinstance(merged, list):  # a state written before checksums were recorded: cannot be checked
-            merged = {name: "?" for name in merged}
-        batch = state.get_json("batch")
-        reason = stale_state_reason(merged, batch["parts"] if batch else None, state.get_json("settings"), expected,
-                                    parts, checksums)
-        if reason is None and state.get_json("settings") is not None:
+        batch, recorded = state.get_json("batch"), state.get_json("settings")
+        reason = stale_state_reason(state.get_json("merged_parts") or {}, batch["parts"] if batch else None, recorded,
+                                    expected, parts, checksums)
+        if reason is None and recorded is not None:
             return None
         for key in state.keys_with_prefix(""):
             state.delete(key)
@@ -194,8 +194,8 @@ def reset_stale_state(layout: DataLayout, settings: Settings, parts: list[Silver
     return reason
 
 
-def _merge_one_batch(layout: DataLayout, settings: Settings, parts: list[SilverPart], checksums: dict[str, str],
-                     progress: Progress | None, source_files: list[str] | None) -> MergeReport:
+def _merge_one_batch(layout: DataLayout, settings: Settings, parts: list[SilverPart], metrics: dict[str, dict],
+                     checksums: dict[str, str], progress: Progress | None, source_files: list[str] | None) -> MergeReport:
     """Merge one batch: the interrupted one, else the next parts not yet merged (up to
     `merge_batch_rows` valid rows, so a bucket's rows in memory stay bounded whatever the input).
 
@@ -217,7 +217,7 @@ def _merge_one_batch(layout: DataLayout, settings: Settings, parts: list[SilverP
                     _store_aggregates(state, "delta", Aggregates.empty())
                     state.commit()
                 return MergeReport(0, 0, 0, time.monotonic() - started)
-            names, valid_rows = _next_batch(layout, [by_name[n] for n in pending], settings.merge_batch_rows)
+            names, valid_rows = _next_batch([by_name[n] for n in pending], metrics, settings.merge_batch_rows)
             batch = {"parts": names, "valid_rows": valid_rows, "number": state.get_json("batches_merged", 0),
                      "done_buckets": [], "rows": 0, "unique": 0}
             for key in state.keys_with_prefix("bucket/"):
@@ -233,7 +233,7 @@ def _merge_one_batch(layout: DataLayout, settings: Settings, parts: list[SilverP
         uncommitted = 0
         if not batch["done_buckets"]:
             asked = time.monotonic()
-            parallel += _verify_parts(layout, [by_name[name] for name in batch["parts"]], _cores(), silver_fingerprint(settings))
+            parallel += _verify_parts([by_name[name] for name in batch["parts"]], metrics, usable_cores(), silver_fingerprint(settings))
             waited += time.monotonic() - asked
         done = set(batch["done_buckets"])
         jobs = [BucketJob(bucket, str(state_path(layout.state_dir)), batch["number"], settings.anomaly_top_n)
@@ -274,14 +274,13 @@ def _merge_one_batch(layout: DataLayout, settings: Settings, parts: list[SilverP
     return MergeReport(len(batch["parts"]), batch["rows"], batch["unique"], seconds, None, seconds - waited, parallel)
 
 
-def _next_batch(layout: DataLayout, pending: list[SilverPart], max_rows: int) -> tuple[list[str], int]:
+def _next_batch(pending: list[SilverPart], metrics: dict[str, dict], max_rows: int) -> tuple[list[str], int]:
     """The first pending parts (input order) whose valid rows add up to at most `max_rows` (at least
     one part), and those rows; small parts, which the batch holds in memory whole (SmallPartPool),
     add up to at most POOL_MAX_ROWS."""
     names, rows, pooled = [], 0, 0
     for part in pending:
-        metrics = json.loads(layout.chunk_metrics_path(part.source_file, part.chunk).read_text(encoding="utf-8"))
-        part_rows = int(metrics["rows_valid"])
+        part_rows = int(metrics[part.name]["rows_valid"])
         small = part_rows < SINGLE_ROW_GROUP_ROWS
         if names and (rows + part_rows > max_rows or (small and pooled + part_rows > POOL_MAX_ROWS)):
             break
@@ -335,16 +334,10 @@ def merge_bucket(reader: SilverPartReader, job: BucketJob) -> BucketResult:
     )
 
 
-def _cores() -> int:
-    from pipeline.cores import usable_cores
-
-    return usable_cores()
-
-
 def _parallel_workers(rows: int, min_rows: int) -> int:
     """Merge threads for a batch of `rows` valid rows: one per core the run was given, none for
     small batches (a thread would cost more than it saves). Only the state commits stay serial."""
-    cores = _cores()
+    cores = usable_cores()
     return cores if rows >= min_rows and cores > 1 else 0
 
 
@@ -359,7 +352,7 @@ def _bucket_results(part_paths: list[Path], jobs: list[BucketJob], workers: int)
     way. At most `workers + 1` buckets are in flight, so memory stays bounded by a few buckets.
     """
     readers: queue.SimpleQueue[SilverPartReader] = queue.SimpleQueue()
-    pool = SmallPartPool(part_paths, MERGE_COLUMNS, MERGE_SCHEMA, threads=_cores())
+    pool = SmallPartPool(part_paths, MERGE_COLUMNS, MERGE_SCHEMA, threads=usable_cores())
     pool_cpu = pool.read_cpu_seconds
     opened = [SilverPartReader(part_paths, MERGE_COLUMNS, MERGE_SCHEMA, pool) for _ in range(max(workers, 1))]
     for reader in opened:
@@ -425,24 +418,22 @@ def _advance_covers(state: StateStore, merged: dict[str, str], source_files: lis
     return True
 
 
-def _verify_parts(layout: DataLayout, parts: list[SilverPart], threads: int, fingerprint: str) -> float:
+def _verify_parts(parts: list[SilverPart], metrics: dict[str, dict], threads: int, fingerprint: str) -> float:
     """Every part's checksum before the batch's first commit, `threads` at a time (zlib releases
     the GIL); the first bad part in input order is the one reported. Returns the CPU seconds."""
 
     def verify(part: SilverPart) -> float:
         cpu = time.thread_time()
-        verify_silver_part(layout, part, fingerprint)
+        verify_silver_part(part, metrics[part.name], fingerprint)
         return time.thread_time() - cpu
 
     with ThreadPoolExecutor(max_workers=max(threads, 1)) as pool:
         return sum(pool.map(verify, parts))
 
 
-def verify_silver_part(layout: DataLayout, part: SilverPart, fingerprint: str) -> None:
-    """Refuse a silver part whose bytes differ from those recorded when it was written, or that
-    was cleaned under other settings than `fingerprint` (settings.silver_fingerprint)."""
-    metrics_path = layout.chunk_metrics_path(part.source_file, part.chunk)
-    metrics = json.loads(metrics_path.read_text(encoding="utf-8")) if metrics_path.exists() else {}
+def verify_silver_part(part: SilverPart, metrics: dict, fingerprint: str) -> None:
+    """Refuse a silver part whose bytes differ from those recorded (`metrics`) when it was written,
+    or that was cleaned under other settings than `fingerprint` (settings.silver_fingerprint)."""
     recorded = metrics.get("silver_crc32")
     if metrics and metrics.get("settings_fingerprint") != fingerprint:
         raise PipelineError(f"silver part {part.path} was cleaned under other settings than the current ones; "
