@@ -331,7 +331,7 @@ def _build(top, args: argparse.Namespace):
         except luigi.rpc.RPCError as err:  # an environment problem, not the data's: exit 2, one line
             where = f"{args.scheduler_host}:{args.scheduler_port}" if args.scheduler_host else "the one in luigi.cfg [core]"
             raise PipelineError(f"scheduler {where} cannot be reached ({' '.join(str(err).split())[:160]}); "
-                                "is luigid running there? ([core] rpc-retry-attempts / rpc-retry-wait bound the wait)") from None
+                                "is luigid running there? ([core] rpc_retry_attempts / rpc_retry_wait bound the wait)") from None
         if not remote or top.complete() or result.status.name not in ("NOT_RUN", "SUCCESS"):
             return result
         print("waiting for tasks that other workers are running ...")
@@ -441,7 +441,7 @@ def main(argv: list[str] | None = None) -> int:
 
     # Luigi warns and goes on without a LUIGI_CONFIG_PATH that names no file; we stop, in one line.
     warnings.filterwarnings("ignore", message="Config file does not exist")
-    # [core] rpc-retry-* are read by Luigi's RemoteScheduler, not by its `core` config class.
+    # [core] rpc_retry_* are read by Luigi's RemoteScheduler, not by its `core` config class.
     warnings.filterwarnings("ignore", message="The configuration contains the parameter 'rpc_retry")
     try:
         import tasks.config  # noqa: F401 - layers the repo's luigi.cfg under LUIGI_CONFIG_PATH

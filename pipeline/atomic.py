@@ -125,6 +125,32 @@ def write_text_atomic(final: Path | str, text: str) -> None:
     write_bytes_atomic(final, text.encode("utf-8"))
 
 
+def create_text_once(final: Path | str, text: str) -> bool:
+    """Publish `text` at `final` only if nothing is there yet; True if this call created it.
+
+    Written whole under a name of its own, then hard-linked into place: a link never replaces an
+    existing file, so of several processes or hosts creating at once exactly one wins, and no
+    reader ever sees a half-written file."""
+    final = Path(final)
+    final.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp_name = tempfile.mkstemp(prefix=f"{TEMP_PREFIX}{final.name}.{_writer_tag()}.", dir=final.parent)
+    tmp = Path(tmp_name)
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(text.encode("utf-8"))
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.chmod(tmp, 0o666 & ~_UMASK)
+        try:
+            os.link(tmp, final)
+        except FileExistsError:
+            return False
+        _fsync_dir(final.parent)
+        return True
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
 def write_with_atomic(final: Path | str, writer: Callable[[Path], None]) -> None:
     """Call `writer(tmp_path)` and publish the result atomically at `final`."""
     with atomic_path(final) as tmp:

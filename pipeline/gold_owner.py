@@ -11,12 +11,11 @@ owns gold. The first gold run on a data root claims it; handing gold to another 
 from __future__ import annotations
 
 import json
-import os
 import socket
 import uuid
 from dataclasses import dataclass
 
-from pipeline.atomic import atomic_path, write_text_atomic
+from pipeline.atomic import create_text_once, write_text_atomic
 from pipeline.errors import PipelineError
 from pipeline.layout import DataLayout
 
@@ -39,12 +38,12 @@ def _state_id(layout: DataLayout) -> str | None:
 
 
 def _ensure_state_id(layout: DataLayout) -> str:
+    """Two runs starting at once on one state must agree on its id: the first creation wins."""
     existing = _state_id(layout)
     if existing:
         return existing
-    new = uuid.uuid4().hex
-    write_text_atomic(layout.state_id_path, new)
-    return new
+    create_text_once(layout.state_id_path, uuid.uuid4().hex)
+    return str(_state_id(layout))
 
 
 def _record(layout: DataLayout, state_id: str) -> dict:
@@ -67,17 +66,9 @@ def claim(layout: DataLayout) -> Ownership:
     record = read_owner(layout)
     if record is None:
         mine = _ensure_state_id(layout)
-        # Written whole beside it, then linked into place: a link never replaces an existing file,
-        # so of two hosts claiming at once exactly one wins, and no reader sees a half-written record.
-        with atomic_path(layout.root / f"{layout.gold_owner_path.name}.{mine}") as staged:
-            staged.write_text(json.dumps(_record(layout, mine)), encoding="utf-8")
-        try:
-            os.link(layout.root / f"{layout.gold_owner_path.name}.{mine}", layout.gold_owner_path)
-        except FileExistsError:  # another host claimed it first
-            return claim(layout)
-        finally:
-            (layout.root / f"{layout.gold_owner_path.name}.{mine}").unlink(missing_ok=True)
-        return Ownership(this_host(), True)
+        if create_text_once(layout.gold_owner_path, json.dumps(_record(layout, mine))):
+            return Ownership(this_host(), True)
+        return claim(layout)  # another run or host claimed it first
     mine = _state_id(layout)
     if mine is None and record["host"] == this_host() and record["state_dir"] == str(layout.state_dir.resolve()):
         # The owner's state folder was emptied by hand: it is still the owner (an empty state is

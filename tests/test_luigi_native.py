@@ -105,6 +105,38 @@ def test_a_state_that_does_not_own_gold_is_refused(tmp_path: Path) -> None:
         refuse_unless_gold_owner(host_b)
 
 
+def _claim_at_once(barrier, root: str, state: str, results) -> None:
+    barrier.wait()
+    try:
+        results.put((state, claim(DataLayout(Path(root), Path(state))).ours))
+    except Exception as error:  # reported to the test, which shows it
+        results.put((state, repr(error)))
+
+
+@pytest.mark.parametrize("states", [1, 3], ids=["runs sharing one state", "one state per host"])
+def test_runs_claiming_gold_at_the_same_instant_agree_on_one_owner(tmp_path: Path, states: int) -> None:
+    """Two runs starting together on one data root once raced on the claim (one crashed, exit 1)."""
+    import multiprocessing
+
+    context = multiprocessing.get_context("fork")
+    for attempt in range(8):
+        root = tmp_path / f"data-{attempt}"
+        root.mkdir()
+        folders = [str(tmp_path / f"state-{attempt}-{n % states}") for n in range(6)]
+        barrier, results = context.Barrier(len(folders)), context.Queue()
+        workers = [context.Process(target=_claim_at_once, args=(barrier, str(root), folder, results)) for folder in folders]
+        for worker in workers:
+            worker.start()
+        outcomes = [results.get(timeout=60) for _ in workers]
+        for worker in workers:
+            worker.join(60)
+        assert all(isinstance(ours, bool) for _, ours in outcomes), outcomes
+        owners = {state for state, ours in outcomes if ours}
+        assert len(owners) == 1, outcomes  # exactly one state owns gold, and every run of it knows
+        assert all(ours for state, ours in outcomes if state in owners), outcomes
+        assert not list(root.glob(".tmp*")) and not list(root.glob("*.tmp*"))
+
+
 def can_unshare() -> bool:
     return shutil.which("unshare") is not None and subprocess.run(["unshare", "--uts", "true"], capture_output=True).returncode == 0
 
