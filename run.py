@@ -11,11 +11,11 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import json
 import logging
 import os
 import signal
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -32,59 +32,68 @@ EXIT_TERMINATED = 143  # 128 + SIGTERM
 REMOTE_POLL_SECONDS = 3.0
 
 
-def _add_root(parser: argparse.ArgumentParser) -> None:
+COMMANDS = ("run", "generate", "status")
+
+
+def _add_common(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--data-root", help="data folder (default: [pipeline] data_root in luigi.cfg, 'data')")
+    parser.add_argument("--json", action="store_true",
+                        help="print the command's account as one JSON object on stdout; the human lines go to stderr")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="run.py", description="Bronze CSV -> silver Parquet -> gold tables -> HTML report, restartable and exactly once.",
+        epilog="With no command, `run` is meant: `python run.py --workers 4` is `python run.py run --workers 4`. "
+               "Settings can be overridden Luigi's way, e.g. --cleaning-max-quantity 15 or --pipeline-chunk-rows 100000 "
+               "(see README, Configuration). Each command has its own --help.")
+    commands = parser.add_subparsers(dest="command", title="commands", metavar="{run,generate,status}")
+    run = commands.add_parser("run", help="run everything pending: bronze -> silver -> gold -> report (the default)",
+                              description="run everything pending: bronze -> silver -> gold -> report")
+    _add_common(run)
+    run.add_argument("--workers", type=int, default=None, help="parallel Luigi worker processes (default: this machine's usable cores)")
+    run.add_argument("--scheduler-host", help="use the luigid at this host instead of the local scheduler")
+    run.add_argument("--scheduler-port", type=int, default=8082)
+    run.add_argument("--reprocess", action="append", default=[], metavar="PATH",
+                     help="redo this bronze file (relative to the bronze folder) and everything derived from it; repeatable")
+    run.add_argument("--forget", action="append", default=[], metavar="PATH",
+                     help="drop the silver of a bronze file that is gone from the bronze folder and rebuild gold without it; repeatable")
+    run.add_argument("--reprocess-all", action="store_true",
+                     help="redo silver of every file under the current settings and rebuild gold (after a settings change)")
+    run.add_argument("--until", choices=("silver", "gold", "report"), default="report",
+                     help="stop after this layer (default: report, i.e. everything)")
+    run.add_argument("--rebuild-gold", action="store_true", help="drop the Silver -> Gold state and gold, and rebuild them from all silver")
+    run.add_argument("--take-gold", action="store_true", help="build gold on this host from now on (several hosts on one data root: see docs/OPERATIONS.md)")
+    run.add_argument("--verbose", action="store_true",
+                     help="show Luigi's own log, and a line per chunk also on a terminal (instead of the live progress line)")
+    run.add_argument("--open", action="store_true", help="open the HTML report in the default browser at the end")
+    generate = commands.add_parser("generate", help="write a deterministic dirty sample into DATA_ROOT/bronze/",
+                                   description="write a deterministic dirty sample into DATA_ROOT/bronze/")
+    generate.add_argument("--rows", type=int, required=True)
+    generate.add_argument("--files", type=int, default=10)
+    generate.add_argument("--seed", type=int, default=42)
+    generate.add_argument("--date-folders", action="store_true", help="put files under hive-style date=YYYY-MM-DD/ folders")
+    generate.add_argument("--force", action="store_true", help="overwrite existing files of the same names")
+    _add_common(generate)
+    status = commands.add_parser("status", help="what is done and what is pending, layer by layer",
+                                 description="what is done and what is pending, layer by layer (read-only)")
+    _add_common(status)
+    return parser
 
 
 def parse_args(argv: list[str]) -> argparse.Namespace:
-    if argv and argv[0] == "generate":
-        parser = argparse.ArgumentParser(prog="run.py generate", description="write a deterministic dirty sample into DIR/bronze/")
-        parser.add_argument("--rows", type=int, required=True)
-        parser.add_argument("--files", type=int, default=10)
-        parser.add_argument("--seed", type=int, default=42)
-        parser.add_argument("--date-folders", action="store_true", help="put files under hive-style date=YYYY-MM-DD/ folders")
-        parser.add_argument("--force", action="store_true", help="overwrite existing files of the same names")
-        _add_root(parser)
-        args, args.luigi_overrides = parser.parse_known_args(argv[1:])
-        args.command = "generate"
-        return args
-    if argv and argv[0] == "status":
-        parser = argparse.ArgumentParser(prog="run.py status", description="what is done and what is pending, layer by layer")
-        _add_root(parser)
-        args, args.luigi_overrides = parser.parse_known_args(argv[1:])
-        args.command = "status"
-        return args
-    parser = argparse.ArgumentParser(
-        prog="run.py", description="run everything pending: bronze -> silver -> gold -> report",
-        epilog="other commands: `run.py generate --rows N ...` writes a deterministic dirty sample; `run.py status` tells what "
-               "is done and pending (each has its own --help). Settings can be overridden Luigi's way, e.g. "
-               "--cleaning-max-quantity 15 or --pipeline-chunk-rows 100000 (see README, Configuration).")
-    _add_root(parser)
-    parser.add_argument("--workers", type=int, default=None,
-                        help="parallel Luigi worker processes (default: this machine's usable cores)")
-    parser.add_argument("--scheduler-host", help="use the luigid at this host instead of the local scheduler")
-    parser.add_argument("--scheduler-port", type=int, default=8082)
-    parser.add_argument("--reprocess", action="append", default=[], metavar="PATH",
-                        help="redo this bronze file (relative to the bronze folder) and everything derived from it; repeatable")
-    parser.add_argument("--forget", action="append", default=[], metavar="PATH",
-                        help="drop the silver of a bronze file that is gone from the bronze folder and rebuild gold without it; repeatable")
-    parser.add_argument("--reprocess-all", action="store_true",
-                        help="redo silver of every file under the current settings and rebuild gold (after a settings change)")
-    parser.add_argument("--until", choices=("silver", "gold", "report"), default="report",
-                        help="stop after this layer (default: report, i.e. everything)")
-    parser.add_argument("--rebuild-gold", action="store_true", help="drop the Silver -> Gold state and gold, and rebuild them from all silver")
-    parser.add_argument("--take-gold", action="store_true",
-                        help="build gold on this host from now on (several hosts on one data root: see README)")
-    parser.add_argument("--verbose", action="store_true", help="show Luigi's own log")
-    parser.add_argument("--open", action="store_true", help="open the HTML report in the default browser at the end")
+    if not argv or (argv[0] not in COMMANDS and argv[0] not in ("-h", "--help")):
+        argv = ["run", *argv]
+    parser = build_parser()
     args, args.luigi_overrides = parser.parse_known_args(argv)
-    args.command = "run"
-    if args.workers is None:
-        from pipeline.cores import usable_cores
+    if args.command == "run":
+        if args.workers is None:
+            from pipeline.cores import usable_cores
 
-        args.workers = usable_cores()
-    if args.workers < 1:
-        parser.error("--workers must be >= 1")
+            args.workers = usable_cores()
+        if args.workers < 1:
+            parser.error("--workers must be >= 1")
+    args.account = {"command": args.command}
     return args
 
 
@@ -110,12 +119,15 @@ def command_generate(args: argparse.Namespace) -> int:
     seconds = time.monotonic() - started
     rate = args.rows / seconds if seconds > 0 else 0
     print(f"generated {args.rows:,} rows in {len(paths)} files under {layout.bronze_dir} in {seconds:.1f} s ({rate:,.0f} rows/s)")
+    args.account.update(data_root=str(layout.root), rows=args.rows, files=[str(p.relative_to(layout.bronze_dir)) for p in paths])
     return 0
 
 
 def command_status(args: argparse.Namespace) -> int:
-    from pipeline.inventory import file_status
+    from pipeline.discovery import scan_bronze
+    from pipeline.inventory import file_status, gone_files
     from pipeline.layout import DataLayout
+    from pipeline.silver_settings import settings_problem
     from tasks.config import load_settings
 
     settings = load_settings(args.data_root)
@@ -124,9 +136,9 @@ def command_status(args: argparse.Namespace) -> int:
     if _no_user_input(args, settings, layout) and sample.bronze_dir.exists():
         print(f"No CSV files under {layout.bronze_dir}: showing the embedded sample in {sample.root}/")
         layout = sample
-    from pipeline.discovery import scan_bronze
-
     files, refused = scan_bronze(layout.bronze_dir, settings.bronze_glob)
+    account = args.account
+    account.update(data_root=str(layout.root), files=[], not_read=refused)
     print(f"data root {layout.root}: {len(files)} bronze files")
     for line in refused:
         print(f"  NOT READ {line}")
@@ -137,22 +149,22 @@ def command_status(args: argparse.Namespace) -> int:
             s = file_status(layout, f)
         except ValueError:
             print(f"  {f.relative_path}: its silver manifest is unreadable: run with --reprocess {f.relative_path}")
+            account["files"].append({"source_file": f.relative_path, "state": "unreadable"})
             pending += 1
             unreadable.add(f.relative_path)
             continue
         if s.changed:
-            state = "CHANGED since ingest: run with --reprocess " + s.source_file
+            state, line = "changed", "CHANGED since ingest: run with --reprocess " + s.source_file
         elif s.silver_done:
-            state = f"silver done ({s.chunks_total} chunks)"
+            state, line = "done", f"silver done ({s.chunks_total} chunks)"
         elif s.scanned:
-            state = f"silver pending: {s.chunks_done}/{s.chunks_total} chunks done"
+            state, line = "pending", f"silver pending: {s.chunks_done}/{s.chunks_total} chunks done"
         else:
-            state = "pending: not scanned yet"
+            state, line = "pending", "pending: not scanned yet"
         pending += not s.silver_done
-        print(f"  {s.source_file}: {state}")
-    from pipeline.inventory import gone_files
-    from pipeline.silver_settings import settings_problem
-
+        account["files"].append({"source_file": s.source_file, "state": state, "chunks_done": s.chunks_done,
+                                 "chunks_total": s.chunks_total})
+        print(f"  {s.source_file}: {line}")
     gone = gone_files(layout, [f.relative_path for f in files])
     for path in gone:
         print(f"  {path}: GONE from bronze since it was ingested: restore it, or run with --forget {path}")
@@ -161,12 +173,13 @@ def command_status(args: argparse.Namespace) -> int:
     problem = settings_problem(layout, settings)
     if problem:
         print(f"SETTINGS: {problem}")
+    account.update(gone=gone, settings_problem=problem, silver_files_done=len(files) - pending, silver_files_pending=pending)
     _print_gold_status(layout, [f.relative_path for f in files
-                                if layout.manifest_path(f.relative_path).exists() and f.relative_path not in unreadable])
+                                if layout.manifest_path(f.relative_path).exists() and f.relative_path not in unreadable], account)
     return 0
 
 
-def _print_gold_status(layout, scanned_files: list[str]) -> None:
+def _print_gold_status(layout, scanned_files: list[str], account: dict) -> None:
     import datetime
 
     from pipeline.inventory import gold_status
@@ -176,14 +189,21 @@ def _print_gold_status(layout, scanned_files: list[str]) -> None:
     status = gold_status(layout, names)
     print(f"silver -> gold: {status.parts_merged} of {status.parts_total} silver parts merged, "
           f"{status.parts_total - status.parts_merged} pending")
-    if status.unfinished_batch:
+    merge = "running" if status.merge_running else "interrupted" if status.unfinished_batch else "idle"
+    if merge == "running":
+        print("  running now: a live run or command on this data root holds the gold lock (Silver -> Gold, report or maintenance)")
+    elif merge == "interrupted":
         print(f"  an interrupted merge of {status.unfinished_batch} parts will resume at the next run")
-    if status.gold_written_at is None:
+    written = (datetime.datetime.fromtimestamp(status.gold_written_at, datetime.timezone.utc).isoformat(timespec="seconds")
+               if status.gold_written_at is not None else None)
+    if written is None:
         print("gold: not written yet")
     else:
-        when = datetime.datetime.fromtimestamp(status.gold_written_at).isoformat(timespec="seconds")
-        print(f"gold: {len(status.gold_tables)} tables in {layout.gold_dir}, last written {when}")
-    print(f"report: {layout.report_path}" if layout.report_path.exists() else "report: not written yet")
+        print(f"gold: {len(status.gold_tables)} tables in {layout.gold_dir}, last written {written}")
+    report = str(layout.report_path) if layout.report_path.exists() else None
+    print(f"report: {report}" if report else "report: not written yet")
+    account.update(silver_parts_total=status.parts_total, silver_parts_merged=status.parts_merged, merge=merge,
+                   gold_tables=status.gold_tables, gold_written_at=written, report=report)
 
 
 def _no_user_input(args: argparse.Namespace, settings, layout) -> bool:
@@ -216,18 +236,21 @@ def _resolve_root(args: argparse.Namespace):
 
 def command_run(args: argparse.Namespace) -> int:
     from pipeline.inventory import silver_totals
+    from pipeline.journal import start_journal
     from pipeline.maintenance import Maintenance
-    from pipeline.preflight import apply_request, discover_inputs
-    from tasks.failures import FAILURES_ENV
+    from pipeline.preflight import apply_request, discover_inputs, ensure_writable
     from tasks.root import Pipeline
 
     settings, layout = _resolve_root(args)
-    files, _refused = discover_inputs(layout, settings)
+    ensure_writable(layout, args.until)
+    files, refused = discover_inputs(layout, settings)
+    args.account.update(data_root=str(layout.root), until=args.until, workers=args.workers, not_read=refused)
     request = Maintenance(tuple(args.reprocess), tuple(args.forget), args.rebuild_gold, args.reprocess_all, args.take_gold)
     apply_request(layout, settings, files, request, say=print)
     root = Pipeline(data_root=str(layout.root), until=args.until)
     plan = root.plan()
     runnable = plan.run.runnable
+    args.account.update(files=len(runnable), failures=list(plan.run.errors))
     for note in plan.notes:
         print(note)
     if not plan.run.gold_files and not runnable:
@@ -239,19 +262,18 @@ def command_run(args: argparse.Namespace) -> int:
         totals = silver_totals(layout, runnable)
         print(f"Nothing to do: all {len(runnable)} files are already done up to {args.until} "
               f"({totals.rows_read:,} rows read, {totals.rows_valid:,} valid). Gold: {layout.gold_dir}")
-        _show_report(layout, args.open)
+        args.account.update(nothing_to_do=True, silver=_totals_account(totals), report=_show_report(layout, args.open))
         return EXIT_FAILED if plan.run.errors else 0
-    layout.runs_dir.mkdir(parents=True, exist_ok=True)
-    failures_file = Path(tempfile.mkstemp(prefix="failures-", suffix=".jsonl", dir=layout.runs_dir)[1])
-    os.environ[FAILURES_ENV] = str(failures_file)
+    journal_file = start_journal(layout.runs_dir)
     try:
-        return _run_and_report(args, layout, root, plan, failures_file)
+        return _run_and_report(args, layout, root, plan, journal_file)
     finally:
-        failures_file.unlink(missing_ok=True)  # also when interrupted: nothing of this run is left in runs/
+        journal_file.unlink(missing_ok=True)  # also when interrupted: nothing of this run is left in runs/
 
 
-def _run_and_report(args: argparse.Namespace, layout, root, plan, failures_file: Path) -> int:
-    from tasks.failures import read_failures
+def _run_and_report(args: argparse.Namespace, layout, root, plan, journal_file: Path) -> int:
+    from pipeline.journal import read_journal
+    from pipeline.progress import run_work
     from tasks.root import Pipeline
     from tasks.warm_workers import warm_workers
 
@@ -260,9 +282,9 @@ def _run_and_report(args: argparse.Namespace, layout, root, plan, failures_file:
     started_wall, started = time.time(), time.monotonic()
     _record_run_start(layout, started_wall, args, len(runnable))
     left_out: list[str] = []
-    with warm_workers(args.workers):
+    with warm_workers(args.workers), _live_progress(args, layout, runnable, journal_file, started):
         _build(root, args)
-        failed = {f["source_file"] for f in read_failures(failures_file) if f.get("source_file")}
+        failed = {f["source_file"] for f in run_work(read_journal(journal_file)).failures if f.get("source_file")}
         if failed and args.until != "silver" and not root.plan().top.complete():
             # One failing file must not withhold gold for the others: gold without it is what a
             # run on the other files alone gives, and the file is merged in input order once fixed.
@@ -271,24 +293,68 @@ def _run_and_report(args: argparse.Namespace, layout, root, plan, failures_file:
             root = Pipeline(data_root=str(layout.root), until=args.until, without=left_out)
             _build(root, args)
     seconds = time.monotonic() - started
+    work = run_work(read_journal(journal_file))
     # The root task's own failure repeats the plan's errors or an input that vanished: said once, below.
-    failures = [f for f in read_failures(failures_file) if not f["task"].startswith(Pipeline.get_task_family())]
-    failures_file.unlink(missing_ok=True)
-    _print_summary(layout, runnable, started_wall, seconds, args.workers)
-    _print_errors(plan.run.errors + _failure_lines(failures))
+    failures = [f for f in work.failures if not f["task"].startswith(Pipeline.get_task_family())]
+    _print_summary(args, layout, runnable, work, seconds)
+    lines = plan.run.errors + _failure_lines(failures)
+    environment = any(f.get("environment") for f in failures)
+    _print_errors(lines)
     if left_out:
         print(f"gold does not include {', '.join(left_out)} (failed above); run again once fixed")
-    _show_report(layout, args.open)
+    args.account.update(failures=lines, left_out=left_out, report=_show_report(layout, args.open))
     # Complete top task = every task of the graph done (here or by another worker of a shared luigid).
     complete = root.plan().top.complete()
-    ok = complete and not failures and not plan.run.errors
-    if not complete and not failures and not plan.run.errors:
+    ok = complete and not lines
+    if not complete and not lines:
         print(f"FAILED {layout.root}: the run's {args.until} is not complete: another worker or command on this data root "
               "changed it meanwhile (e.g. --rebuild-gold); run again")
+    code = 0 if ok else EXIT_USAGE if environment else EXIT_FAILED  # the machine's problems are fixed first
     if not ok:
-        problems = max(len(plan.run.errors) + len(_failure_lines(failures)), 1)
-        print(f"run finished with {problems} problem(s) (the FAILED lines above); exit {EXIT_FAILED}.")
-    return 0 if ok else EXIT_FAILED
+        print(f"run finished with {max(len(lines), 1)} problem(s) (the FAILED lines above); exit {code}.")
+    return code
+
+
+@contextlib.contextmanager
+def _live_progress(args: argparse.Namespace, layout, runnable, journal_file: Path, started: float):
+    """On a terminal: one line, rewritten in place, instead of a line per chunk (200 lines at 100M
+    rows). Logs and CI (no terminal), and --verbose, keep the per-chunk lines."""
+    import threading
+
+    if args.verbose or not sys.stdout.isatty():
+        yield
+        return
+    from pipeline.journal import read_journal
+    from pipeline.progress import pending_bytes, progress_line, run_work
+
+    from tasks.base import STEP_LOG
+
+    logging.getLogger(STEP_LOG).setLevel(logging.WARNING)
+    pending = pending_bytes(layout, [f.relative_path for f in runnable])
+    stop = threading.Event()
+    shown = [0]
+
+    def show() -> None:
+        work = run_work(read_journal(journal_file))
+        line = progress_line(work, pending, time.monotonic() - started)
+        sys.stdout.write("\r" + line.ljust(shown[0]))
+        sys.stdout.flush()
+        shown[0] = len(line)
+
+    def loop() -> None:
+        show()
+        while not stop.wait(0.5):
+            show()
+
+    thread = threading.Thread(target=loop, name="progress", daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        thread.join()
+        sys.stdout.write("\r" + " " * shown[0] + "\r")
+        sys.stdout.flush()
 
 
 def _print_errors(lines: list[str]) -> None:
@@ -330,7 +396,9 @@ def _build(top, args: argparse.Namespace):
             result = luigi.build([top], **options)
         except luigi.rpc.RPCError as err:  # an environment problem, not the data's: exit 2, one line
             where = f"{args.scheduler_host}:{args.scheduler_port}" if args.scheduler_host else "the one in luigi.cfg [core]"
-            raise PipelineError(f"scheduler {where} cannot be reached ({' '.join(str(err).split())[:160]}); "
+            from pipeline.errors import EnvironmentProblem
+
+            raise EnvironmentProblem(f"scheduler {where} cannot be reached ({' '.join(str(err).split())[:160]}); "
                                 "is luigid running there? ([core] rpc_retry_attempts / rpc_retry_wait bound the wait)") from None
         if not remote or top.complete() or result.status.name not in ("NOT_RUN", "SUCCESS"):
             return result
@@ -342,7 +410,6 @@ def _record_run_start(layout, started_wall: float, args: argparse.Namespace, fil
     """gold/_run.json: what the report's run section says about this run. Written before the build,
     because the report is rendered inside it."""
     import datetime as dt
-    import json
 
     from pipeline.atomic import write_text_atomic
 
@@ -352,10 +419,10 @@ def _record_run_start(layout, started_wall: float, args: argparse.Namespace, fil
     write_text_atomic(layout.gold_dir / "_run.json", json.dumps(record, indent=1, sort_keys=True))
 
 
-def _show_report(layout, open_it: bool) -> None:
+def _show_report(layout, open_it: bool) -> str | None:
     """Print where the report is; with --open, open it in the default browser."""
     if not layout.report_path.exists():
-        return
+        return None
     uri = layout.report_path.resolve().as_uri()
     print(f"report: {layout.report_path} ({uri})")
     if open_it:
@@ -363,29 +430,34 @@ def _show_report(layout, open_it: bool) -> None:
 
         if not webbrowser.open(uri):
             print(f"could not start a browser here; open {uri} yourself")
+    return str(layout.report_path)
 
 
-def _print_summary(layout, files, started_wall: float, seconds: float, workers: int) -> None:
-    import json
+def _totals_account(totals) -> dict:
+    return {"files": totals.files, "chunks": totals.chunks, "rows_read": totals.rows_read, "rows_valid": totals.rows_valid,
+            "rows_rejected": dict(totals.rows_rejected)}
 
-    from pipeline.inventory import rows_written_since, silver_totals
+
+def _print_summary(args: argparse.Namespace, layout, files, work, seconds: float) -> None:
+    from pipeline.inventory import silver_totals
 
     totals = silver_totals(layout, files)
-    rows_now = rows_written_since(layout, started_wall)
-    rate = rows_now / seconds if seconds > 0 else 0.0
+    rate = work.rows_cleaned / seconds if seconds > 0 else 0.0
     print("")
     print(f"silver: {totals.files} of {len(files)} files, {totals.chunks} chunks, {totals.rows_read:,} rows read, "
           f"{totals.rows_valid:,} valid, {sum(totals.rows_rejected.values()):,} rejected")
     for reason, count in totals.rows_rejected.items():
         print(f"  rejected {reason}: {count:,}")
-    gold_run = layout.gold_run_path
-    if gold_run.exists() and gold_run.stat().st_mtime >= started_wall:
-        g = json.loads(gold_run.read_text())
-        if g.get("state_rebuilt_because"):
-            print(f"gold: the Silver -> Gold state was rebuilt from all silver in input order: {g['state_rebuilt_because']}")
-        print(f"gold: merged {g['rows_merged']:,} silver rows ({g['new_unique_orders']:,} new unique orders) in "
-              f"{g['merge_seconds']:.1f} s, wrote {len(g['tables_written'])} tables to {layout.gold_dir}")
-    print(f"this run: {rows_now:,} rows cleaned, whole run {seconds:.1f} s ({rate:,.0f} rows/s) with {workers} worker(s)")
+    gold = work.gold  # this run's own Silver -> Gold, never another run's on the same data root
+    if gold:
+        if gold.get("state_rebuilt_because"):
+            print(f"gold: the Silver -> Gold state was rebuilt from all silver in input order: {gold['state_rebuilt_because']}")
+        print(f"gold: merged {gold['rows_merged']:,} silver rows ({gold['new_unique_orders']:,} new unique orders) in "
+              f"{gold['merge_seconds']:.1f} s, wrote {len(gold['tables_written'])} tables to {layout.gold_dir}")
+    print(f"this run: {work.rows_cleaned:,} rows cleaned, whole run {seconds:.1f} s ({rate:,.0f} rows/s) with {args.workers} worker(s)")
+    args.account.update(seconds=round(seconds, 3), silver=_totals_account(totals), gold=gold,
+                        this_run={"rows_cleaned": work.rows_cleaned, "chunks_cleaned": work.chunks_cleaned,
+                                  "small_file_groups": work.small_file_groups, "rows_per_second": round(rate)})
 
 
 @contextlib.contextmanager
@@ -433,9 +505,28 @@ def _interrupted(_signum: int, _frame: object) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
+    args = parse_args(sys.argv[1:] if argv is None else argv)
+    if not args.json:
+        return _main(args)
+    # --json: stdout carries exactly one JSON object; every human line goes to stderr.
+    with contextlib.redirect_stdout(sys.stderr):
+        code = _main(args)
+    args.account.update(exit_code=code, ok=code == 0)
+    print(json.dumps(args.account, sort_keys=True, default=str), flush=True)
+    return code
+
+
+def _fail(args: argparse.Namespace, message: str, code: int = EXIT_USAGE) -> int:
+    print(f"ERROR {message}", file=sys.stderr)
+    args.account["error"] = message
+    return code
+
+
+def _main(args: argparse.Namespace) -> int:
     import configparser
 
-    args = parse_args(sys.argv[1:] if argv is None else argv)
+    from pipeline.errors import environment_line
+
     _setup_logging(getattr(args, "verbose", False))
     import warnings
 
@@ -452,11 +543,9 @@ def main(argv: list[str] | None = None) -> int:
         if problem:
             raise PipelineError(problem)
     except PipelineError as err:
-        print(f"ERROR {err}", file=sys.stderr)
-        return EXIT_USAGE
+        return _fail(args, str(err))
     except configparser.Error as err:
-        print(f"ERROR config: {' '.join(str(err).split())}", file=sys.stderr)
-        return EXIT_USAGE
+        return _fail(args, f"config: {' '.join(str(err).split())}")
     signal.signal(signal.SIGTERM, _terminated)
     signal.signal(signal.SIGINT, _interrupted)
     try:
@@ -472,13 +561,14 @@ def main(argv: list[str] | None = None) -> int:
         signal.signal(signal.SIGINT, signal.SIG_IGN)
         signal.signal(signal.SIGTERM, signal.SIG_IGN)
         print("interrupted: run the same command again to resume", file=sys.stderr)
+        args.account["error"] = "interrupted"
         return EXIT_TERMINATED if isinstance(stop, Terminated) else EXIT_INTERRUPTED
     except PipelineError as err:
-        print(f"ERROR {err}", file=sys.stderr)
-        return EXIT_USAGE
+        return _fail(args, str(err))
     except ValueError as err:  # e.g. generator arguments
-        print(f"ERROR {err}", file=sys.stderr)
-        return EXIT_USAGE
+        return _fail(args, str(err))
+    except OSError as err:  # permissions, a full disk, a read-only file system: the machine, not the data
+        return _fail(args, environment_line(err))
 
 
 if __name__ == "__main__":

@@ -4,6 +4,8 @@ Pure functions over paths and Arrow tables; the Luigi tasks call these and nothi
 """
 from __future__ import annotations
 
+import contextlib
+import dataclasses
 import json
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -12,11 +14,12 @@ from typing import Callable
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from pipeline.atomic import write_text_atomic
-from pipeline.chunking import Manifest, scan_file, unchanged_since
+from pipeline.atomic import remove_stale_temp_files, write_text_atomic
+from pipeline.chunking import Fingerprint, Manifest, fingerprint_file, scan_file, unchanged_since
 from pipeline.cleaning import clean_records
+from pipeline.compressed import compression_of, read_range, stage_copy
 from pipeline.contract import REJECT_REASONS, SOFT_FIELDS, default_flag_column
-from pipeline.errors import ChangedInputError
+from pipeline.errors import ChangedInputError, InputFileError
 from pipeline.header import layout_header
 from pipeline.layout import DataLayout
 from pipeline.parquet_io import write_silver_part, write_table_atomic
@@ -71,9 +74,65 @@ def build_manifest(bronze_path: Path, source_file: str, settings: Settings) -> M
 
 def scan_to_manifest(layout: DataLayout, source_file: str, settings: Settings) -> Manifest:
     """Scan a bronze file and write its manifest (a scan task's whole job)."""
-    manifest = build_manifest(layout.bronze_dir / source_file, source_file, settings)
+    if compression_of(source_file) is None:
+        manifest = build_manifest(layout.bronze_dir / source_file, source_file, settings)
+    else:
+        manifest = _scan_compressed(layout, source_file, settings)
     write_manifest(layout.manifest_path(source_file), manifest)
     return manifest
+
+
+def _scan_compressed(layout: DataLayout, source_file: str, settings: Settings) -> Manifest:
+    """Stage a plain copy of a compressed file and scan that: the chunks are byte ranges of the
+    copy, the fingerprint is the compressed file's own (what the user owns is what "changed since
+    ingest" checks). A file that fails the scan leaves no staged copy behind."""
+    bronze_path = layout.bronze_dir / source_file
+    remove_stale_temp_files(layout.staging_dir)  # of stagers killed earlier
+    original = fingerprint_file(bronze_path)
+    staged = _staged_path(layout, source_file, original)
+    for older in layout.staged_copies(source_file):  # of a version of the file that was replaced
+        if older != staged:
+            older.unlink(missing_ok=True)
+    stage_copy(bronze_path, staged, original.size, original.crc32)  # always: the manifest describes these very bytes
+    try:
+        manifest = build_manifest(staged, source_file, settings)
+    except InputFileError as err:
+        staged.unlink(missing_ok=True)
+        raise InputFileError(str(err).replace(str(staged), str(bronze_path))) from None
+    except BaseException:
+        staged.unlink(missing_ok=True)
+        raise
+    return dataclasses.replace(manifest, fingerprint=original)
+
+
+def _staged_path(layout: DataLayout, source_file: str, fingerprint: Fingerprint) -> Path:
+    return layout.staged_copy_path(source_file, f"{fingerprint.size:x}-{fingerprint.crc32:08x}")
+
+
+def chunk_source(layout: DataLayout, manifest: Manifest) -> Path:
+    """The plain file the manifest's chunks are byte ranges of: the bronze file itself, or the
+    staged copy of a compressed one, staged again (atomically) when it is missing or short
+    (deleted, or the chunk runs on another machine). Call after ensure_unchanged."""
+    bronze_path = layout.bronze_dir / manifest.source_file
+    if compression_of(manifest.source_file) is None:
+        return bronze_path
+    staged = _staged_path(layout, manifest.source_file, manifest.fingerprint)
+    needed = manifest.chunks[-1].end if manifest.chunks else 0
+    try:
+        present = staged.stat().st_size >= needed
+    except FileNotFoundError:
+        present = False
+    if not present:
+        stage_copy(bronze_path, staged, manifest.fingerprint.size, manifest.fingerprint.crc32)
+    return staged
+
+
+def remove_staged_copies(layout: DataLayout, source_file: str) -> None:
+    """Drop the staged copies of a compressed file whose silver is complete: nothing reads them again."""
+    if compression_of(source_file) is not None:
+        for path in layout.staged_copies(source_file):
+            with contextlib.suppress(FileNotFoundError):
+                path.unlink()
 
 
 def write_manifest(path: Path, manifest: Manifest) -> None:
@@ -111,9 +170,15 @@ def clean_chunk(bronze_path: Path, manifest: Manifest, chunk_index: int, setting
 
 
 def parse_manifest_chunk(bronze_path: Path, manifest: Manifest, chunk_index: int) -> RawChunk:
+    """Parse one chunk of `bronze_path`: a plain file, a staged copy (chunk_source), or a compressed
+    file itself (then streamed from its start: correct, but only the staged copy keeps chunks cheap)."""
     chunk = manifest.chunks[chunk_index]
     header = layout_header(manifest.header_raw, manifest.source_file)
-    return parse_chunk(read_chunk_bytes(bronze_path, chunk), chunk, header, manifest.source_file)
+    if compression_of(bronze_path) is None:
+        data = read_chunk_bytes(bronze_path, chunk)
+    else:
+        data = read_range(bronze_path, chunk.start, chunk.end)
+    return parse_chunk(data, chunk, header, manifest.source_file)
 
 
 def assemble_chunk(manifest: Manifest, chunk_index: int, parsed: RawChunk, silver: pa.Table, rejected_rows: pa.Table) -> ChunkResult:
@@ -162,7 +227,7 @@ def process_chunk(layout: DataLayout, source_file: str, chunk_index: int, settin
     bronze_path = layout.bronze_dir / source_file
     progress(3, "checking the bronze file is unchanged")
     ensure_unchanged(bronze_path, manifest)
-    result = clean_chunk(bronze_path, manifest, chunk_index, settings, progress)
+    result = clean_chunk(chunk_source(layout, manifest), manifest, chunk_index, settings, progress)
     result.metrics.settings_fingerprint = silver_fingerprint(settings)
     progress(70, f"writing {result.metrics.rows_valid:,} silver rows and {result.metrics.rejected_total:,} quarantined")
     write_chunk_outputs(layout, result)
@@ -191,7 +256,8 @@ class FileMetrics:
 
 
 def summarise_file(layout: DataLayout, manifest: Manifest) -> FileMetrics:
-    """Add up a file's chunk metrics and check that every record of the scan is accounted for."""
+    """Add up a file's chunk metrics and check that every record of the scan is accounted for;
+    the file's silver is then complete, so a compressed file's staged copy is removed."""
     parts = [ChunkMetrics.from_json(layout.chunk_metrics_path(manifest.source_file, c.index).read_text()) for c in manifest.chunks]
     rejected = {reason: sum(p.rows_rejected.get(reason, 0) for p in parts) for reason in REJECT_REASONS}
     defaults = {f: sum(p.defaults_applied.get(f, 0) for p in parts) for f in SOFT_FIELDS}
@@ -208,4 +274,5 @@ def summarise_file(layout: DataLayout, manifest: Manifest) -> FileMetrics:
     )
     if summary.rows_read != manifest.records:
         raise AssertionError(f"{manifest.source_file}: chunks read {summary.rows_read} records, the scan counted {manifest.records}")
+    remove_staged_copies(layout, manifest.source_file)
     return summary

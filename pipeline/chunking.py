@@ -20,6 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
+from pipeline.compressed import read_head
 from pipeline.errors import InputFileError
 
 QUOTE = 0x22
@@ -214,9 +215,10 @@ def read_header(handle, path: Path) -> tuple[list[str], int, bytes]:
     """The raw header names and the offset where data starts; the header must be one line.
 
     Empty lines before the header are skipped (they are not records, so `header_end` just moves
-    past them). A header with a bare CR fails the file here, before any record is lost to it.
+    past them). A header with a bare CR fails the file here, before any record is lost to it. A
+    compressed file's (`x.csv.gz`) head is decompressed first, so its header is checked the same way.
     """
-    head = handle.read(HEAD_SAMPLE_BYTES)
+    head = read_head(handle, path, HEAD_SAMPLE_BYTES)
     start = len(BOM) if head.startswith(BOM) else 0
     start = EMPTY_LINES.match(head, start).end()
     newline = head.find(b"\n", start)

@@ -1,4 +1,4 @@
-"""The data contract (README, "Data contract in brief") as constants: one home for names, reasons and schemas.
+"""The data contract (docs/CONTRACT.md) as constants: one home for names, reasons and schemas.
 
 Cleaning, the generator, gold and the tests import these instead of repeating strings.
 """

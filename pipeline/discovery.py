@@ -1,12 +1,14 @@
 """Finding bronze files: recursive glob, natural sort, and no path that escapes the bronze folder."""
 from __future__ import annotations
 
+import fnmatch
 import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
 
 from pipeline.atomic import TEMP_PREFIX
+from pipeline.compressed import COMPRESSIONS
 from pipeline.errors import ConfigError
 
 _DIGITS = re.compile(r"(\d+)")
@@ -20,7 +22,8 @@ def natural_key(relative_path: str) -> tuple:
 
 @dataclass(frozen=True)
 class BronzeFile:
-    """One input CSV, named by its path relative to the bronze folder (the lineage key)."""
+    """One input CSV (plain, or compressed: `x.csv.gz`, `x.csv.zst`), named by its path relative to
+    the bronze folder (the lineage key)."""
 
     relative_path: str
     absolute_path: Path
@@ -31,11 +34,22 @@ def discover_bronze(bronze_dir: Path, pattern: str = "**/*.csv") -> list[BronzeF
     return scan_bronze(bronze_dir, pattern)[0]
 
 
+def _matches_input(name: str, last_segment: str) -> bool:
+    """Whether a file name the widened glob found is one the glob's last segment matches, plain or
+    with a compression suffix (`x.csv`, `x.csv.gz`, `x.csv.zst` for `*.csv`), and not `x.csv.bak`."""
+    for suffix in ("", *COMPRESSIONS):
+        if name.endswith(suffix) and fnmatch.fnmatchcase(name[: len(name) - len(suffix)], last_segment):
+            return True
+    return False
+
+
 def scan_bronze(bronze_dir: Path, pattern: str = "**/*.csv") -> tuple[list[BronzeFile], list[str]]:
     """(files in natural order of the relative path, one-line reasons for refused paths).
 
-    A path that resolves outside the bronze folder (a symlink to elsewhere) is refused, so input
-    cannot make the pipeline read, or name outputs after, files elsewhere on the machine.
+    What `pattern` matches is found plain and compressed (`x.csv.gz`, `x.csv.zst`): one walk of
+    the folder with the glob widened to `<pattern>*`, its finds filtered by name. A path
+    that resolves outside the bronze folder (a symlink to elsewhere) is refused, so input cannot
+    make the pipeline read, or name outputs after, files elsewhere on the machine.
     """
     if not bronze_dir.exists():
         raise ConfigError(f"bronze folder {bronze_dir} does not exist (generate a sample with `python run.py generate` or point --data-root at your data)")
@@ -45,8 +59,9 @@ def scan_bronze(bronze_dir: Path, pattern: str = "**/*.csv") -> tuple[list[Bronz
     found: list[BronzeFile] = []
     refused: list[str] = []
     inside: dict[Path, bool] = {bronze_dir: True}  # folder -> it resolves inside the bronze folder
-    for path in bronze_dir.glob(pattern):
-        if path.name.startswith(TEMP_PREFIX):
+    last_segment = pattern.rsplit("/", 1)[-1]
+    for path in bronze_dir.glob(pattern + "*"):  # one walk: at 20,000 folders a glob takes 0.4 s
+        if path.name.startswith(TEMP_PREFIX) or not _matches_input(path.name, last_segment):
             continue
         relative = path.relative_to(bronze_dir).as_posix()
         escapes = not _folder_inside(path.parent, bronze_dir, root, inside) or ".." in relative.split("/") or (path.is_symlink() and not path.resolve().is_relative_to(root))
@@ -58,8 +73,12 @@ def scan_bronze(bronze_dir: Path, pattern: str = "**/*.csv") -> tuple[list[Bronz
             refused.append(f"{relative}: points outside the bronze folder (a symlink?); refusing to read it")
             continue
         found.append(BronzeFile(relative_path=relative, absolute_path=path))
-    if "**" in pattern:  # a recursive glob does not enter symlinked folders: say so, never skip in silence
-        for folder, dirs, _names in os.walk(bronze_dir):
+    if "**" in pattern:  # a recursive glob skips symlinked and unreadable folders: say so, never skip in silence
+        def unreadable(error: OSError) -> None:
+            relative = Path(error.filename).relative_to(bronze_dir).as_posix()
+            refused.append(f"{relative}/: a folder that cannot be read ({error.strerror}); its files are not read")
+
+        for folder, dirs, _names in os.walk(bronze_dir, onerror=unreadable):
             for name in dirs:
                 if os.path.islink(os.path.join(folder, name)):
                     relative = Path(folder, name).relative_to(bronze_dir).as_posix()

@@ -16,3 +16,26 @@ class InputFileError(PipelineError):
 
 class ChangedInputError(PipelineError):
     """A bronze file changed after it was ingested; it needs an explicit reprocess."""
+
+
+class EnvironmentProblem(PipelineError):
+    """The machine, not the data: a folder that cannot be written, a full disk, a scheduler that
+    cannot be reached. Exit 2, and never advice that destroys data, which is fine."""
+
+
+_ENVIRONMENT_ERRNOS = frozenset({1, 13, 28, 30, 122})  # EPERM, EACCES, ENOSPC, EROFS, EDQUOT
+
+
+def is_environment_problem(error: BaseException) -> bool:
+    return isinstance(error, EnvironmentProblem) or (isinstance(error, OSError) and error.errno in _ENVIRONMENT_ERRNOS)
+
+
+def environment_line(error: OSError) -> str:
+    """`cannot write /data/gold/x: Permission denied`-style line for an OSError of the environment."""
+    where = f" {error.filename}" if error.filename else ""
+    return (f"cannot use{where}: {error.strerror or error} (an environment problem: fix the permissions or free space "
+            "and run the same command again; the data is not damaged)")
+
+
+class CompressedInputError(InputFileError):
+    """A .csv.gz or .csv.zst bronze file whose compressed stream is corrupt or truncated."""

@@ -2,7 +2,7 @@
 
 Why it exists: the pipeline has to be exercised on realistic input at every scale, from a few
 thousand rows in tests to 100M rows in benchmarks. So every kind of dirt the contract defines
-(README, "Data contract in brief") shows up at small rates, the same arguments always give the same bytes,
+(docs/CONTRACT.md) shows up at small rates, the same arguments always give the same bytes,
 and the rows are built column-wise with numpy/pyarrow in bounded blocks instead of per-row Python.
 
 How: each column is a pyarrow string array of ready-to-write CSV fields. Clean values come from

@@ -8,9 +8,9 @@ from __future__ import annotations
 import datetime as dt
 import json
 import time
-from pathlib import Path
 from typing import Callable
 
+from pipeline import journal
 from pipeline.atomic import write_text_atomic
 from pipeline.bronze import FileMetrics
 from pipeline.layout import DataLayout
@@ -22,17 +22,15 @@ GOLD_LOCK_WAIT_SECONDS = 600.0
 Progress = Callable[[int, str], None]
 
 
-def published_marker_path(layout: DataLayout, inputs: str) -> Path:
-    """The marker of a publication for exactly the bronze inputs with digest `inputs`."""
-    return layout.gold_dir / f"_published-{inputs}.json"
-
-
 def merge_and_publish(layout: DataLayout, settings: Settings, files: list[str], inputs: str,
                       progress: Progress | None = None) -> str:
     """Merge the silver of `files` exactly once, publish gold, write the run metadata beside it
     and, last, the marker for `inputs`; return the summary line."""
     report = progress or (lambda _percent, _message: None)
     with exclusive_lock(layout.gold_lock_path, f"Silver -> Gold of {layout.root}", GOLD_LOCK_WAIT_SECONDS):
+        if layout.published_marker_path(inputs).exists():  # another run published these inputs while we waited
+            return "already published by another run on this data root"
+        journal.record(journal.GOLD_STARTED)
         started, started_at = time.monotonic(), _utc_now()
         report(0, "merging new silver parts")
         merge = merge_silver(layout, settings, silver_parts(layout, files), progress=progress, source_files=files)
@@ -40,7 +38,7 @@ def merge_and_publish(layout: DataLayout, settings: Settings, files: list[str], 
         metrics = [FileMetrics.from_json(layout.file_summary_path(f).read_text(encoding="utf-8")) for f in files]
         written = publish_gold(layout, settings, metrics)
         publish_seconds = time.monotonic() - merged_at
-        for old in layout.gold_dir.glob("_published-*.json"):
+        for old in layout.published_markers():
             old.unlink()
         rate = merge.rows_merged / merge.seconds if merge.seconds > 0 else 0.0
         metadata = {
@@ -54,7 +52,8 @@ def merge_and_publish(layout: DataLayout, settings: Settings, files: list[str], 
             "started_at": started_at, "finished_at": _utc_now(),
         }
         write_text_atomic(layout.gold_run_path, json.dumps(metadata, indent=1, sort_keys=True))
-        write_text_atomic(published_marker_path(layout, inputs), json.dumps({"inputs": inputs, "files": files}, indent=1))
+        write_text_atomic(layout.published_marker_path(inputs), json.dumps({"inputs": inputs, "files": files}, indent=1))
+        journal.record(journal.GOLD, **metadata)
     rebuilt = f"state rebuilt from all silver ({merge.rebuilt_because}); " if merge.rebuilt_because else ""
     return (f"{rebuilt}merged {merge.rows_merged:,} rows ({merge.unique_orders:,} new orders) in {merge.seconds:.1f} s; "
             f"wrote {len(written)} gold tables")

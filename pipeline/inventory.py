@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
+
 from typing import Iterable
 
 from pipeline.bronze import FileMetrics, read_manifest
@@ -127,17 +127,6 @@ def silver_totals(layout: DataLayout, files: list[BronzeFile]) -> Totals:
     return totals
 
 
-def rows_written_since(layout: DataLayout, since_epoch: float) -> int:
-    """Records read by chunk tasks that finished after `since_epoch` (this run's work)."""
-    import json
-
-    total = 0
-    for path in Path(layout.silver_dir).rglob("part-*.metrics.json"):
-        if path.stat().st_mtime >= since_epoch:
-            total += int(json.loads(path.read_text(encoding="utf-8"))["rows_read"])
-    return total
-
-
 @dataclass(frozen=True)
 class GoldStatus:
     parts_total: int
@@ -145,6 +134,7 @@ class GoldStatus:
     unfinished_batch: int  # parts of a merge that was interrupted (0 when none)
     gold_tables: list[str]
     gold_written_at: float | None  # epoch seconds of the newest gold table
+    merge_running: bool  # a live run holds the gold lock now (an unfinished batch is then not interrupted)
 
 
 def gold_status(layout: DataLayout, part_names: list[str]) -> GoldStatus:
@@ -161,4 +151,7 @@ def gold_status(layout: DataLayout, part_names: list[str]) -> GoldStatus:
             batch_parts = len(batch["parts"]) if batch else 0
     tables = [name for name in GOLD_TABLES if layout.gold_table_path(name).exists()]
     written = max((layout.gold_table_path(n).stat().st_mtime for n in tables), default=None)
-    return GoldStatus(len(part_names), sum(n in merged for n in part_names), batch_parts, tables, written)
+    from pipeline.locking import is_locked
+
+    return GoldStatus(len(part_names), sum(n in merged for n in part_names), batch_parts, tables, written,
+                      is_locked(layout.gold_lock_path))

@@ -69,12 +69,26 @@ class DataLayout:
     def gold_table_path(self, table: str) -> Path:
         return self.gold_dir / f"{table}.parquet"
 
+    def published_marker_path(self, inputs: str) -> Path:
+        """The marker of a gold publication for exactly the inputs with digest `inputs`."""
+        return self.gold_dir / f"_published-{inputs}.json"
+
+    def published_markers(self) -> list[Path]:
+        return sorted(self.gold_dir.glob("_published-*.json")) if self.gold_dir.is_dir() else []
+
     @property
     def gold_lock_path(self) -> Path:
         """Held by whoever writes state or gold, reads gold for the report, or runs a maintenance
         command. In the data root itself, never inside a folder a command deletes (a lock file
         deleted while held would let a second holder in)."""
         return self.root / "_gold.lock"
+
+    def work_lock_path(self, source_file: str) -> Path:
+        """One lock file per bronze file, a byte of it per piece of work (scan, chunk): two runs on
+        one data root wait for each other's pieces instead of doing them twice (locking.claim_work)."""
+        import hashlib
+
+        return self.runs_dir / "locks" / f"{hashlib.sha1(source_file.encode()).hexdigest()[:20]}.lock"
 
     @property
     def gold_owner_path(self) -> Path:
@@ -121,3 +135,31 @@ class DataLayout:
     @property
     def report_path(self) -> Path:
         return self.report_dir / "index.html"
+
+    @property
+    def staging_dir(self) -> Path:
+        """Plain copies of compressed bronze files while they are ingested (pipeline.compressed):
+        outside bronze/, so a staged copy is never discovered as input."""
+        return self.root / "staging"
+
+    def staged_copy_path(self, source_file: str, version: str) -> Path:
+        """The staged plain copy of the compressed bronze file `source_file` as it was when its
+        compressed bytes had `version` (their size and CRC-32): a copy of another version of the
+        file is never read as this one. One flat folder: removing a copy leaves no empty folders."""
+        return self.staging_dir / f"{self._staged_prefix(source_file)}{version}.csv"
+
+    def staged_copies(self, source_file: str) -> list[Path]:
+        """Every staged copy of `source_file`, whatever its version (temporary files left out)."""
+        prefix = self._staged_prefix(source_file)
+        if not self.staging_dir.is_dir():
+            return []
+        return [path for path in self.staging_dir.iterdir() if path.name.startswith(prefix) and path.name.endswith(".csv")]
+
+    @staticmethod
+    def _staged_prefix(source_file: str) -> str:
+        """`<file name>.<digest of the relative path>.`: readable, unique per bronze path, and short
+        enough for a file name whatever the depth of the bronze path."""
+        import hashlib
+
+        digest = hashlib.blake2b(source_file.encode("utf-8"), digest_size=5).hexdigest()
+        return f"{source_file.rsplit('/', 1)[-1][:120]}.{digest}."

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Iterable
 
+from pipeline.bronze import remove_staged_copies
 from pipeline.errors import PipelineError
 from pipeline.gold_owner import take_over, this_host
 from pipeline.layout import DataLayout
@@ -64,7 +65,7 @@ def apply(layout: DataLayout, settings: Settings, request: Maintenance, say: Cal
     with exclusive_lock(layout.gold_lock_path, f"data root {layout.root}", LOCK_WAIT_SECONDS):
         if request.reprocess_all:
             forget_gold(layout)
-            for folder in (layout.silver_dir, layout.quarantine_dir):
+            for folder in (layout.silver_dir, layout.quarantine_dir, layout.staging_dir):
                 if folder.exists():
                     shutil.rmtree(folder)
             write_record(layout, settings)
@@ -78,6 +79,8 @@ def apply(layout: DataLayout, settings: Settings, request: Maintenance, say: Cal
             say(f"reprocess: dropped everything derived from {path}; gold will be rebuilt from all silver")
         if request.reprocess or request.forget:
             forget_state(layout)
+            for marker in layout.published_markers():  # gold no longer counts as done for today's inputs
+                marker.unlink()
         if request.rebuild_gold and not request.reprocess_all:
             forget_gold(layout)
             say("rebuild-gold: dropped the Silver -> Gold state and gold; both are rebuilt from all silver")
@@ -95,6 +98,7 @@ def forget_file(layout: DataLayout, source_file: str) -> None:
             raise PipelineError(f"{source_file}: refusing to delete {resolved}, outside the data root")
         if folder.exists():
             shutil.rmtree(folder)
+    remove_staged_copies(layout, source_file)
 
 
 def forget_state(layout: DataLayout) -> None:

@@ -123,3 +123,28 @@ def read_files_list(layout: DataLayout, digest: str) -> list[str]:
         raise PipelineError(f"{path} is missing (a run's list of files; was runs/ cleaned while it ran?); run again") from None
     except ValueError:
         raise PipelineError(f"{path} is corrupt; delete it and run again") from None
+
+
+def ensure_writable(layout: DataLayout, until: str) -> None:
+    """Every folder the run will write can be written, checked by writing there, before anything
+    starts: a read-only data root, gold or state folder is the machine's problem, told in one line
+    (exit 2), not a traceback half-way or a misleading "corrupt" later."""
+    import tempfile
+
+    from pipeline.errors import EnvironmentProblem
+
+    folders = [layout.root, layout.silver_dir, layout.quarantine_dir, layout.runs_dir]
+    if until != "silver":
+        folders += [layout.state_dir, layout.gold_dir]
+    if until == "report":
+        folders.append(layout.report_dir)
+    for folder in folders:
+        existing = folder
+        while not existing.exists() and existing != existing.parent:
+            existing = existing.parent  # a folder to be created: its nearest existing parent must be writable
+        try:
+            with tempfile.TemporaryFile(dir=existing, prefix=".tmp-probe-"):
+                pass
+        except OSError as err:
+            raise EnvironmentProblem(f"cannot write in {existing} ({err.strerror}): make it writable for this user "
+                                     "(or point --data-root elsewhere) and run again; nothing was changed") from None

@@ -26,6 +26,7 @@ from pipeline.bronze import (
     assemble_chunk,
     ensure_unchanged,
     parse_manifest_chunk,
+    process_chunk,
     read_manifest,
     scan_to_manifest,
     summarise_file,
@@ -33,6 +34,7 @@ from pipeline.bronze import (
 )
 from pipeline.chunking import Manifest
 from pipeline.cleaning import clean_records
+from pipeline.compressed import compression_of
 from pipeline.errors import PipelineError
 from pipeline.layout import DataLayout
 from pipeline.reader import RawChunk
@@ -56,7 +58,11 @@ class SilverUnit:
 def silver_units(sizes: list[tuple[str, int]], small_file_bytes: int) -> list[SilverUnit]:
     """Files (in input order, with their sizes) into silver tasks: every file larger than
     `small_file_bytes` alone, consecutive small files together, at most GROUP_MAX_FILES and
-    GROUP_MAX_BYTES a group. Deterministic, so every host of a shared scheduler plans the same tasks."""
+    GROUP_MAX_BYTES a group. Deterministic, so every host of a shared scheduler plans the same tasks.
+
+    A compressed file (`x.csv.gz`) always goes alone: its size says nothing of how many bytes it
+    decompresses to, and a group reads whole files, so only the per-file path (a staged copy read
+    chunk by chunk) keeps its memory bounded."""
     units: list[SilverUnit] = []
     group: list[str] = []
     group_bytes = 0
@@ -68,7 +74,7 @@ def silver_units(sizes: list[tuple[str, int]], small_file_bytes: int) -> list[Si
         group, group_bytes = [], 0
 
     for name, size in sizes:
-        if size > small_file_bytes:
+        if size > small_file_bytes or compression_of(name) is not None:
             close_group()
             units.append(SilverUnit((name,), False))
             continue
@@ -116,10 +122,17 @@ def process_small_files(layout: DataLayout, files: list[str], settings: Settings
 
     Files are taken in batches of about CLEAN_BATCH_ROWS records: scanned and parsed one by one,
     cleaned together, their outputs published together (deferred_publication), then their
-    summaries, the per-file checkpoints, published after them."""
+    summaries, the per-file checkpoints, published after them. A compressed file (never grouped by
+    silver_units, but given one anyway) is cleaned alone, chunk by chunk (_clean_alone)."""
     report = progress or (lambda _p, _m: None)
     outcome = GroupOutcome()
     pending_files = [f for f in files if not layout.file_summary_path(f).exists()]
+    for name in [f for f in pending_files if compression_of(f) is not None]:
+        try:
+            _clean_alone(layout, name, settings, outcome)
+        except Exception as err:  # noqa: BLE001 - one file's failure, whatever it is, is that file's alone
+            outcome.failures.append((name, _one_line(layout, name, err)))
+    pending_files = [f for f in pending_files if compression_of(f) is None]
     position = 0
     while position < len(pending_files):
         batch: list[_Pending] = []
@@ -146,6 +159,18 @@ def process_small_files(layout: DataLayout, files: list[str], settings: Settings
                 outcome.done.append(manifest.source_file)
         report(int(100 * position / len(pending_files)), f"{position}/{len(pending_files)} files cleaned")
     return outcome
+
+
+def _clean_alone(layout: DataLayout, name: str, settings: Settings, outcome: GroupOutcome) -> None:
+    """One file through the per-file functions (scan, each chunk not done, summary), outside any
+    deferred publication: a compressed file's staged copy must be on disk before its chunks read
+    it, and its memory stays bounded by a chunk, not by the file."""
+    manifest = _manifest(layout, name, settings)
+    for chunk in manifest.chunks:
+        if not layout.silver_part_path(name, chunk.index).exists():
+            outcome.rows_read += process_chunk(layout, name, chunk.index, settings).rows_read
+    write_text_atomic(layout.file_summary_path(name), summarise_file(layout, manifest).to_json())
+    outcome.done.append(name)
 
 
 def _manifest(layout: DataLayout, name: str, settings: Settings) -> Manifest:

@@ -15,7 +15,7 @@ from typing import Any, Iterator
 import pyarrow as pa
 from sqlitedict import SqliteDict
 
-from pipeline.errors import PipelineError
+from pipeline.errors import EnvironmentProblem, PipelineError, environment_line
 
 STATE_FILE = "gold_state.sqlite"
 STATE_TABLE = "state"
@@ -113,8 +113,11 @@ def state_path(state_dir: Path) -> Path:
 @contextmanager
 def open_state(state_dir: Path) -> Iterator[StateStore]:
     """Open the state for one task run: WAL journal, FULL sync, closed whatever happens."""
-    state_dir.mkdir(parents=True, exist_ok=True)
     path = state_path(state_dir)
+    try:
+        state_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise EnvironmentProblem(environment_line(err)) from None
     try:
         db = SqliteDict(str(path), tablename=STATE_TABLE, journal_mode="WAL", autocommit=False,
                         outer_stack=False, encode=_identity, decode=_identity)
@@ -129,6 +132,14 @@ def open_state(state_dir: Path) -> Iterator[StateStore]:
         db.close()
 
 
+_ENVIRONMENT_SQLITE = ("unable to open", "readonly", "read-only", "disk is full", "disk i/o", "locked", "permission", "access")
+
+
 def _corrupt(path: Path, err: Exception) -> PipelineError:
+    """Tell a state that cannot be opened or written (the machine's problem: the state is fine,
+    and rebuilding it would not help) from one whose content is damaged."""
+    if isinstance(err, sqlite3.OperationalError) and any(hint in str(err).lower() for hint in _ENVIRONMENT_SQLITE):
+        return EnvironmentProblem(f"state file {path} cannot be opened or written ({err}); check that {path.parent} is "
+                                  "writable and its disk has room, then run the same command again (the state is not damaged)")
     return PipelineError(f"state file {path} is corrupt or was tampered with ({type(err).__name__}: {err}); "
                          "run `python run.py --rebuild-gold` to rebuild it from silver")

@@ -10,7 +10,10 @@ import luigi.worker
 from pipeline.layout import DataLayout
 from pipeline.settings import Settings
 from tasks.config import settings_for_root
+from tasks.failures import expected_failure, failure_line  # also registers the handler that journals failures
 from tasks.warm_workers import die_with_parent
+
+STEP_LOG = "pipeline.steps"  # a line per piece of work done: quiet under the live progress line of a terminal
 
 
 class PipelineTask(luigi.Task):
@@ -28,8 +31,6 @@ class PipelineTask(luigi.Task):
 
     def on_failure(self, exception: BaseException) -> str:
         """What luigid shows as the task's error: our one line for errors a user can cause."""
-        from tasks.failures import expected_failure, failure_line
-
         if expected_failure(exception):
             return failure_line(self, exception)
         return f"{failure_line(self, exception)}\n\n{super().on_failure(exception)}"

@@ -2,6 +2,7 @@
 summary; for a run of small files, one task for all of them (`silver_tasks` chooses)."""
 from __future__ import annotations
 
+import contextlib
 import logging
 import time
 
@@ -14,13 +15,16 @@ from pipeline.bronze import (
     scan_to_manifest,
     summarise_file,
 )
+from pipeline import journal
 from pipeline.errors import PipelineError
+from pipeline.locking import claim_work
 from pipeline.preflight import read_files_list, write_files_list
 from pipeline.small_files import file_sizes, process_small_files, silver_units
 from tasks import warm_workers
-from tasks.base import PipelineTask
+from tasks.base import STEP_LOG, PipelineTask
 
 log = logging.getLogger("pipeline")
+step_log = logging.getLogger(STEP_LOG)
 
 
 class ScanBronzeFile(PipelineTask):
@@ -32,8 +36,14 @@ class ScanBronzeFile(PipelineTask):
         return luigi.LocalTarget(str(self.layout.manifest_path(str(self.source_file))))
 
     def run(self) -> None:
-        self.report_progress(0, "scanning for record boundaries")
         source_file = str(self.source_file)
+        with claim_work(self.layout.work_lock_path(source_file), 0):
+            if self.output().exists():  # scanned by another run on this data root meanwhile
+                return
+            self.scan(source_file)
+
+    def scan(self, source_file: str) -> None:
+        self.report_progress(0, "scanning for record boundaries")
         manifest = warm_workers.call(f"{source_file}: scan", scan_to_manifest, self.layout, source_file, self.settings)
         self.report_progress(100, f"{manifest.records:,} records in {len(manifest.chunks)} chunks")
 
@@ -51,8 +61,16 @@ class BronzeChunkToSilver(PipelineTask):
         return luigi.LocalTarget(str(self.layout.silver_part_path(str(self.source_file), int(self.chunk))))
 
     def run(self) -> None:
+        with claim_work(self.layout.work_lock_path(str(self.source_file)), int(self.chunk) + 1):
+            if self.output().exists():  # another run on this data root cleaned it meanwhile: not redone
+                self.report_progress(100, "done by another run")
+                return
+            self.clean()
+
+    def clean(self) -> None:
         started = time.monotonic()
-        total = len(read_manifest(self.layout.manifest_path(str(self.source_file))).chunks)
+        manifest = read_manifest(self.layout.manifest_path(str(self.source_file)))
+        total = len(manifest.chunks)
         where = f"{self.source_file} chunk {self.chunk + 1}/{total}"
 
         def progress(percent: int, step: str) -> None:
@@ -66,7 +84,10 @@ class BronzeChunkToSilver(PipelineTask):
         message = f"{metrics.rows_read:,} rows in {seconds:.1f} s ({rate:,.0f} rows/s), {metrics.rejected_total:,} rejected"
         self.report_progress(100, message)
         self.report_file_progress(total)
-        log.info("silver %s chunk %d/%d: %s", self.source_file, self.chunk + 1, total, message)
+        span = manifest.chunks[int(self.chunk)]
+        journal.record(journal.CHUNK, source_file=str(self.source_file), chunk=int(self.chunk), rows_read=metrics.rows_read,
+                       rows_valid=metrics.rows_valid, bytes=span.end - span.start, seconds=round(seconds, 3))
+        step_log.info("silver %s chunk %d/%d: %s", self.source_file, self.chunk + 1, total, message)
 
     def report_file_progress(self, total: int) -> None:
         """The file task waits while its chunks run: tell the UI how many of them are done."""
@@ -111,6 +132,12 @@ class SmallFilesToSilver(PipelineTask):
 
     def run(self) -> None:
         files = self.source_files
+        with contextlib.ExitStack() as held:
+            for name in files:  # in input order, as every group takes them: no two runs wait in a circle
+                held.enter_context(claim_work(self.layout.work_lock_path(name), None))
+            self.clean(files)  # files another run finished meanwhile are skipped in there
+
+    def clean(self, files: list[str]) -> None:
         started = time.monotonic()
         self.report_progress(0, f"0/{len(files)} files cleaned")
         outcome = warm_workers.call(f"{len(files)} small files from {files[0]}", process_small_files, self.layout, files,
@@ -119,7 +146,9 @@ class SmallFilesToSilver(PipelineTask):
         rate = outcome.rows_read / seconds if seconds > 0 else 0.0
         message = f"{len(outcome.done)} files, {outcome.rows_read:,} rows in {seconds:.1f} s ({rate:,.0f} rows/s)"
         self.report_progress(100, message)
-        log.info("silver %d small files %s .. %s: %s", len(files), files[0], files[-1], message)
+        journal.record(journal.SMALL_FILES, files=len(outcome.done), rows_read=outcome.rows_read,
+                       bytes=sum(size for _, size in file_sizes(self.layout, outcome.done)), seconds=round(seconds, 3))
+        step_log.info("silver %d small files %s .. %s: %s", len(files), files[0], files[-1], message)
         if outcome.failures:
             raise FilesFailed(outcome.failures)
 

@@ -1,18 +1,15 @@
 """Failed tasks leave one line each: in the luigid UI, on the console, and in the run's folder."""
 from __future__ import annotations
 
-import json
 import logging
-import os
 import traceback
-from pathlib import Path
 
 import luigi
 
-from pipeline.errors import PipelineError
+from pipeline import journal
+from pipeline.errors import PipelineError, environment_line, is_environment_problem
 
 log = logging.getLogger("pipeline")
-FAILURES_ENV = "PIPELINE_FAILURES_FILE"
 
 
 def outputs_vanished(exception: BaseException) -> bool:
@@ -33,7 +30,9 @@ def failure_line(task: luigi.Task, exception: BaseException) -> str:
     if outputs_vanished(exception):
         return (f"{where}: an input it was waiting for was removed (another command on this data root, such as "
                 "--rebuild-gold or --reprocess, ran meanwhile); run again")
-    if isinstance(exception, OSError):  # full disk, permissions, vanished files: the environment, not a bug
+    if is_environment_problem(exception):  # permissions, a full disk: the machine, not the data
+        return f"{where}: {environment_line(exception)}"
+    if isinstance(exception, OSError):  # a vanished file: the environment, not a bug
         return f"{where}: {exception.strerror or exception}" + (f": {exception.filename}" if exception.filename else "")
     return f"{where}: {type(exception).__name__}: {exception}"
 
@@ -49,16 +48,7 @@ def _record_failure(task: luigi.Task, exception: BaseException) -> None:
     # The run's summary prints each failure once; only a bug's traceback is shown as it happens.
     if not expected_failure(exception):
         log.error("FAILED %s\n%s", line, "".join(traceback.format_exception(exception)))
-    target = os.environ.get(FAILURES_ENV)
-    if target:
-        # A group of small files reports each file that failed in it, as its own line.
-        failures = getattr(exception, "failures", None) or [(getattr(task, "source_file", None), line)]
-        with open(target, "a", encoding="utf-8") as handle:  # O_APPEND: one short line per write
-            for source_file, error in failures:
-                handle.write(json.dumps({"task": task.task_id, "error": error, "source_file": source_file}) + "\n")
-
-
-def read_failures(path: Path) -> list[dict]:
-    if not path.exists():
-        return []
-    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+    # A group of small files reports each file that failed in it, as its own line.
+    for source_file, error in getattr(exception, "failures", None) or [(getattr(task, "source_file", None), line)]:
+        journal.record(journal.FAILED, task=task.task_id, error=error, source_file=source_file,
+                       environment=is_environment_problem(exception))

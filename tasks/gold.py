@@ -6,12 +6,12 @@ import logging
 import luigi
 
 from pipeline.gold_owner import refuse_unless_gold_owner
-from pipeline.gold_run import merge_and_publish, published_marker_path
+from pipeline.gold_run import merge_and_publish
 from pipeline.preflight import read_files_list
-from tasks.base import PipelineTask
+from tasks.base import STEP_LOG, PipelineTask
 from tasks.bronze import silver_tasks
 
-log = logging.getLogger("pipeline")
+log = logging.getLogger(STEP_LOG)
 
 
 class SilverToGold(PipelineTask):
@@ -32,7 +32,7 @@ class SilverToGold(PipelineTask):
         return silver_tasks(self, self.source_files)
 
     def output(self) -> luigi.LocalTarget:
-        return luigi.LocalTarget(str(published_marker_path(self.layout, str(self.inputs))))
+        return luigi.LocalTarget(str(self.layout.published_marker_path(str(self.inputs))))
 
     def run(self) -> None:
         refuse_unless_gold_owner(self.layout)

@@ -31,8 +31,10 @@ class Report(PipelineTask):
         return luigi.LocalTarget(str(self.layout.report_dir / f"_rendered-{self.inputs}.json"))
 
     def complete(self) -> bool:
+        """Rendered from today's gold, and that gold is published for today's inputs (a --reprocess
+        or --forget unpublishes it while the tables stay, so the page alone cannot tell)."""
         marker = Path(self.output().path)
-        if not (marker.exists() and self.layout.report_path.exists()):
+        if not (marker.exists() and self.layout.report_path.exists() and self.requires().complete()):
             return False
         try:
             rendered = json.loads(marker.read_text(encoding="utf-8")).get("gold")

@@ -9,6 +9,35 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parent.parent
+
+# Hypothesis: reproducible in CI (the same examples every run), random locally, where new examples help.
+from hypothesis import settings as hypothesis_settings  # noqa: E402
+
+hypothesis_settings.register_profile("ci", derandomize=True, print_blob=True)
+hypothesis_settings.load_profile("ci" if os.environ.get("CI") else "default")
+
+TIERS = {
+    "unit": ["test_chunking", "test_cleaning_oracle", "test_cleaning_rules", "test_date_parsing", "test_dedup",
+             "test_gold_units", "test_hashing", "test_reader_triage", "test_settings_model"],
+    "e2e": ["test_bronze_pipeline", "test_change_safety", "test_compressed_input", "test_generator", "test_gold",
+            "test_gold_files", "test_gold_with_pandas", "test_header_and_config", "test_hostile_input", "test_line_endings",
+            "test_operator_errors", "test_run_account", "test_small_files"],
+    "crash": ["test_atomic", "test_faults", "test_gold_crash", "test_signals", "test_warm_workers"],
+    "scheduler": ["test_luigi_native", "test_scheduler"],
+    "browser": ["test_report"],
+}
+_TIER_OF = {module: tier for tier, modules in TIERS.items() for module in modules}
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Mark every test with its module's tier; a module without one is an error, not a silent gap."""
+    for item in items:
+        module = Path(str(item.fspath)).stem
+        if module not in _TIER_OF:
+            raise pytest.UsageError(f"tests/{module}.py has no tier: add it to TIERS in tests/conftest.py")
+        item.add_marker(getattr(pytest.mark, _TIER_OF[module]))
+
+
 HEADER = "order_id,product_name,category,quantity,unit_price,discount_percent,region,sale_date,customer_email"
 
 

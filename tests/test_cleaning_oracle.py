@@ -1,9 +1,9 @@
 """The vectorised cleaning rules against a small row-by-row oracle, on random dirty records.
 
-The oracle below is written from CONTRACT.md ("Field rules") and the README's "Choices where the
-contract is silent", in plain Python only: str methods, `re`, `decimal.Decimal` (ROUND_HALF_UP) and
-`datetime.date`. It imports nothing from pipeline/cleaning.py and uses no pyarrow, so the two sides
-share no code: a disagreement is a bug on one side.
+The oracle below is written from docs/CONTRACT.md ("Field rules", with the choices it records where
+the original spec is silent), in plain Python only: str methods, `re`, `decimal.Decimal`
+(ROUND_HALF_UP) and `datetime.date`. It imports nothing from pipeline/cleaning.py and uses no
+pyarrow, so the two sides share no code: a disagreement is a bug on one side.
 
 - test_cleaning_agrees_with_row_by_row_oracle (hypothesis): tables of records built from meaningful
   fragments (signs, currencies, digit groups, exponents, Unicode white space, null tokens, aliases in
@@ -19,9 +19,11 @@ lists only the disagreeing rows with their raw values).
 
 Readings of the spec that the oracle encodes, where the text is terse:
 - a canonical category/region name is an alias of itself, compared in normal form like every alias;
-- `sale_date` formats behave like strptime (README), so `%d` also takes a space and one digit (` 5`);
-- ISO timestamps are also accepted in the spellings ISO 8601 / RFC 3339 allow beyond the README's
-  grammar: `t` and `z` in lower case, `,` before the fraction, an offset written `+HHMM`.
+- `sale_date` formats behave like strptime (docs/CONTRACT.md), so `%d` also takes a space and one
+  digit (` 5`);
+- ISO timestamps are also accepted in the spellings ISO 8601 / RFC 3339 allow beyond the basic
+  `T`/`Z`/`.`/`+HH:MM` form (docs/CONTRACT.md lists them): `t` and `z` in lower case, `,` before the
+  fraction, an offset written `+HHMM`.
 """
 from __future__ import annotations
 
@@ -98,7 +100,7 @@ def normal_text(raw: str | None) -> str | None:
     return None if text is None else " ".join(text.split()).lower()
 
 
-# Numbers (README): optional sign, ASCII digits, optional fraction (`.5`, `5.`), optional exponent.
+# Numbers (docs/CONTRACT.md): optional sign, ASCII digits, optional fraction (`.5`, `5.`), optional exponent.
 # unit_price also: a currency sign after the sign, and thousands separators in strict 3-digit groups.
 _PLAIN = re.compile(r"(?P<sign>[+-]?)(?P<body>[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE](?P<exp>[+-]?[0-9]+))?")
 _PRICE = re.compile(r"(?P<sign>[+-]?)[$€£]?(?P<body>(?:[0-9]{1,3}(?:,[0-9]{3})+|[0-9]+)(?:\.[0-9]*)?|\.[0-9]+)"
@@ -161,12 +163,12 @@ def _lookup(aliases: tuple[tuple[str, tuple[str, ...]], ...]) -> dict[str, str]:
     return {normal_text(name): canonical for canonical, names in aliases for name in (canonical, *names)}
 
 
-# ISO timestamp (README): YYYY-MM-DD[T ]HH:MM[:SS[.fff]][Z|+-HH:MM] with a real clock time, also in
+# ISO timestamp (docs/CONTRACT.md): YYYY-MM-DD[T ]HH:MM[:SS[.fff]][Z|+-HH:MM] with a real clock time, also in
 # the other spellings ISO 8601 / RFC 3339 allow: lower-case `t`/`z`, a comma before the fraction,
 # `+-HHMM` (the last one is pinned by test_cleaning_rules.py).
 _ISO = re.compile(r"(?P<y>[0-9]{4})-(?P<m>[0-9]{2})-(?P<d>[0-9]{2})[Tt ](?:[01][0-9]|2[0-3]):[0-5][0-9]"
                   r"(?::[0-5][0-9](?:[.,][0-9]+)?)?(?:[Zz]|[+-](?:[01][0-9]|2[0-3]):?[0-5][0-9])?")
-# What strptime's %Y, %m, %d accept (ASCII digits only, per README): 4 digits; 1-2 digits; 1-2 digits
+# What strptime's %Y, %m, %d accept (ASCII digits only, per docs/CONTRACT.md): 4 digits; 1-2 digits; 1-2 digits
 # or a space and one digit (strptime's own ` [1-9]`). The calendar is checked by datetime.date.
 _DIRECTIVES = {"Y": r"(?P<y>[0-9]{4})", "m": r"(?P<m>[0-9]{1,2})", "d": r"(?P<d>[0-9]{1,2}| [1-9])"}
 
@@ -282,7 +284,7 @@ CUSTOM_RULES = Rules(
 # Fragments. `*_OK` pieces can make a valid value, `*_BAD` ones should not; the strategies below mix
 # them at random, test_every_fragment_against_the_oracle sweeps their combinations exhaustively.
 PAD_WS = [" ", "  ", "\t", "\u00a0", "\u3000", "\u2003 ", "\n", "\r\n", "\x0b\x0c", "\x1f", "\x85", "\u2028", "\u205f"]
-PAD_NOT_WS = ["\u200b", "\ufeff", "\u2060", "\u180e"]  # look like white space, are not (README)
+PAD_NOT_WS = ["\u200b", "\ufeff", "\u2060", "\u180e"]  # look like white space, are not (docs/CONTRACT.md)
 
 SIGNS_OK = ["", "+", "-"]
 SIGNS_BAD = ["\u2212", "--", "+-", "\uff0b"]
@@ -311,7 +313,7 @@ YEARS_OK = ["2024", "2023", "2000", "1900", "1970", "0999", "0001", "9999"]
 YEARS_BAD = ["0000", "24", "20245", "٢٠٢٤", "２０２４", "2O24"]
 MONTHS_OK = ["01", "1", "02", "2", "03", "3", "09", "10", "11", "12"]
 MONTHS_BAD = ["13", "00", "0", " 3", "٠٣", "+3", "003", "1\u00a0"]
-DAYS_OK = ["01", "1", "05", "5", "28", "29", "30", "31", " 5"]  # ` 5`: strptime's %d, see the README
+DAYS_OK = ["01", "1", "05", "5", "28", "29", "30", "31", " 5"]  # ` 5`: strptime's %d, see docs/CONTRACT.md
 DAYS_BAD = ["32", "00", "0", " 05", " 0", "٠٥", "1 ", "5 ", "  5", "\t5"]
 DATE_SHAPES_OK = ["{Y}-{m}-{d}", "{d}/{m}/{Y}", "{m}-{d}-{Y}", "{Y}/{m}/{d}", "{d}.{m}.{Y}"]
 DATE_SHAPES_BAD = ["{Y}{m}{d}", "{Y}-{m}", "{Y}.{m}.{d}", "{m}/{d}/{Y}", "{Y}-{m}-{d}-", "{Y}--{m}-{d}", "{d}-{m}-{Y}",
@@ -527,7 +529,7 @@ TOYS_RULES = Rules(category_aliases={"Toys": ["games"]})
           suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
 @given(records=RECORDS, rules=st.sampled_from([DEFAULT_RULES, CUSTOM_RULES]), chunk_rows=st.integers(1, 40))
 @example(records=[record(category="Toys"), record(category="toys")], rules=TOYS_RULES, chunk_rows=2)  # BUG 1
-# Accepted on purpose (README): strptime's %d takes " 5"; ISO 8601 / RFC 3339 spellings t, z, ",", +HHMM.
+# Accepted on purpose (docs/CONTRACT.md): strptime's %d takes " 5"; ISO 8601 / RFC 3339 spellings t, z, ",", +HHMM.
 @example(records=[record(sale_date="2024-03- 5"), record(sale_date="12- 5-2024")], rules=DEFAULT_RULES, chunk_rows=1)
 @example(records=[record(sale_date="2024-03-05t10:20:00z"), record(sale_date="2024-03-05T10:20:00,5+0530")],
          rules=DEFAULT_RULES, chunk_rows=2)

@@ -4,14 +4,17 @@ not read."""
 from __future__ import annotations
 
 import os
+import shutil
 import socket
+import subprocess
+import sys
 import time
 from pathlib import Path
 
 import pytest
 
 from pipeline.generator import generate_bronze
-from tests.conftest import run_cli
+from tests.conftest import REPO, run_cli
 from tests.gold_helpers import assert_gold_equal, copy_bronze, read_gold, run_gold
 
 NAMES = ["sales_data_part_0001.csv", "sales_data_part_0002.csv", "sales_data_part_0003.csv"]
@@ -83,3 +86,121 @@ def test_bronze_entries_that_are_not_read_are_listed_once(tmp_path: Path, bronze
     status = run_cli("status", "--data-root", str(root))
     assert "NOT READ pipe.csv" in status.stdout and "NOT READ linked/" in status.stdout
     assert len(read_gold(root)["data_quality"]) == 3  # the regular files ran
+
+
+# --- the machine, not the data: permissions and a full disk --------------------------------------
+
+def unprivileged(*args: str) -> list[str]:
+    """`run.py args` as a user whom permissions bind: root drops the capabilities that bypass them."""
+    command = [sys.executable, str(REPO / "run.py"), *args]
+    if os.geteuid() != 0:
+        return command
+    return ["setpriv", "--inh-caps=-dac_override,-dac_read_search,-fowner", "--bounding-set=-dac_override,-dac_read_search,-fowner",
+            "--", *command]
+
+
+def run_unprivileged(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run(unprivileged(*args), cwd=REPO, capture_output=True, text=True, timeout=300)
+
+
+needs_setpriv = pytest.mark.skipif(os.geteuid() == 0 and shutil.which("setpriv") is None,
+                                   reason="as root, needs setpriv to run without the capabilities that bypass permissions")
+
+
+def tree(root: Path) -> dict[str, int]:
+    return {str(p.relative_to(root)): p.stat().st_size for p in sorted(root.rglob("*")) if p.is_file()}
+
+
+@needs_setpriv
+@pytest.mark.parametrize("read_only", ["", "gold", "state"], ids=["data root", "gold", "state"])
+def test_a_folder_that_cannot_be_written_is_named_in_one_line_exit_2_and_nothing_changes(tmp_path: Path, bronze: Path,
+                                                                                      read_only: str) -> None:
+    root = tmp_path / "data"
+    copy_bronze(bronze, root, NAMES[:2])
+    run_gold(root)
+    shutil.copy(bronze / NAMES[2], root / "bronze" / NAMES[2])  # new work for the next run
+    folder = root / read_only if read_only else root
+    before = tree(root)
+    folder.chmod(0o555)
+    try:
+        result = run_unprivileged("--data-root", str(root))
+    finally:
+        folder.chmod(0o755)
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert result.stderr.strip() == result.stderr.strip().splitlines()[0], result.stderr  # one line
+    assert result.stderr.startswith(f"ERROR cannot write in {folder} (Permission denied)"), result.stderr
+    assert "Traceback" not in result.stdout + result.stderr and "corrupt" not in result.stderr
+    assert tree(root) == before  # nothing written, nothing removed
+
+
+@needs_setpriv
+def test_a_state_file_that_cannot_be_written_is_not_called_corrupt(tmp_path: Path, bronze: Path) -> None:
+    root = tmp_path / "data"
+    copy_bronze(bronze, root, NAMES[:2])
+    run_gold(root)
+    gold_before = read_gold(root)
+    shutil.copy(bronze / NAMES[2], root / "bronze" / NAMES[2])
+    state_file = root / "state" / "gold_state.sqlite"
+    state_file.chmod(0o444)
+    try:
+        result = run_unprivileged("--data-root", str(root))
+    finally:
+        state_file.chmod(0o644)
+    assert result.returncode == 2, result.stdout + result.stderr
+    failed = [line for line in result.stdout.splitlines() if line.startswith("FAILED")]
+    assert len(failed) == 1 and f"state file {state_file} cannot be opened or written" in failed[0], result.stdout
+    assert "--rebuild-gold" not in result.stdout and "corrupt" not in result.stdout and "Traceback" not in result.stdout
+    assert_gold_equal(read_gold(root), gold_before, "gold untouched")
+    run_gold(root)  # writable again: the same command finishes the work
+    reference = tmp_path / "reference"
+    copy_bronze(bronze, reference)
+    run_gold(reference)
+    assert_gold_equal(read_gold(root), read_gold(reference), "after the fix")
+
+
+def can_mount_tmpfs(where: Path) -> bool:
+    where.mkdir(parents=True, exist_ok=True)
+    return subprocess.run(["mount", "-t", "tmpfs", "-o", "size=4m", "tmpfs", str(where)], capture_output=True).returncode == 0
+
+
+def test_a_disk_that_fills_up_ends_in_one_line_exit_2_and_the_same_command_resumes(tmp_path: Path) -> None:
+    root = tmp_path / "small-disk"
+    if os.geteuid() != 0 or not can_mount_tmpfs(root):
+        pytest.skip("needs root and a tmpfs mount to give the data root a small disk")
+    try:
+        generate_bronze(root / "bronze", rows=12_000, files=3, seed=6)
+        used = sum(p.stat().st_size for p in (root / "bronze").iterdir())
+        subprocess.run(["mount", "-o", f"remount,size={used + 400_000}", str(root)], check=True)
+        result = run_cli("--data-root", str(root), "--pipeline-chunk-rows", "2000")
+        assert result.returncode == 2, result.stdout + result.stderr
+        out = result.stdout + result.stderr
+        assert "No space left on device" in out and "Traceback" not in out, out
+        assert "environment problem" in out
+        assert not list(root.rglob(".tmp-*"))  # nothing half-written left behind
+        subprocess.run(["mount", "-o", "remount,size=64m", str(root)], check=True)
+        assert run_cli("--data-root", str(root), "--pipeline-chunk-rows", "2000").returncode == 0
+        reference = tmp_path / "reference"
+        copy_bronze(root / "bronze", reference)
+        run_gold(reference, None, "--pipeline-chunk-rows", "2000")
+        assert_gold_equal(read_gold(root), read_gold(reference), "after space was freed")
+    finally:
+        subprocess.run(["umount", "-l", str(root)], capture_output=True)
+
+
+@needs_setpriv
+def test_a_bronze_folder_that_cannot_be_read_is_listed_not_skipped(tmp_path: Path, bronze: Path) -> None:
+    root = tmp_path / "data"
+    copy_bronze(bronze, root)
+    hidden = root / "bronze" / "date=2026-11-01"
+    hidden.mkdir()
+    (hidden / "late.csv").write_bytes((bronze / NAMES[0]).read_bytes())
+    hidden.chmod(0o000)
+    try:
+        result = run_unprivileged("--data-root", str(root), "--until", "silver")
+        status = run_unprivileged("status", "--data-root", str(root))
+    finally:
+        hidden.chmod(0o755)
+    assert result.returncode == 1, result.stdout + result.stderr
+    failed = [line for line in result.stdout.splitlines() if line.startswith("FAILED")]
+    assert failed == ["FAILED date=2026-11-01/: a folder that cannot be read (Permission denied); its files are not read"], result.stdout
+    assert "NOT READ date=2026-11-01/: a folder that cannot be read" in status.stdout

@@ -113,7 +113,7 @@ def test_a_run_killed_inside_a_group_of_small_files_is_finished_exactly_by_the_n
 
 @pytest.mark.slow
 def test_a_run_killed_inside_a_group_of_small_files_soak(tmp_path: Path, small_bronze: Path) -> None:
-    _kill_during_silver(tmp_path, small_bronze, tries=int(os.environ.get("SMALL_FILES_KILL_SOAK_TRIES", "10")))
+    _kill_during_silver(tmp_path, small_bronze, tries=int(os.environ.get("SMALL_FILES_KILL_SOAK_TRIES", "6")))
 
 
 # --- pure pieces ---------------------------------------------------------------------------------

@@ -1,0 +1,171 @@
+"""Gold, aggregation, dedup and the merge, in process on tiny inputs whose gold is computed by hand.
+
+No Luigi, no subprocess: the silver comes from the pipeline's own bronze functions on a few rows,
+then the pure functions are called directly. The end-to-end tests (test_gold.py) check the same
+rules through run.py.
+"""
+from __future__ import annotations
+
+import datetime as dt
+from decimal import Decimal
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from pipeline.aggregates import aggregate_orders, sum_aggregates
+from pipeline.atomic import write_text_atomic
+from pipeline.bronze import FileMetrics, process_chunk, scan_to_manifest, summarise_file
+from pipeline.dedup import SeenSegment, first_wins
+from pipeline.gold import build_gold_tables, top_products
+from pipeline.hashing import order_hash
+from pipeline.layout import DataLayout
+from pipeline.settings import Settings
+from pipeline.silver_to_gold import merge_silver, publish_gold, silver_parts
+from tests import thread_probe
+from tests.conftest import HEADER, write_bronze
+
+A_CSV = "\n".join([HEADER,
+                   "A1,Widget,electronics,2,10.00,0.1,north,2024-03-05,a@x.com",   # 20.00 gross, 18.00 net
+                   "A2,Gadget,fashion,1,5.50,0,south,2024-03-06,b@x.com",          # 5.50
+                   "A1,Widget,electronics,9,99.00,0,north,2024-03-05,",            # duplicate of A1: dropped
+                   "A3,Widget,electronics,1,0.01,0.5,north,2024-04-01,",           # 0.005 rounds half up to 0.01
+                   ",Nothing,electronics,1,1,0,north,2024-03-05,",                 # missing_order_id
+                   "A4,Gizmo,toys,3,2.00,0.25,east,05/03/2024,"]) + "\n"           # unknown category; 6.00 gross, 4.50 net
+B_CSV = "\n".join([HEADER,
+                   "A2,Gadget,fashion,7,1.00,0,west,2024-05-01,",                  # duplicate across files: dropped
+                   "A5,Gadget,fashion,4,5.50,0,south,2024-03-06,"]) + "\n"         # 22.00
+FILES = ["a.csv", "b.csv"]
+D = Decimal
+
+
+def build_silver(root: Path, settings: Settings) -> tuple[DataLayout, list[FileMetrics]]:
+    """Silver of A_CSV and B_CSV by the pipeline's own bronze functions (two records a chunk)."""
+    write_bronze(root, {"a.csv": A_CSV, "b.csv": B_CSV})
+    layout = DataLayout(root)
+    metrics = []
+    for name in FILES:
+        manifest = scan_to_manifest(layout, name, settings)
+        for chunk in manifest.chunks:
+            process_chunk(layout, name, chunk.index, settings)
+        summary = summarise_file(layout, manifest)
+        write_text_atomic(layout.file_summary_path(name), summary.to_json())
+        metrics.append(summary)
+    return layout, metrics
+
+
+def gold_of(root: Path, **changes: object) -> dict[str, list[dict]]:
+    settings = Settings(data_root=str(root), chunk_rows=2).with_changes(**changes)
+    layout, metrics = build_silver(root, settings)
+    report = merge_silver(layout, settings, silver_parts(layout, FILES), source_files=FILES)
+    assert (report.rows_merged, report.unique_orders) == (7, 5)
+    publish_gold(layout, settings, metrics)
+    return {path.stem: pq.read_table(path).to_pylist() for path in sorted(layout.gold_dir.glob("*.parquet"))}
+
+
+@pytest.fixture(scope="module")
+def gold(tmp_path_factory: pytest.TempPathFactory) -> dict[str, list[dict]]:
+    return gold_of(tmp_path_factory.mktemp("gold-units"))
+
+
+def test_monthly_sales_summary_by_hand(gold: dict[str, list[dict]]) -> None:
+    assert gold["monthly_sales_summary"] == [
+        {"sale_month": "2024-03", "order_count": 4, "total_quantity": 10, "gross_revenue": D("53.50"),
+         "total_revenue": D("50.00"), "avg_discount": D("0.0875")},
+        {"sale_month": "2024-04", "order_count": 1, "total_quantity": 1, "gross_revenue": D("0.01"),
+         "total_revenue": D("0.01"), "avg_discount": D("0.5000")},
+    ]
+
+
+def test_daily_region_and_category_tables_by_hand(gold: dict[str, list[dict]]) -> None:
+    day = dt.date
+    assert [(r["sale_date"], r["region"], r["category"], r["order_count"], r["total_quantity"], r["total_revenue"])
+            for r in gold["daily_sales"]] == [
+        (day(2024, 3, 5), "east", "unknown", 1, 3, D("4.50")),
+        (day(2024, 3, 5), "north", "electronics", 1, 2, D("18.00")),
+        (day(2024, 3, 6), "south", "fashion", 2, 5, D("27.50")),
+        (day(2024, 4, 1), "north", "electronics", 1, 1, D("0.01")),
+    ]
+    assert [(r["region"], r["order_count"], r["total_quantity"], r["total_revenue"]) for r in gold["region_wise_performance"]] == [
+        ("east", 1, 3, D("4.50")), ("north", 2, 3, D("18.01")), ("south", 2, 5, D("27.50"))]
+    assert [(r["category"], r["order_count"], r["avg_discount"], r["total_revenue"]) for r in gold["category_discount_map"]] == [
+        ("electronics", 2, D("0.3000"), D("18.01")), ("fashion", 2, D("0.0000"), D("27.50")), ("unknown", 1, D("0.2500"), D("4.50"))]
+
+
+def test_top_products_anomalies_and_data_quality_by_hand(gold: dict[str, list[dict]]) -> None:
+    assert [(r["rank"], r["product_key"], r["total_quantity"], r["total_revenue"], r["order_count"]) for r in gold["top_products"]] == [
+        (1, "gadget", 5, D("27.50"), 2), (2, "widget", 3, D("18.01"), 2), (3, "gizmo", 3, D("4.50"), 1)]
+    assert [(r["rank"], r["order_id"], r["revenue"], r["source_file"], r["source_row"]) for r in gold["anomaly_records"]] == [
+        (1, "A5", D("22.00"), "b.csv", 2), (2, "A1", D("18.00"), "a.csv", 1), (3, "A2", D("5.50"), "a.csv", 2),
+        (4, "A4", D("4.50"), "a.csv", 6), (5, "A3", D("0.01"), "a.csv", 4)]
+    quality = {r["source_file"]: r for r in gold["data_quality"]}
+    assert {k: quality["a.csv"][k] for k in ("rows_read", "rows_valid", "rows_rejected", "rejected_missing_order_id",
+                                              "duplicates_dropped", "rows_in_gold", "default_category")} == {
+        "rows_read": 6, "rows_valid": 5, "rows_rejected": 1, "rejected_missing_order_id": 1,
+        "duplicates_dropped": 1, "rows_in_gold": 4, "default_category": 1}
+    assert (quality["b.csv"]["rows_read"], quality["b.csv"]["duplicates_dropped"], quality["b.csv"]["rows_in_gold"]) == (2, 1, 1)
+
+
+@pytest.mark.parametrize("changes", [{"merge_batch_rows": 1}, {"merge_parallel_min_rows": 0}, {"gold_mode": "overwrite"},
+                                     {"silver_buckets": 1}],
+                         ids=["a batch per part", "two merge threads", "overwrite", "one bucket"])
+def test_batches_threads_mode_and_buckets_never_change_a_number(tmp_path: Path, gold: dict[str, list[dict]],
+                                                                changes: dict, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr("pipeline.silver_to_gold.usable_cores", lambda: 2)
+    merges = thread_probe.probe(monkeypatch)
+    assert gold_of(tmp_path, **changes) == gold
+    # The threads each merge batch ran with: two merge threads where asked (both ran bucket jobs),
+    # elsewhere none (every bucket merged on the task's own thread).
+    threads = 2 if changes.get("merge_parallel_min_rows") == 0 else 0
+    ran = thread_probe.threads_per_batch(merges)
+    assert ran and all(batch == (threads, max(threads, 1)) for batch in ran), f"(threads decided, threads that merged): {ran}"
+
+
+def test_a_second_merge_of_the_same_parts_adds_nothing(tmp_path: Path) -> None:
+    settings = Settings(data_root=str(tmp_path), chunk_rows=2)
+    layout, _metrics = build_silver(tmp_path, settings)
+    parts = silver_parts(layout, FILES)
+    assert merge_silver(layout, settings, parts, source_files=FILES).parts_merged == len(parts)
+    again = merge_silver(layout, settings, parts, source_files=FILES)
+    assert (again.parts_merged, again.rows_merged, again.unique_orders) == (0, 0, 0)
+
+
+def silver_rows(ids: list[str], files: list[str]) -> pa.Table:
+    id_array = pa.array(ids)
+    return pa.table({"order_id": id_array, "order_hash": pa.array(order_hash(id_array)), "source_file": pa.array(files)})
+
+
+def test_first_wins_inside_a_batch_and_against_earlier_batches() -> None:
+    earlier = first_wins(silver_rows(["X", "Y"], ["f1", "f1"]), [])
+    assert earlier.keep.to_pylist() == [True, True] and earlier.unique_count == 2
+    later = first_wins(silver_rows(["Z", "X", "Z", "W"], ["f2", "f2", "f2", "f3"]), [SeenSegment.from_table(earlier.new_keys)])
+    assert later.keep.to_pylist() == [True, False, False, True]
+    assert sorted(later.new_keys.column("order_id").to_pylist()) == ["W", "Z"]
+    assert dict(zip(*later.duplicates_by_file.select(["source_file", "duplicates_dropped"]).to_pydict().values())) == {"f2": 2}
+
+
+def test_aggregates_of_halves_add_up_to_the_aggregates_of_the_whole(tmp_path: Path) -> None:
+    settings = Settings(data_root=str(tmp_path), chunk_rows=2)
+    layout, _metrics = build_silver(tmp_path, settings)
+    rows = pa.concat_tables([pq.read_table(p.path) for p in silver_parts(layout, FILES)])
+    none = pa.table({"source_file": pa.array([], pa.string()), "duplicates_dropped": pa.array([], pa.int64())})
+    whole = aggregate_orders(rows, none)
+    halves = sum_aggregates([aggregate_orders(rows.slice(0, 3), none), aggregate_orders(rows.slice(3), none)])
+    for grain in ("daily", "products", "files"):
+        assert getattr(halves, grain).equals(getattr(whole, grain)), grain
+
+
+def test_top_products_breaks_revenue_ties_by_product_key() -> None:
+    products = pa.table({"product_key": ["b", "a", "c"], "order_count": [1, 1, 1], "total_quantity": [1, 1, 1],
+                         "total_revenue": pa.array([D("5.00"), D("5.00"), D("9.00")], pa.decimal128(38, 2))})
+    assert [r["product_key"] for r in top_products(products, 2).to_pylist()] == ["c", "a"]
+
+
+def test_gold_from_empty_aggregates_is_every_table_with_no_rows() -> None:
+    from pipeline.aggregates import Aggregates
+    from pipeline.contract import GOLD_TABLES
+    from pipeline.silver_to_gold import ANOMALY_SCHEMA
+
+    tables = build_gold_tables(Aggregates.empty(), ANOMALY_SCHEMA.empty_table(), [], 10, 20)
+    assert set(tables) == set(GOLD_TABLES) and all(t.num_rows == 0 for t in tables.values())
