@@ -63,7 +63,8 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--until", choices=("silver", "gold", "report"), default="report",
                      help="stop after this layer (default: report, i.e. everything)")
     run.add_argument("--rebuild-gold", action="store_true", help="drop the Silver -> Gold state and gold, and rebuild them from all silver")
-    run.add_argument("--take-gold", action="store_true", help="build gold on this host from now on (several hosts on one data root: see docs/OPERATIONS.md)")
+    run.add_argument("--take-gold", action="store_true",
+                     help="build gold on this host from now on (several hosts on one data root: see docs/OPERATIONS.md)")
     run.add_argument("--verbose", action="store_true",
                      help="show Luigi's own log, and a line per chunk also on a terminal (instead of the live progress line)")
     run.add_argument("--open", action="store_true", help="open the HTML report in the default browser at the end")
@@ -180,10 +181,9 @@ def command_status(args: argparse.Namespace) -> int:
 
 
 def _print_gold_status(layout, scanned_files: list[str], account: dict) -> None:
-    import datetime
-
     from pipeline.inventory import gold_status
     from pipeline.silver_to_gold import silver_parts
+    from pipeline.timestamps import utc_iso
 
     names = [p.name for p in silver_parts(layout, scanned_files) if p.path.exists()]
     status = gold_status(layout, names)
@@ -194,8 +194,7 @@ def _print_gold_status(layout, scanned_files: list[str], account: dict) -> None:
         print("  running now: a live run or command on this data root holds the gold lock (Silver -> Gold, report or maintenance)")
     elif merge == "interrupted":
         print(f"  an interrupted merge of {status.unfinished_batch} parts will resume at the next run")
-    written = (datetime.datetime.fromtimestamp(status.gold_written_at, datetime.timezone.utc).isoformat(timespec="seconds")
-               if status.gold_written_at is not None else None)
+    written = utc_iso(status.gold_written_at, "seconds") if status.gold_written_at is not None else None
     if written is None:
         print("gold: not written yet")
     else:
@@ -326,7 +325,6 @@ def _live_progress(args: argparse.Namespace, layout, runnable, journal_file: Pat
         return
     from pipeline.journal import read_journal
     from pipeline.progress import pending_bytes, progress_line, run_work
-
     from tasks.base import STEP_LOG
 
     logging.getLogger(STEP_LOG).setLevel(logging.WARNING)
@@ -409,14 +407,13 @@ def _build(top, args: argparse.Namespace):
 def _record_run_start(layout, started_wall: float, args: argparse.Namespace, files: int) -> None:
     """gold/_run.json: what the report's run section says about this run. Written before the build,
     because the report is rendered inside it."""
-    import datetime as dt
-
     from pipeline.atomic import write_text_atomic
+    from pipeline.timestamps import utc_iso
 
-    started_at = dt.datetime.fromtimestamp(started_wall, dt.timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    started_at = utc_iso(started_wall)
     scheduler = f"{args.scheduler_host}:{args.scheduler_port}" if args.scheduler_host else "local"
     record = {"started_at": started_at, "workers": args.workers, "scheduler": scheduler, "bronze_files": files}
-    write_text_atomic(layout.gold_dir / "_run.json", json.dumps(record, indent=1, sort_keys=True))
+    write_text_atomic(layout.run_record_path, json.dumps(record, indent=1, sort_keys=True))
 
 
 def _show_report(layout, open_it: bool) -> str | None:
@@ -464,11 +461,11 @@ def _print_summary(args: argparse.Namespace, layout, files, work, seconds: float
 def _luigi_command_line(overrides: list[str]):
     """Luigi's own command line for the rest of the run (and every process it forks): the
     options run.py does not know, such as `--cleaning-max-quantity 15`, are Luigi's to parse."""
+    import io
+
     from luigi.cmdline_parser import CmdlineParser
 
     from tasks.root import Pipeline
-
-    import io
 
     captured = io.StringIO()
     try:
@@ -535,8 +532,9 @@ def _main(args: argparse.Namespace) -> int:
     # [core] rpc_retry_* are read by Luigi's RemoteScheduler, not by its `core` config class.
     warnings.filterwarnings("ignore", message="The configuration contains the parameter 'rpc_retry")
     try:
-        import tasks.config  # noqa: F401 - layers the repo's luigi.cfg under LUIGI_CONFIG_PATH
         from luigi.configuration import get_config
+
+        import tasks.config  # noqa: F401 - layers the repo's luigi.cfg under LUIGI_CONFIG_PATH
 
         get_config()  # parse every config file now, so a malformed one fails here in one line
         problem = tasks.config.config_path_problem()

@@ -302,7 +302,7 @@ def _checks(args, root: Path, duck_out: Path, polars_out: Path, results: list[Me
         return {"lines": ["check: skipped (--stage silver writes no gold)"], "record": {}, "ok": True}
     if not expected.exists():
         return {"lines": ["check: FAILED, the pipeline wrote no gold/daily_sales.parquet"], "record": {}, "ok": False}
-    for name, out, required in (("DuckDB", duck_out, True), ("Polars", polars_out, False)):
+    for name, out, _required in (("DuckDB", duck_out, True), ("Polars", polars_out, False)):
         if not out.exists():
             continue
         result = compare_daily_sales(expected, out, "pipeline", name)

@@ -27,7 +27,6 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import _common as k  # noqa: E402
 
-
 # daily_sales needs neither product_name nor customer_email (their soft rules change no total)
 NEEDED_COLUMNS = tuple(c for c in k.INPUT_COLUMNS if c not in ("product_name", "customer_email"))
 
@@ -112,7 +111,7 @@ def _date_map() -> str:
     """
     formats = k.date_format_regexes()
     tries = []
-    for i, f in enumerate(formats):
+    for i, _format in enumerate(formats):
         y, m, d = (f"TRY_CAST(trim(f{i}.{g}) AS INTEGER)" for g in ("y", "m", "d"))
         tries.append(f"CASE WHEN f{i}.y <> '' THEN real_date({y}, {m}, {d}) END")
     extracts = ",\n           ".join(
@@ -173,7 +172,8 @@ SELECT * REPLACE (trim_ws(order_id) AS order_id) FROM (
 
 -- 2. each rule once per distinct raw value (hard rules: NULL = invalid; soft rules: the default)
 {_number_map("quantity", "quantity", k.PLAIN_NUMBER, "+-", 0, f"ok AND exact AND units BETWEEN 1 AND {k.MAX_QUANTITY}", "NULL")}
-{_number_map("unit_price", "unit_price", k.PRICE_NUMBER, k.PRICE_PREFIX, k.MONEY_SCALE, f"ok AND units > 0 AND units <= {k.MAX_UNIT_PRICE * 100}", "NULL")}
+{_number_map("unit_price", "unit_price", k.PRICE_NUMBER, k.PRICE_PREFIX, k.MONEY_SCALE,
+             f"ok AND units > 0 AND units <= {k.MAX_UNIT_PRICE * 100}", "NULL")}
 {_number_map("discount_percent", "discount_percent", k.PLAIN_NUMBER, "+-", k.DISCOUNT_SCALE, "ok AND units BETWEEN 0 AND 1000000", "0")}
 {_date_map()}
 {_alias_map("category", k.CATEGORY_LOOKUP, k.DEFAULT_CATEGORY)}

@@ -27,7 +27,6 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import _common as k  # noqa: E402
-
 import polars as pl  # noqa: E402
 
 NEEDED_COLUMNS = tuple(c for c in k.INPUT_COLUMNS if c not in ("product_name", "customer_email"))
@@ -155,7 +154,7 @@ def _alias(rows: pl.LazyFrame, column: str, lookup: dict[str, str], default: str
 
 def _number(rows: pl.LazyFrame, column: str, pattern: str, prefix: str, scale: int, valid, otherwise=None) -> pl.LazyFrame:
     parsed = parse_units(_distinct(rows, column), pattern, prefix, scale)
-    units, value = pl.col("units"), pl.when(valid(pl.col("units")) & pl.col("ok")).then(pl.col("units"))
+    value = pl.when(valid(pl.col("units")) & pl.col("ok")).then(pl.col("units"))
     return parsed.select("raw", (value if otherwise is None else value.otherwise(otherwise)).alias(column))
 
 

@@ -90,7 +90,8 @@ def main(argv: list[str]) -> int:
         parts, rows = _rows_read(Path(argv[argv.index("--data-root") + 1])) if "--data-root" in argv else (0, 0)
         # the rate only when this run cleaned every chunk of the data root (a fresh root)
         rate = f", {rows / (last - first):,.0f} rows/s" if rows and not groups and parts == len(chunks) else ""
-        print(f"chunk tasks ({len(chunks) - groups}), small-file groups ({groups}) {first:6.2f} -> {last:6.2f} s = {last - first:.2f} s{rate}, "
+        print(f"chunk tasks ({len(chunks) - groups}), small-file groups ({groups}) "
+              f"{first:6.2f} -> {last:6.2f} s = {last - first:.2f} s{rate}, "
               f"{sum(e - s for s, e, _ in chunks) / len(chunks):.2f} s per task on average")
         print(f"  fewer than {workers} tasks running, scans and chunks: {under_busy(scans + chunks, workers):.2f} s")
     print(f"Silver -> Gold                  {phase('SilverToGold')}")

@@ -12,7 +12,9 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-SUM_MONEY = pa.decimal128(38, 2)
+from pipeline.contract import MONEY_SUM_TYPE
+
+SUM_MONEY = MONEY_SUM_TYPE  # decimal(38, 2): the contract's type of summed money
 SUM_DISCOUNT = pa.decimal128(38, 6)
 
 DAILY_KEYS = ("sale_date", "region", "category")
@@ -34,10 +36,10 @@ class Aggregates:
     files: pa.Table
 
     @classmethod
-    def empty(cls) -> "Aggregates":
+    def empty(cls) -> Aggregates:
         return cls(DAILY_SCHEMA.empty_table(), PRODUCT_SCHEMA.empty_table(), FILE_SCHEMA.empty_table())
 
-    def plus(self, other: "Aggregates") -> "Aggregates":
+    def plus(self, other: Aggregates) -> Aggregates:
         return sum_aggregates([self, other])
 
 

@@ -12,8 +12,8 @@ import socket
 import tempfile
 import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Callable, Iterator
 
 TEMP_PREFIX = ".tmp-"
 # A temp file from another machine (a shared data root) is only removed once this old: no single
@@ -151,12 +151,6 @@ def create_text_once(final: Path | str, text: str) -> bool:
         tmp.unlink(missing_ok=True)
 
 
-def write_with_atomic(final: Path | str, writer: Callable[[Path], None]) -> None:
-    """Call `writer(tmp_path)` and publish the result atomically at `final`."""
-    with atomic_path(final) as tmp:
-        writer(tmp)
-
-
 def remove_stale_temp_files(folder: Path | str) -> int:
     """Delete temp files left by a killed writer under `folder`; return how many.
 
@@ -191,7 +185,8 @@ def _writer_tag() -> str:
 def _writer_gone(path: Path) -> bool:
     """True unless the temp file's writer may still be writing it.
 
-    Names are `.tmp-<final name>.<host>-<pid>.<random>`; an untagged name is from an older version.
+    Names are `.tmp-<final name>.<host>-<pid>.<random>`; a temp name without a writer tag is no
+    writer's we know of: it is removed.
     """
     pieces = path.name.split(".")
     host, _, pid = pieces[-2].rpartition("-") if len(pieces) >= 3 else ("", "", "")

@@ -7,9 +7,9 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import json
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Callable
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -54,7 +54,7 @@ class ChunkMetrics:
         return json.dumps(asdict(self), indent=1, sort_keys=True)
 
     @classmethod
-    def from_json(cls, text: str) -> "ChunkMetrics":
+    def from_json(cls, text: str) -> ChunkMetrics:
         return cls(**json.loads(text))
 
 
@@ -146,7 +146,8 @@ def read_manifest(path: Path) -> Manifest:
 def ensure_unchanged(bronze_path: Path, manifest: Manifest) -> None:
     """Refuse to go on with a bronze file that no longer matches its manifest."""
     if not bronze_path.exists():
-        raise ChangedInputError(f"{manifest.source_file}: bronze file is gone since it was scanned; run with --reprocess {manifest.source_file} or restore it")
+        raise ChangedInputError(f"{manifest.source_file}: bronze file is gone since it was scanned; "
+                                f"run with --reprocess {manifest.source_file} or restore it")
     if not unchanged_since(bronze_path, manifest.fingerprint):
         raise ChangedInputError(
             f"{manifest.source_file}: bronze file changed since it was ingested (size or content differs); "
@@ -203,7 +204,8 @@ def assemble_chunk(manifest: Manifest, chunk_index: int, parsed: RawChunk, silve
         slow_path=parsed.used_slow_path,
     )
     if metrics.rows_valid + metrics.rejected_total != metrics.rows_read or quarantine.num_rows != metrics.rejected_total:
-        raise AssertionError(f"{source_file} chunk {chunk_index}: {metrics.rows_read} read but {metrics.rows_valid} valid + {metrics.rejected_total} rejected")
+        raise AssertionError(f"{source_file} chunk {chunk_index}: {metrics.rows_read} read but {metrics.rows_valid} valid "
+                             f"+ {metrics.rejected_total} rejected")
     return ChunkResult(silver=silver, quarantine=quarantine, metrics=metrics)
 
 
@@ -251,7 +253,7 @@ class FileMetrics:
         return json.dumps(asdict(self), indent=1, sort_keys=True)
 
     @classmethod
-    def from_json(cls, text: str) -> "FileMetrics":
+    def from_json(cls, text: str) -> FileMetrics:
         return cls(**json.loads(text))
 
 

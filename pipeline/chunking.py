@@ -1,7 +1,11 @@
 """Split a bronze CSV into chunks of whole records without loading it: a quote-aware byte scan.
 
-A record ends at a line feed outside double quotes (RFC 4180: every `"` toggles the quoted
-state, `""` toggles twice). The scan is vectorised with numpy over fixed-size blocks, so memory
+The one home of the CSV quote rules (`_RecordScanner`): a `"` opens a quoted field only at the
+start of a field; inside one, `""` is a literal quote and a lone `"` closes it; text after the
+closing quote stays in the field as is. A record ends at a line feed outside quoted fields, and a
+field at a comma outside them. The chunk scan, the per-record field counts of a chunk
+(`record_spans`) and the field splitter of records read in Python (`split_fields`) all ask the
+same scanner. The scan is vectorised with numpy over fixed-size blocks, so memory
 is bounded by the block size, and it yields, per chunk, its byte range, the 1-based number of its
 first record and its record count: chunk tasks can then run in parallel and still number their
 records as the whole file does. Empty lines (`\n` or `\r\n`) are skipped and not counted, also
@@ -41,6 +45,9 @@ class Chunk:
     end: int
     first_row: int
     records: int
+    # The file ends inside a quoted field (only ever its last chunk): the last record is malformed,
+    # which a parser that closes the quote at the end of its input would not see.
+    ends_in_open_quote: bool = False
 
 
 @dataclass(frozen=True)
@@ -55,7 +62,7 @@ class Fingerprint:
     crc32: int
     mtime_ns: int = 0  # a shortcut only: same size and mtime means unchanged without rehashing
 
-    def same_content(self, other: "Fingerprint") -> bool:
+    def same_content(self, other: Fingerprint) -> bool:
         return self.size == other.size and self.crc32 == other.crc32
 
 
@@ -78,7 +85,7 @@ class Manifest:
         return asdict(self)
 
     @classmethod
-    def from_json_dict(cls, data: dict) -> "Manifest":
+    def from_json_dict(cls, data: dict) -> Manifest:
         if data.get("version") != MANIFEST_VERSION:
             raise ValueError(f"manifest version {data.get('version')!r} is not {MANIFEST_VERSION}")
         return cls(
@@ -91,6 +98,7 @@ class Manifest:
 
 
 COMMA = 0x2C
+_QUOTED_FIELD = re.compile(rb'"((?:[^"]|"")*)"(.*)', re.DOTALL)  # a field that starts quoted: its value, then any text after
 
 
 def _inside(positions: np.ndarray, opens: np.ndarray, closes: np.ndarray) -> np.ndarray:
@@ -329,7 +337,7 @@ def scan_file(path: Path, source_file: str, chunk_rows: int) -> Manifest:
                 chunk_records += 1
         if chunk_records or size > chunk_start:
             if chunk_records:
-                chunks.append(Chunk(len(chunks), chunk_start, size, next_row, chunk_records))
+                chunks.append(Chunk(len(chunks), chunk_start, size, next_row, chunk_records, ends_in_open_quote=scanner.in_quotes))
     fingerprint = Fingerprint(size=size, crc32=crc, mtime_ns=stat.st_mtime_ns)
     if stat.st_size != size:
         raise InputFileError(f"{path}: the file changed while it was being scanned")
@@ -394,3 +402,25 @@ def record_spans(data: bytes) -> RecordSpans:
     kept = stops > starts
     line_ends = np.minimum(newlines + 1, len(data))
     return RecordSpans(starts[kept], stops[kept], line_ends[kept], fields[kept], open_quote_at_end=scanner.in_quotes)
+
+
+def split_fields(record: bytes) -> list[bytes] | None:
+    """The field values of one record (no line end), by the scanner's quote rules; None when a
+    quote is left open. Only for the rare records read in Python (a bare CR inside, the last
+    resort): chunks are split by pyarrow, whose output is checked against the same scanner."""
+    arr = np.frombuffer(record, dtype=np.uint8)
+    scanner = _RecordScanner(start_offset=0)
+    commas, _, _ = scanner.unquoted(arr, np.flatnonzero(arr == COMMA))
+    if scanner.in_quotes:
+        return None
+    starts, ends = [0, *(commas + 1).tolist()], [*commas.tolist(), len(record)]
+    fields = []
+    for start, end in zip(starts, ends):
+        value = record[start:end]
+        if value.startswith(b'"'):
+            quoted = _QUOTED_FIELD.fullmatch(value)
+            if quoted is None:
+                return None
+            value = quoted.group(1).replace(b'""', b'"') + quoted.group(2)
+        fields.append(value)
+    return fields

@@ -21,8 +21,8 @@ import datetime as dt
 import functools
 import re
 import sys
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Callable, Mapping, Sequence
 
 import numpy as np
 import pyarrow as pa

@@ -15,8 +15,9 @@ from __future__ import annotations
 
 import contextlib
 import zlib
+from collections.abc import Iterator
 from pathlib import Path
-from typing import BinaryIO, Iterator
+from typing import BinaryIO
 
 import pyarrow as pa
 

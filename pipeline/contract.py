@@ -4,6 +4,8 @@ Cleaning, the generator, gold and the tests import these instead of repeating st
 """
 from __future__ import annotations
 
+from decimal import Decimal
+
 import pyarrow as pa
 
 # --- header -----------------------------------------------------------------------------------
@@ -19,7 +21,6 @@ INPUT_COLUMNS: tuple[str, ...] = (
     "customer_email",
 )
 REQUIRED_COLUMNS: tuple[str, ...] = ("order_id", "quantity", "unit_price")
-OPTIONAL_COLUMNS: tuple[str, ...] = tuple(c for c in INPUT_COLUMNS if c not in REQUIRED_COLUMNS)
 
 # Tokens that mean "missing" after trimming, compared case-insensitively.
 NULL_TOKENS: tuple[str, ...] = ("", "null", "none", "nan", "n/a", "na")
@@ -47,6 +48,7 @@ SENTINEL_MONTH = "1970-01"
 
 # --- money --------------------------------------------------------------------------------------
 MONEY_SCALE = 2
+CENTS = Decimal(1).scaleb(-MONEY_SCALE)  # 0.01: money is exact to the cent
 # unit_price <= 1e9 (11 digits of cents), gross <= 1e6 * 1e9 = 1e15 -> 18 digits with cents.
 MONEY_TYPE = pa.decimal128(18, MONEY_SCALE)
 # Sums of money in gold: 38 digits never overflow for any input this pipeline can read.

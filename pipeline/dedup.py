@@ -15,8 +15,6 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from pipeline.hashing import order_hash
-
 SEEN_SCHEMA = pa.schema([("order_hash", pa.uint64()), ("order_id", pa.string())])
 
 
@@ -29,13 +27,8 @@ class SeenSegment:
 
     @classmethod
     def from_table(cls, table: pa.Table) -> SeenSegment:
-        """A stored segment; one from before hashes were stored (order_id only) is hashed and sorted here."""
-        ids = table.column("order_id").combine_chunks()
-        if "order_hash" in table.column_names:
-            return cls(table.column("order_hash").to_numpy(), ids)
-        hashes = order_hash(ids)
-        order = np.argsort(hashes, kind="stable")
-        return cls(hashes[order], ids.take(pa.array(order)))
+        """A stored segment (SEEN_SCHEMA), as `first_wins` wrote it: already sorted by hash."""
+        return cls(table.column("order_hash").to_numpy(), table.column("order_id").combine_chunks())
 
 
 @dataclass(frozen=True)

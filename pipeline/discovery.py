@@ -52,7 +52,8 @@ def scan_bronze(bronze_dir: Path, pattern: str = "**/*.csv") -> tuple[list[Bronz
     make the pipeline read, or name outputs after, files elsewhere on the machine.
     """
     if not bronze_dir.exists():
-        raise ConfigError(f"bronze folder {bronze_dir} does not exist (generate a sample with `python run.py generate` or point --data-root at your data)")
+        raise ConfigError(f"bronze folder {bronze_dir} does not exist "
+                          "(generate a sample with `python run.py generate` or point --data-root at your data)")
     if not bronze_dir.is_dir():
         raise ConfigError(f"bronze folder {bronze_dir} is not a folder")
     root = bronze_dir.resolve()
@@ -64,7 +65,8 @@ def scan_bronze(bronze_dir: Path, pattern: str = "**/*.csv") -> tuple[list[Bronz
         if path.name.startswith(TEMP_PREFIX) or not _matches_input(path.name, last_segment):
             continue
         relative = path.relative_to(bronze_dir).as_posix()
-        escapes = not _folder_inside(path.parent, bronze_dir, root, inside) or ".." in relative.split("/") or (path.is_symlink() and not path.resolve().is_relative_to(root))
+        escapes = (not _folder_inside(path.parent, bronze_dir, root, inside) or ".." in relative.split("/")
+                   or (path.is_symlink() and not path.resolve().is_relative_to(root)))
         if not escapes and not path.is_file():
             if not path.is_dir():
                 refused.append(f"{relative}: not a regular file (a FIFO, socket or device?); not read")

@@ -14,8 +14,8 @@ from __future__ import annotations
 import datetime as dt
 import os
 import re
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Callable, Sequence
 
 import numpy as np
 import pyarrow as pa

@@ -7,9 +7,9 @@ the previous digest is upserted with this batch's keys, anything else is rebuilt
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Iterable
 from decimal import ROUND_HALF_UP, Decimal
 from pathlib import Path
-from typing import Iterable
 
 import pyarrow as pa
 import pyarrow.compute as pc

@@ -5,10 +5,9 @@ doing the work for exactly as long as it works.
 """
 from __future__ import annotations
 
-import datetime as dt
 import json
 import time
-from typing import Callable
+from collections.abc import Callable
 
 from pipeline import journal
 from pipeline.atomic import write_text_atomic
@@ -17,6 +16,7 @@ from pipeline.layout import DataLayout
 from pipeline.locking import exclusive_lock
 from pipeline.settings import Settings
 from pipeline.silver_to_gold import merge_silver, publish_gold, silver_parts
+from pipeline.timestamps import utc_iso
 
 GOLD_LOCK_WAIT_SECONDS = 600.0
 Progress = Callable[[int, str], None]
@@ -31,7 +31,7 @@ def merge_and_publish(layout: DataLayout, settings: Settings, files: list[str], 
         if layout.published_marker_path(inputs).exists():  # another run published these inputs while we waited
             return "already published by another run on this data root"
         journal.record(journal.GOLD_STARTED)
-        started, started_at = time.monotonic(), _utc_now()
+        started, started_at = time.monotonic(), utc_iso()
         report(0, "merging new silver parts")
         merge = merge_silver(layout, settings, silver_parts(layout, files), progress=progress, source_files=files)
         merged_at = time.monotonic()
@@ -49,7 +49,7 @@ def merge_and_publish(layout: DataLayout, settings: Settings, files: list[str], 
             "seconds": round(time.monotonic() - started, 3), "state_rebuilt_because": merge.rebuilt_because,
             "merge_serial_seconds": round(merge.serial_seconds, 3),
             "merge_parallel_cpu_seconds": round(merge.parallel_cpu_seconds, 3),
-            "started_at": started_at, "finished_at": _utc_now(),
+            "started_at": started_at, "finished_at": utc_iso(),
         }
         write_text_atomic(layout.gold_run_path, json.dumps(metadata, indent=1, sort_keys=True))
         write_text_atomic(layout.published_marker_path(inputs), json.dumps({"inputs": inputs, "files": files}, indent=1))
@@ -57,8 +57,3 @@ def merge_and_publish(layout: DataLayout, settings: Settings, files: list[str], 
     rebuilt = f"state rebuilt from all silver ({merge.rebuilt_because}); " if merge.rebuilt_because else ""
     return (f"{rebuilt}merged {merge.rows_merged:,} rows ({merge.unique_orders:,} new orders) in {merge.seconds:.1f} s; "
             f"wrote {len(written)} gold tables")
-
-
-def _utc_now() -> str:
-    """ISO time for run metadata, e.g. 2026-11-25T18:54:50.123Z (the report shows it)."""
-    return dt.datetime.now(dt.timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")

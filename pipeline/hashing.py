@@ -11,7 +11,7 @@ rows drop out of the loop when their id ends, so a rare very long id only costs 
 """
 from __future__ import annotations
 
-from typing import Iterator
+from collections.abc import Iterator
 
 import numpy as np
 import pyarrow as pa

@@ -42,7 +42,8 @@ def layout_header(header_raw: list[str], source_file: str) -> HeaderLayout:
                 hint = f"; the header looks {label}-separated, but files must be comma-separated"
         raise InputFileError(f"{source_file}: missing required column(s) {', '.join(missing_required)} (header: {shown!r}){hint}")
     if duplicates:
-        raise InputFileError(f"{source_file}: duplicate column(s) {', '.join(sorted(set(duplicates)))} in the header; which one to use is ambiguous")
+        raise InputFileError(f"{source_file}: duplicate column(s) {', '.join(sorted(set(duplicates)))} in the header; "
+                             "which one to use is ambiguous")
     extra = tuple(n if n else f"<empty #{i + 1}>" for i, n in enumerate(names) if n not in INPUT_COLUMNS)
     missing_optional = tuple(c for c in INPUT_COLUMNS if c not in positions)
     return HeaderLayout(width=len(names), positions=positions, missing_optional=missing_optional, extra_columns=extra)

@@ -1,9 +1,8 @@
 """What is on disk, layer by layer: done, pending, changed, gone. Read-only."""
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
-
-from typing import Iterable
 
 from pipeline.bronze import FileMetrics, read_manifest
 from pipeline.chunking import unchanged_since
@@ -139,6 +138,7 @@ class GoldStatus:
 
 def gold_status(layout: DataLayout, part_names: list[str]) -> GoldStatus:
     """What the Silver -> Gold state says is merged, and when gold was last written."""
+    from pipeline import state_records as records
     from pipeline.contract import GOLD_TABLES
     from pipeline.state_store import open_state, state_path
 
@@ -146,9 +146,9 @@ def gold_status(layout: DataLayout, part_names: list[str]) -> GoldStatus:
     batch_parts = 0
     if state_path(layout.state_dir).exists():
         with open_state(layout.state_dir) as state:
-            merged = set(state.get_json("merged_parts", []))
-            batch = state.get_json("batch")
-            batch_parts = len(batch["parts"]) if batch else 0
+            merged = set(records.read_merged_parts(state))
+            batch = records.read_batch(state)
+            batch_parts = len(batch.parts) if batch else 0
     tables = [name for name in GOLD_TABLES if layout.gold_table_path(name).exists()]
     written = max((layout.gold_table_path(n).stat().st_mtime for n in tables), default=None)
     from pipeline.locking import is_locked

@@ -13,6 +13,8 @@ import os
 import tempfile
 from pathlib import Path
 
+from pipeline.layout import JOURNAL_PREFIX, JOURNAL_SUFFIX
+
 JOURNAL_ENV = "PIPELINE_RUN_JOURNAL"
 CHUNK, SMALL_FILES, GOLD_STARTED, GOLD, FAILED = "chunk", "small_files", "gold_started", "gold", "failed"
 
@@ -20,7 +22,7 @@ CHUNK, SMALL_FILES, GOLD_STARTED, GOLD, FAILED = "chunk", "small_files", "gold_s
 def start_journal(runs_dir: Path) -> Path:
     """A new, empty journal for one run, named in the environment for its tasks."""
     runs_dir.mkdir(parents=True, exist_ok=True)
-    fd, name = tempfile.mkstemp(prefix="journal-", suffix=".jsonl", dir=runs_dir)
+    fd, name = tempfile.mkstemp(prefix=JOURNAL_PREFIX, suffix=JOURNAL_SUFFIX, dir=runs_dir)
     os.close(fd)
     os.environ[JOURNAL_ENV] = name
     return Path(name)

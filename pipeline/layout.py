@@ -4,6 +4,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+STATE_FILE = "gold_state.sqlite"  # the Silver -> Gold state (SQLite; -wal and -shm beside it)
+JOURNAL_PREFIX, JOURNAL_SUFFIX = "journal-", ".jsonl"  # a live run's own journal under runs/
+GOLD_RUN_FILE = "_silver_to_gold_run.json"  # beside gold: the last Silver -> Gold's record
+RUN_RECORD_FILE = "_run.json"  # beside gold: what run.py records of the run the report belongs to
+
 
 @dataclass(frozen=True)
 class DataLayout:
@@ -17,7 +22,7 @@ class DataLayout:
     state: Path | None = None  # the Silver -> Gold state's folder, when not `<root>/state` (`[pipeline] state_dir`)
 
     @classmethod
-    def of(cls, data_root: str | Path, state_dir: str = "") -> "DataLayout":
+    def of(cls, data_root: str | Path, state_dir: str = "") -> DataLayout:
         return cls(Path(data_root), Path(state_dir) if state_dir else None)
 
     @property
@@ -96,6 +101,29 @@ class DataLayout:
         return self.root / "_gold_owner.json"
 
     @property
+    def state_file_path(self) -> Path:
+        return self.state_dir / STATE_FILE
+
+    def state_files(self) -> list[Path]:
+        """The state and SQLite's write-ahead log and shared memory beside it."""
+        return [self.state_dir / f"{STATE_FILE}{suffix}" for suffix in ("", "-wal", "-shm")]
+
+    @property
+    def run_record_path(self) -> Path:
+        """What run.py records about the run for the report's run section (beside gold, never in it)."""
+        return self.gold_dir / RUN_RECORD_FILE
+
+    def rendered_marker_path(self, inputs: str) -> Path:
+        """The marker of a report rendered for the gold of the inputs with digest `inputs`."""
+        return self.report_dir / f"_rendered-{inputs}.json"
+
+    def rendered_markers(self) -> list[Path]:
+        return sorted(self.report_dir.glob("_rendered-*.json")) if self.report_dir.is_dir() else []
+
+    def journals(self) -> list[Path]:
+        return sorted(self.runs_dir.glob(f"{JOURNAL_PREFIX}*{JOURNAL_SUFFIX}")) if self.runs_dir.is_dir() else []
+
+    @property
     def state_id_path(self) -> Path:
         return self.state_dir / "state_id"
 
@@ -111,7 +139,7 @@ class DataLayout:
     @property
     def gold_run_path(self) -> Path:
         """Metadata of the last Silver -> Gold (beside gold, never inside a table)."""
-        return self.gold_dir / "_silver_to_gold_run.json"
+        return self.gold_dir / GOLD_RUN_FILE
 
     def ingested_files(self) -> list[str]:
         """Relative paths of bronze files with silver on disk (a manifest), whatever bronze holds now."""

@@ -10,9 +10,9 @@ interrupted command is finished by running it again.
 from __future__ import annotations
 
 import shutil
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Iterable
 
 from pipeline.bronze import remove_staged_copies
 from pipeline.errors import PipelineError
@@ -21,7 +21,6 @@ from pipeline.layout import DataLayout
 from pipeline.locking import exclusive_lock
 from pipeline.settings import Settings
 from pipeline.silver_settings import write_record
-from pipeline.state_store import STATE_FILE
 
 LOCK_WAIT_SECONDS = 600.0
 
@@ -103,8 +102,8 @@ def forget_file(layout: DataLayout, source_file: str) -> None:
 
 def forget_state(layout: DataLayout) -> None:
     """Delete the Silver -> Gold state (SQLite file and its journal), so it is rebuilt from silver."""
-    for name in (STATE_FILE, f"{STATE_FILE}-wal", f"{STATE_FILE}-shm"):
-        (layout.state_dir / name).unlink(missing_ok=True)
+    for path in layout.state_files():
+        path.unlink(missing_ok=True)
 
 
 def forget_gold(layout: DataLayout) -> None:

@@ -9,8 +9,8 @@ from __future__ import annotations
 import json
 import time
 import zlib
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 import pyarrow as pa
@@ -41,7 +41,7 @@ def bytes_digest(data: bytes | memoryview) -> str:
     return f"{zlib.crc32(data):08x}"
 
 
-def write_silver_part(path: Path, silver: pa.Table, before_publish: "Callable[[str], None] | None" = None) -> None:
+def write_silver_part(path: Path, silver: pa.Table, before_publish: Callable[[str], None] | None = None) -> None:
     """Write `silver` (in source_row order, or already grouped by bucket) as one row group per bucket, atomically.
 
     `before_publish(digest)` runs after the bytes are complete but before the part appears under
@@ -97,7 +97,7 @@ class SilverPartReader:
     """
 
     def __init__(self, paths: list[Path], columns: list[str], schema: pa.Schema | None = None,
-                 pool: "SmallPartPool | None" = None) -> None:
+                 pool: SmallPartPool | None = None) -> None:
         dictionaries = [f.name for f in schema if pa.types.is_dictionary(f.type)] if schema is not None else []
         pooled = pool.parts if pool is not None else frozenset()
         # Parts in the pool are never opened here: at 2,000 small parts that is 2,000 opens per reader.

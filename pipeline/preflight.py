@@ -7,8 +7,8 @@ from __future__ import annotations
 import hashlib
 import json
 import time
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import Callable, Iterable
 
 from pipeline.atomic import TEMP_PREFIX, remove_stale_temp_files, remove_stale_temps, write_text_atomic
 from pipeline.discovery import BronzeFile, scan_bronze

@@ -61,7 +61,8 @@ def progress_line(work: RunWork, pending: int, seconds: float) -> str:
     and time left while silver runs; then the gold step."""
     rate = work.rows_cleaned / seconds if seconds > 0 else 0.0
     if work.gold is not None:
-        return f"gold: {work.gold['rows_merged']:,} rows merged, {len(work.gold['tables_written'])} tables written; rendering the report ..."
+        tables = len(work.gold["tables_written"])
+        return f"gold: {work.gold['rows_merged']:,} rows merged, {tables} tables written; rendering the report ..."
     if work.merging:
         return f"gold: merging new silver into the state and writing gold tables ... ({_duration(seconds)} into the run)"
     share = min(work.bytes_cleaned / pending, 0.99) if pending else 0.0

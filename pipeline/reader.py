@@ -20,7 +20,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 
-from pipeline.chunking import CR, Chunk, RecordSpans, record_spans
+from pipeline.chunking import CR, Chunk, RecordSpans, record_spans, split_fields
 from pipeline.contract import INPUT_COLUMNS, MALFORMED_ROW, QUARANTINE_SCHEMA
 from pipeline.header import HeaderLayout
 
@@ -41,8 +41,11 @@ def read_chunk_bytes(path: Path, chunk: Chunk) -> bytes:
 
 def parse_chunk(data: bytes, chunk: Chunk, layout: HeaderLayout, source_file: str) -> RawChunk:
     """Parse a chunk's bytes; every record ends up in `raw` or in `malformed`."""
-    # A NUL byte marks a corrupt record; the fast parser would keep it as text, so triage decides.
-    fast = None if b"\x00" in data else _parse_fast(data, chunk.records, layout)
+    # Triage decides where the fast parser would get it wrong: a NUL byte marks a corrupt record
+    # (kept as text by pyarrow), a quote still open at the end of the file a malformed last record
+    # (closed by pyarrow), and a bare CR is data (a line end to pyarrow).
+    trusted = b"\x00" not in data and not chunk.ends_in_open_quote and data.count(b"\r") == data.count(b"\r\n")
+    fast = _parse_fast(data, chunk.records, layout) if trusted else None
     if fast is not None:
         raw = _assemble(fast, chunk.records, chunk.first_row)
         return RawChunk(raw=raw, malformed=QUARANTINE_SCHEMA.empty_table(), records_read=chunk.records, used_slow_path=False)
@@ -179,47 +182,17 @@ def _parse_record_by_record(data: bytes, spans: RecordSpans, chunk: Chunk, layou
 
 
 def _split_record(record: bytes, width: int) -> list[str] | None:
-    """The fields of one record, or None when it is not valid UTF-8, holds NUL or has the wrong width.
-
-    The same quote rules as the scan: a quote opens a field only at its start, `""` inside is a
-    quote, text after a closing quote is kept as is; a bare CR is data, not a line end.
-    """
+    """The fields of one record (chunking.split_fields: the scan's own quote rules), or None when it
+    is not valid UTF-8, holds a NUL byte, leaves a quote open or has the wrong width."""
+    if b"\x00" in record:
+        return None
+    fields = split_fields(record)
+    if fields is None or len(fields) != width:
+        return None
     try:
-        text = record.decode("utf-8")
+        return [field.decode("utf-8") for field in fields]
     except UnicodeDecodeError:
         return None
-    if "\x00" in text:
-        return None
-    fields: list[str] = []
-    current: list[str] = []
-    i, size = 0, len(text)
-    at_field_start, in_quotes = True, False
-    while i < size:
-        ch = text[i]
-        if in_quotes:
-            if ch == '"':
-                if i + 1 < size and text[i + 1] == '"':
-                    current.append('"')
-                    i += 1
-                else:
-                    in_quotes = False
-            else:
-                current.append(ch)
-        elif ch == ",":
-            fields.append("".join(current))
-            current, at_field_start = [], True
-            i += 1
-            continue
-        elif ch == '"' and at_field_start:
-            in_quotes = True
-        else:
-            current.append(ch)
-        at_field_start = False
-        i += 1
-    if in_quotes:
-        return None  # an unterminated quote
-    fields.append("".join(current))
-    return fields if len(fields) == width else None
 
 
 def malformed_rows(source_file: str, rows: list[int], texts: list[str]) -> pa.Table:

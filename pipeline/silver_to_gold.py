@@ -13,15 +13,16 @@ import collections
 import json
 import queue
 import time
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Iterator
 
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from pipeline import state_records as records
 from pipeline.aggregates import DAILY_SCHEMA, FILE_SCHEMA, PRODUCT_SCHEMA, Aggregates, aggregate_orders, sum_aggregates, top_revenue_orders
 from pipeline.bronze import FileMetrics, read_manifest
 from pipeline.contract import GOLD_TABLES, SILVER_SCHEMA
@@ -32,6 +33,7 @@ from pipeline.gold import ANOMALY_COLUMNS, build_gold_tables, covers_digest, pub
 from pipeline.layout import DataLayout
 from pipeline.parquet_io import SINGLE_ROW_GROUP_ROWS, SilverPartReader, SmallPartPool, file_digest
 from pipeline.settings import Settings, gold_fingerprint, silver_fingerprint, state_values
+from pipeline.state_records import Batch, Covers
 from pipeline.state_store import StateReader, StateStore, encode_table, open_state, state_path
 
 Progress = Callable[[int, str], None]
@@ -94,17 +96,12 @@ def silver_parts(layout: DataLayout, source_files: list[str]) -> list[SilverPart
 
 def _load_aggregates(state: StateStore, prefix: str) -> Aggregates:
     empty = Aggregates.empty()
-    return Aggregates(
-        daily=state.get_table(f"{prefix}/daily") or empty.daily,
-        products=state.get_table(f"{prefix}/products") or empty.products,
-        files=state.get_table(f"{prefix}/files") or empty.files,
-    )
+    return Aggregates(*(state.get_table(records.aggregate_key(prefix, grain)) or getattr(empty, grain) for grain in records.GRAINS))
 
 
 def _store_aggregates(state: StateStore, prefix: str, aggregates: Aggregates) -> None:
-    state.put_table(f"{prefix}/daily", aggregates.daily.cast(DAILY_SCHEMA))
-    state.put_table(f"{prefix}/products", aggregates.products.cast(PRODUCT_SCHEMA))
-    state.put_table(f"{prefix}/files", aggregates.files.cast(FILE_SCHEMA))
+    for grain, schema in zip(records.GRAINS, (DAILY_SCHEMA, PRODUCT_SCHEMA, FILE_SCHEMA)):
+        state.put_table(records.aggregate_key(prefix, grain), getattr(aggregates, grain).cast(schema))
 
 
 def merge_silver(layout: DataLayout, settings: Settings, parts: list[SilverPart], progress: Progress | None = None,
@@ -182,14 +179,13 @@ def reset_stale_state(layout: DataLayout, settings: Settings, parts: list[Silver
     """Empty the state (one transaction) when it cannot be continued; return the reason, or None."""
     expected = state_values(settings)
     with open_state(layout.state_dir) as state:
-        batch, recorded = state.get_json("batch"), state.get_json("settings")
-        reason = stale_state_reason(state.get_json("merged_parts") or {}, batch["parts"] if batch else None, recorded,
+        records.check_format(state, state_path(layout.state_dir))
+        batch, recorded = records.read_batch(state), records.read_settings(state)
+        reason = stale_state_reason(records.read_merged_parts(state), list(batch.parts) if batch else None, recorded,
                                     expected, parts, checksums)
         if reason is None and recorded is not None:
             return None
-        for key in state.keys_with_prefix(""):
-            state.delete(key)
-        state.put_json("settings", expected)
+        records.reset(state, expected)
         state.commit()
     return reason
 
@@ -208,8 +204,8 @@ def _merge_one_batch(layout: DataLayout, settings: Settings, parts: list[SilverP
     report = progress or (lambda _p, _m: None)
     by_name = {p.name: p for p in parts}
     with open_state(layout.state_dir) as state:
-        merged: dict[str, str] = state.get_json("merged_parts") or {}
-        batch = state.get_json("batch")
+        merged = records.read_merged_parts(state)
+        batch = records.read_batch(state)
         if batch is None:
             pending = [p.name for p in parts if p.name not in merged]
             if not pending:
@@ -218,28 +214,27 @@ def _merge_one_batch(layout: DataLayout, settings: Settings, parts: list[SilverP
                     state.commit()
                 return MergeReport(0, 0, 0, time.monotonic() - started)
             names, valid_rows = _next_batch([by_name[n] for n in pending], metrics, settings.merge_batch_rows)
-            batch = {"parts": names, "valid_rows": valid_rows, "number": state.get_json("batches_merged", 0),
-                     "done_buckets": [], "rows": 0, "unique": 0}
-            for key in state.keys_with_prefix("bucket/"):
+            batch = Batch(parts=tuple(names), valid_rows=valid_rows, number=records.read_batches_merged(state))
+            for key in state.keys_with_prefix(records.BUCKET_PREFIX):
                 state.delete(key)
-            state.put_json("batch", batch)
+            records.write_batch(state, batch)
             state.commit()
-        missing = [name for name in batch["parts"] if name not in by_name or not by_name[name].path.exists()]
+        missing = [name for name in batch.parts if name not in by_name or not by_name[name].path.exists()]
         if missing:
             raise PipelineError(f"silver part {missing[0]} of an unfinished merge is gone; run with --reprocess on its bronze file")
-        workers = _parallel_workers(batch.get("valid_rows", 0), settings.merge_parallel_min_rows)
+        workers = _parallel_workers(batch.valid_rows, settings.merge_parallel_min_rows)
         # `waited`: the task's thread waits for work any core can do (whose CPU seconds are `parallel`).
         waited = parallel = 0.0
         uncommitted = 0
-        if not batch["done_buckets"]:
+        if not batch.done_buckets:
             asked = time.monotonic()
-            parallel += _verify_parts([by_name[name] for name in batch["parts"]], metrics, usable_cores(), silver_fingerprint(settings))
+            parallel += _verify_parts([by_name[name] for name in batch.parts], metrics, usable_cores(), silver_fingerprint(settings))
             waited += time.monotonic() - asked
-        done = set(batch["done_buckets"])
-        jobs = [BucketJob(bucket, str(state_path(layout.state_dir)), batch["number"], settings.anomaly_top_n)
+        done = set(batch.done_buckets)
+        jobs = [BucketJob(bucket, str(state_path(layout.state_dir)), batch.number, settings.anomaly_top_n)
                 for bucket in range(settings.silver_buckets) if bucket not in done]
         asked = time.monotonic()
-        with _bucket_results([by_name[n].path for n in batch["parts"]], jobs, workers) as (results, pool_cpu):
+        with _bucket_results([by_name[n].path for n in batch.parts], jobs, workers) as (results, pool_cpu):
             waited += time.monotonic() - asked  # reading the small parts into the pool, on every core
             parallel += pool_cpu
             while True:
@@ -250,28 +245,27 @@ def _merge_one_batch(layout: DataLayout, settings: Settings, parts: list[SilverP
                     break
                 parallel += result.cpu_seconds
                 if result.unique_count:
-                    state.put_encoded(f"seen/{result.bucket}/{batch['number']}", result.encoded["seen"])
-                for name in ("daily", "products", "files", "anomalies"):
-                    state.put_encoded(f"bucket/{result.bucket}/{name}", result.encoded[name])
+                    state.put_encoded(records.seen_key(result.bucket, batch.number), result.encoded["seen"])
+                for name in (*records.GRAINS, "anomalies"):
+                    state.put_encoded(records.bucket_key(result.bucket, name), result.encoded[name])
                 done.add(result.bucket)
                 uncommitted += 1
-                batch = {**batch, "done_buckets": sorted(done), "rows": batch["rows"] + result.rows,
-                         "unique": batch["unique"] + result.unique_count}
+                batch = batch.with_bucket(result.bucket, result.rows, result.unique_count)
                 if uncommitted >= COMMIT_EVERY_BUCKETS or len(done) == settings.silver_buckets:
-                    state.put_json("batch", batch)
+                    records.write_batch(state, batch)
                     state.commit(wait=False)  # the writer thread persists it while the next buckets are merged
                     uncommitted = 0
                 percent = int(100 * len(done) / settings.silver_buckets)
-                report(percent, f"merged bucket {len(done)}/{settings.silver_buckets}: {batch['rows']:,} rows, {batch['unique']:,} new orders")
-        _fold_buckets(state, settings, [by_name[n].path for n in batch["parts"]])
-        merged.update({name: checksums[name] for name in batch["parts"]})
-        state.put_json("merged_parts", merged)
-        state.put_json("batches_merged", batch["number"] + 1)
+                report(percent, f"merged bucket {len(done)}/{settings.silver_buckets}: {batch.rows:,} rows, {batch.unique:,} new orders")
+        _fold_buckets(state, settings, [by_name[n].path for n in batch.parts])
+        merged.update({name: checksums[name] for name in batch.parts})
+        records.write_merged_parts(state, merged)
+        records.write_batches_merged(state, batch.number + 1)
         _advance_covers(state, merged, source_files)
-        state.delete("batch")
+        records.clear_batch(state)
         state.commit()
     seconds = time.monotonic() - started
-    return MergeReport(len(batch["parts"]), batch["rows"], batch["unique"], seconds, None, seconds - waited, parallel)
+    return MergeReport(len(batch.parts), batch.rows, batch.unique, seconds, None, seconds - waited, parallel)
 
 
 def _next_batch(pending: list[SilverPart], metrics: dict[str, dict], max_rows: int) -> tuple[list[str], int]:
@@ -391,7 +385,7 @@ def _in_order(pool: ThreadPoolExecutor, run: Callable[[BucketJob], BucketResult]
 
 def _seen_keys(state: StateReader, bucket: int, batches: int) -> list[SeenSegment]:
     """The keys merged into `bucket` by the batches before `batches`: one hash-sorted segment each."""
-    segments = [state.get_table(f"seen/{bucket}/{number}") for number in range(batches)]
+    segments = [state.get_table(records.seen_key(bucket, number)) for number in range(batches)]
     return [SeenSegment.from_table(table) for table in segments if table is not None and table.num_rows]
 
 
@@ -410,11 +404,11 @@ def _advance_covers(state: StateStore, merged: dict[str, str], source_files: lis
     """Record what gold must now cover (merged parts with their checksums, and the files of
     data_quality); True if it moved."""
     names = {f"{name}={checksum}" for name, checksum in merged.items()} | {f"file:{f}" for f in (source_files or [])}
-    stored = state.get_json("covers") or {"current": None, "previous": None}
+    stored = records.read_covers(state)
     current = covers_digest(names)
-    if stored["current"] == current:
+    if stored.current == current:
         return False
-    state.put_json("covers", {"current": current, "previous": stored["current"]})
+    records.write_covers(state, Covers(current=current, previous=stored.current))
     return True
 
 
@@ -445,20 +439,17 @@ def verify_silver_part(part: SilverPart, metrics: dict, fingerprint: str) -> Non
 
 def _fold_buckets(state: StateStore, settings: Settings, part_paths: list[Path]) -> None:
     """Totals += this batch's bucket aggregates; the batch delta (for upsert) is kept beside them."""
-    buckets = [_load_aggregates(state, f"bucket/{bucket}") for bucket in range(settings.silver_buckets)]
+    buckets = [_load_aggregates(state, records.bucket_prefix(bucket)) for bucket in range(settings.silver_buckets)]
     delta = sum_aggregates([Aggregates.empty(), *buckets])
     _store_aggregates(state, "agg", _load_aggregates(state, "agg").plus(delta))
     _store_aggregates(state, "delta", delta)
-    stored = [state.get_table(f"bucket/{bucket}/anomalies") for bucket in range(settings.silver_buckets)]
-    stored = [table for table in stored if table is not None]
-    # Whole rows (no `part`) are candidates of a merge interrupted before this layout: still valid.
-    whole = [table.cast(ANOMALY_SCHEMA) for table in stored if "part" not in table.column_names]
-    fresh = pa.concat_tables([CANDIDATE_SCHEMA.empty_table(), *(t.cast(CANDIDATE_SCHEMA) for t in stored if "part" in t.column_names)])
+    stored = [state.get_table(records.bucket_key(bucket, "anomalies")) for bucket in range(settings.silver_buckets)]
+    fresh = pa.concat_tables([CANDIDATE_SCHEMA.empty_table(), *(t.cast(CANDIDATE_SCHEMA) for t in stored if t is not None)])
     fresh = top_revenue_orders(fresh, settings.anomaly_top_n)
     current = state.get_table("anomalies") or ANOMALY_SCHEMA.empty_table()
-    anomalies = pa.concat_tables([current.cast(ANOMALY_SCHEMA), *whole, _anomaly_rows(fresh, part_paths)])
+    anomalies = pa.concat_tables([current.cast(ANOMALY_SCHEMA), _anomaly_rows(fresh, part_paths)])
     state.put_table("anomalies", top_revenue_orders(anomalies, settings.anomaly_top_n))
-    for key in state.keys_with_prefix("bucket/"):
+    for key in state.keys_with_prefix(records.BUCKET_PREFIX):
         state.delete(key)
 
 
@@ -479,17 +470,18 @@ def _anomaly_rows(candidates: pa.Table, part_paths: list[Path]) -> pa.Table:
 def publish_gold(layout: DataLayout, settings: Settings, file_metrics: list[FileMetrics]) -> list[str]:
     """Write the gold tables that are not yet at the state's current digest."""
     with open_state(layout.state_dir) as state:
-        if state.get_json("batch") is not None:
+        records.check_format(state, state_path(layout.state_dir))
+        if records.read_batch(state) is not None:
             raise PipelineError("the Silver -> Gold merge is unfinished; run the pipeline again to finish it before publishing gold")
-        covers = state.get_json("covers") or {"current": covers_digest([]), "previous": None}
+        covers = records.read_covers(state)
         totals = _load_aggregates(state, "agg")
         delta = _load_aggregates(state, "delta")
         anomalies = state.get_table("anomalies") or ANOMALY_SCHEMA.empty_table()
     # A gold file's stamp is what it covers plus the settings it was derived with: a change of
     # `top_products_n` rebuilds the tables from the state; an unchanged one upserts.
     stamp = gold_fingerprint(settings)
-    current = f"{covers['current']}+{stamp}"
-    previous = f"{covers['previous']}+{stamp}" if covers["previous"] else None
+    current = f"{covers.current or covers_digest([])}+{stamp}"
+    previous = f"{covers.previous}+{stamp}" if covers.previous else None
     fresh = build_gold_tables(totals, anomalies, file_metrics, settings.top_products_n, settings.anomaly_top_n)
     paths = {name: layout.gold_table_path(name) for name in GOLD_TABLES}
     return publish(paths, fresh, current, previous, settings.gold_mode, touched_keys(delta))

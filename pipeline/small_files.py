@@ -13,8 +13,8 @@ the first file not done, and a file that fails is reported alone while the other
 """
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Callable
 
 import numpy as np
 import pyarrow as pa

@@ -8,16 +8,17 @@ from __future__ import annotations
 
 import json
 import sqlite3
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import pyarrow as pa
 from sqlitedict import SqliteDict
 
 from pipeline.errors import EnvironmentProblem, PipelineError, environment_line
+from pipeline.layout import STATE_FILE
 
-STATE_FILE = "gold_state.sqlite"
 STATE_TABLE = "state"
 _JSON = b"J"
 _ARROW = b"A"

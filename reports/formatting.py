@@ -7,11 +7,12 @@ from __future__ import annotations
 
 import html
 import re
+from collections.abc import Callable
 from decimal import ROUND_HALF_UP, Decimal
-from typing import Callable
+
+from pipeline.contract import CENTS
 
 CURRENCY = "$"
-CENTS = Decimal("0.01")
 NOT_RECORDED = "not recorded"
 NO_VALUE = "—"
 # Defence in depth: gold holds no e-mails, but free text (product names, file names) could.

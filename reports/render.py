@@ -9,25 +9,36 @@ from __future__ import annotations
 import datetime as dt
 import json
 import time
+from collections.abc import Callable
 from decimal import Decimal
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from pipeline.atomic import write_text_atomic
 from pipeline.contract import REJECT_REASONS, SENTINEL_DATE, SENTINEL_MONTH, SOFT_FIELDS
+from pipeline.layout import GOLD_RUN_FILE, RUN_RECORD_FILE
+from pipeline.timestamps import utc_iso
 from reports import charts
 from reports.charts import ColumnSeries, Panel
 from reports.formatting import NO_VALUE, NOT_RECORDED, count, money, percent, seconds, share
-from reports.gold_data import (LATEST_DAYS, MAX_MONTHS, Gold, Headline, MonthlyRevenue, by_revenue, headline,
-                               latest_daily_revenue, monthly_revenue_by_region, read_gold, undated)
-from reports.template import (RUN_BEGIN, RUN_END, Column, Section, card, empty, figure, key_values, page, pair, paragraph,
-                              table)
+from reports.gold_data import (
+    LATEST_DAYS,
+    MAX_MONTHS,
+    Gold,
+    Headline,
+    MonthlyRevenue,
+    by_revenue,
+    headline,
+    latest_daily_revenue,
+    monthly_revenue_by_region,
+    read_gold,
+    undated,
+)
+from reports.template import RUN_BEGIN, RUN_END, Column, Section, card, empty, figure, key_values, page, pair, paragraph, table
 
 TITLE = "Sales report"
 NO_ORDERS = "No orders in gold yet."
 NO_ORDERS_HINT = "No orders in gold yet: nothing to chart. Add bronze files and run the pipeline again."
-SILVER_TO_GOLD_RUN_FILE = "_silver_to_gold_run.json"
-RUN_FILE = "_run.json"
 
 
 # --- headline ------------------------------------------------------------------------------------
@@ -143,7 +154,8 @@ def product_section(gold: Gold) -> Section:
         return Section("products", "Top products", empty(NO_ORDERS))
     chart = charts.bar_chart("chart-products", f"Top {len(rows)} products by revenue", [r["product_key"] for r in rows],
                              [Panel([float(r["total_revenue"]) for r in rows], "Revenue", "money")])
-    columns = [Column("Rank", True), Column("Product"), Column("Orders", True), Column("Units", True), Column("Revenue", True)]
+    columns = [Column("Rank", True), Column("Product", css="text"), Column("Orders", True), Column("Units", True),
+               Column("Revenue", True)]
     cells = [[str(r["rank"]), r["product_key"], count(r["order_count"]), count(r["total_quantity"]),
               money(r["total_revenue"])] for r in rows]
     return Section("products", "Top products", figure(chart) + table(columns, cells))
@@ -160,7 +172,7 @@ def anomaly_section(gold: Gold) -> Section:
         return Section("anomalies", title, empty(NO_ORDERS))
     lead = paragraph(f"The {len(rows)} orders with the highest revenue: worth a look before trusting the totals. "
                      "Defaults applied, if any, name the fields whose value was missing or invalid.")
-    columns = [Column("Rank", True), Column("Order", css="nowrap"), Column("Product"), Column("Region"),
+    columns = [Column("Rank", True), Column("Order", css="id"), Column("Product", css="text"), Column("Region"),
                Column("Sale date", css="nowrap"), Column("Qty", True), Column("Unit price", True),
                Column("Discount", True), Column("Revenue", True), Column("Source file:row", css="path")]
     cells = [[str(r["rank"]), r["order_id"], r["product_name"], r["region"], r["sale_date"].isoformat(),
@@ -169,7 +181,7 @@ def anomaly_section(gold: Gold) -> Section:
     if any(_defaults_applied(r) != NO_VALUE for r in rows):  # the column only when it says something
         columns.append(Column("Defaults applied"))
         cells = [row + [_defaults_applied(r)] for row, r in zip(cells, rows)]
-    return Section("anomalies", title, lead + f'<div class="wide">{table(columns, cells)}</div>')
+    return Section("anomalies", title, lead + table(columns, cells, css="wide"))
 
 
 # --- data quality --------------------------------------------------------------------------------
@@ -210,7 +222,7 @@ def _reasons_and_defaults(gold: Gold) -> str:
 
 def _per_file(gold: Gold) -> str:
     q = gold.quality
-    columns = [Column("File"), Column("Rows read", True), Column("Valid", True), Column("Rejected", True),
+    columns = [Column("File", css="text"), Column("Rows read", True), Column("Valid", True), Column("Rejected", True),
                Column("Duplicates", True), Column("In gold", True)]
     keys = ("rows_read", "rows_valid", "rows_rejected", "duplicates_dropped", "rows_in_gold")
     cells = [[r["source_file"], *(count(r[k]) for k in keys)] for r in q]
@@ -222,7 +234,8 @@ def _schema_drift(gold: Gold) -> str:
     drifted = [r for r in gold.quality if r["extra_columns"] or r["missing_optional_columns"]]
     if not drifted:
         return "<h3>Schema drift</h3>" + paragraph("None: every file had exactly the expected columns.")
-    columns = [Column("File"), Column("Extra columns (ignored)"), Column("Missing optional columns (defaulted)")]
+    columns = [Column("File", css="text"), Column("Extra columns (ignored)", css="text"),
+               Column("Missing optional columns (defaulted)", css="text")]
     cells = [[r["source_file"], r["extra_columns"].replace(",", ", ") or NO_VALUE,
               r["missing_optional_columns"].replace(",", ", ") or NO_VALUE] for r in drifted]
     return "<h3>Schema drift</h3>" + table(columns, cells)
@@ -261,29 +274,21 @@ def _elapsed(start: Any, end: Any) -> float | None:
 
 
 def _stages(info: dict[str, Any], render_seconds: float) -> str:
-    """How long each stage took and how fast it went; what nobody recorded says so.
-
-    Without a recorded duration, Bronze -> Silver is the time from the run's start to Silver -> Gold's
-    start, and the whole run is the time from the run's start to the end of this rendering.
-    """
+    """How long each stage took and how fast it went, from what the run and Silver -> Gold recorded:
+    Bronze -> Silver is the time from the run's start to Silver -> Gold's start, the whole run the
+    time from the run's start to the end of this rendering; what nobody recorded says so."""
     gold_run, run = info.get("silver_to_gold") or {}, info.get("run") or {}
-    recorded = run.get("stages") if isinstance(run.get("stages"), dict) else {}
-    rows = [[str(name), _value(recorded, name, _secs), NO_VALUE, NO_VALUE] for name in sorted(recorded)]
-    if not recorded:
-        bronze = _elapsed(run.get("started_at"), gold_run.get("started_at"))
-        rows.append(["Bronze → Silver", seconds(bronze), NO_VALUE if bronze is not None else NOT_RECORDED, NO_VALUE])
-    whole = _value(run, "seconds", _secs)
-    if whole == NOT_RECORDED:
-        until_render = _elapsed(run.get("started_at"), info.get("rendered_at"))
-        whole = seconds(until_render + render_seconds if until_render is not None else None)
-    rows += [
+    bronze = _elapsed(run.get("started_at"), gold_run.get("started_at"))
+    until_render = _elapsed(run.get("started_at"), info.get("rendered_at"))
+    rows = [
+        ["Bronze → Silver", seconds(bronze), NO_VALUE if bronze is not None else NOT_RECORDED, NO_VALUE],
         ["Silver → Gold: merge", _value(gold_run, "merge_seconds", _secs), _value(gold_run, "rows_merged", count),
          _value(gold_run, "merge_rows_per_second", count)],
         ["Silver → Gold: publish gold", _value(gold_run, "publish_seconds", _secs),
          _value(gold_run, "tables_written", lambda v: f"{len(v)} tables"), NO_VALUE],
         ["Silver → Gold: total", _value(gold_run, "seconds", _secs), NO_VALUE, NO_VALUE],
         ["Report: read gold and render", seconds(render_seconds), NO_VALUE, NO_VALUE],
-        ["Whole run (to this report)", whole, _value(run, "rows_cleaned", count), _value(run, "rows_per_second", count)],
+        ["Whole run (to this report)", seconds(until_render + render_seconds if until_render is not None else None), NO_VALUE, NO_VALUE],
     ]
     columns = [Column("Stage"), Column("Took", True), Column("Rows", True), Column("Rows/s", True)]
     return table(columns, rows, caption="Stages")
@@ -304,6 +309,7 @@ def run_section(run_info: dict[str, Any] | None, render_seconds: float) -> Secti
         ("Run started at", _value(run, "started_at")),
         ("Silver → Gold finished at", _gold_finished_at(info)),
         ("Workers", _value(run, "workers", count)),
+        ("Scheduler", _value(run, "scheduler")),
         ("Gold write mode", _value(gold_run, "gold_mode")),
         ("Bronze files in this publication", _value(gold_run, "files", count)),
         ("Silver parts merged", _value(gold_run, "parts_merged", count)),
@@ -332,10 +338,6 @@ def write_report(gold_dir: Path, report_path: Path, run_info: dict[str, Any] | N
     write_text_atomic(report_path, render_report(gold_dir, run_info))
 
 
-def _utc(timestamp: float) -> str:
-    return dt.datetime.fromtimestamp(timestamp, dt.timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
-
-
 def _read_json(path: Path) -> dict | None:
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
@@ -345,18 +347,13 @@ def _read_json(path: Path) -> dict | None:
 
 
 def load_run_info(gold_dir: Path) -> dict[str, Any]:
-    """The run metadata beside gold (Silver -> Gold's, and the whole run's if recorded), plus now.
-
-    `_run.json` is optional (written by run.py before the build); the keys the report shows are
-    `started_at` (ISO time), `workers`, and, when known, `seconds`, `rows_cleaned`, `rows_per_second`
-    and `stages` ({stage name: seconds}). Silver -> Gold's `started_at` / `finished_at` are used
-    when present.
-    """
+    """The run metadata beside gold, plus now: Silver -> Gold's record (pipeline.gold_run) and the
+    run's own (`started_at`, `workers`, `scheduler`, `bronze_files`, written by run.py before the build)."""
     gold_dir = Path(gold_dir)
-    info: dict[str, Any] = {"rendered_at": _utc(time.time())}
-    for key, name in (("silver_to_gold", SILVER_TO_GOLD_RUN_FILE), ("run", RUN_FILE)):
+    info: dict[str, Any] = {"rendered_at": utc_iso(time.time())}
+    for key, name in (("silver_to_gold", GOLD_RUN_FILE), ("run", RUN_RECORD_FILE)):
         path = gold_dir / name
         info[key] = _read_json(path)
         if info[key] is not None:
-            info[f"{key}_written_at"] = _utc(path.stat().st_mtime)
+            info[f"{key}_written_at"] = utc_iso(path.stat().st_mtime)
     return info

@@ -5,8 +5,8 @@ from the file system, offline, and prints as it looks.
 """
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Sequence
 
 from reports.formatting import data_text, text
 
@@ -27,30 +27,46 @@ h3 { font-size: 16px; margin: 22px 0 8px; }
 p.lead, p.note { color: var(--muted); margin: 4px 0 12px; }
 nav.toc { font-size: 14px; margin: 6px 0 10px; }
 nav.toc a { color: var(--accent); text-decoration: none; margin-right: 14px; white-space: nowrap; }
-.cards { display: grid; grid-template-columns: repeat(3, 1fr); gap: 12px; margin: 12px 0; }
+.cards { display: grid; grid-template-columns: repeat(3, minmax(0, 1fr)); gap: 12px; margin: 12px 0; }
 .card { background: var(--band); border: 1px solid var(--rule); border-radius: 6px; padding: 12px 14px; }
 .card .label { font-size: 13px; color: var(--muted); text-transform: uppercase; letter-spacing: .03em; }
-.card .value { font-size: 24px; font-weight: bold; font-variant-numeric: tabular-nums; margin-top: 2px; }
+.card .value { font-size: 24px; font-weight: bold; font-variant-numeric: tabular-nums; margin-top: 2px;
+               overflow-wrap: anywhere; }
 .card .detail { font-size: 13px; color: var(--muted); }
 figure { margin: 14px 0 18px; break-inside: avoid; page-break-inside: avoid; }
 svg.chart { display: block; width: 100%; max-width: 922px; height: auto; }
-table { border-collapse: collapse; margin: 8px 0 16px; font-size: 14px; break-inside: auto; }
+.scroll { overflow-x: auto; margin: 8px 0 16px; }  /* a table too wide for the screen scrolls here, not the page */
+table { border-collapse: collapse; margin: 0; font-size: 14px; break-inside: auto; }
 caption { text-align: left; font-weight: bold; padding: 4px 0; }
 th, td { padding: 4px 10px; border-bottom: 1px solid var(--rule); vertical-align: top; }
 th { text-align: left; background: var(--band); font-weight: bold; }
-th.num, td.num { text-align: right; font-variant-numeric: tabular-nums; white-space: nowrap; }
+th.num, td.num { text-align: right; font-variant-numeric: tabular-nums; }
+td.num, .nowrap { white-space: nowrap; }
+/* text from input (names, file paths, ids): a long word breaks rather than widen the table, but the
+   column keeps room for a few words (a whole usual id) when the table has to scroll anyway */
+td.text, td.path { overflow-wrap: anywhere; min-width: 6em; }
+td.id { overflow-wrap: anywhere; min-width: 9em; }
 tr { break-inside: avoid; page-break-inside: avoid; }
-.pair { display: grid; grid-template-columns: 1fr 1fr; gap: 0 28px; align-items: start; }
+.pair { display: grid; grid-template-columns: minmax(0, 1fr) minmax(0, 1fr); gap: 0 28px; align-items: start; }
 .pair table { width: 100%; }
 tfoot td { font-weight: bold; border-top: 2px solid var(--rule); }
 .empty { padding: 14px; background: var(--band); border: 1px dashed var(--rule); color: var(--muted); }
 footer { margin-top: 40px; font-size: 13px; color: var(--muted); border-top: 1px solid var(--rule); padding-top: 8px; }
 code { font-size: 13px; }
-.nowrap { white-space: nowrap; }
-.wide { overflow-x: auto; }
 .wide table { font-size: 13px; }
 .wide th, .wide td { padding: 4px 6px; }
-@media (max-width: 760px) { .cards { grid-template-columns: repeat(2, 1fr); } .pair { display: block; } }
+@media (max-width: 760px) { .cards { grid-template-columns: repeat(2, minmax(0, 1fr)); } .pair { display: block; } }
+@media screen and (max-width: 760px) {
+  .card .value { font-size: 20px; }
+  .wide td.text, .wide td.path { min-width: 11em; }  /* the anomaly table scrolls here anyway: keep names readable */
+}
+@media screen and (max-width: 520px) {
+  main { padding: 16px 14px 32px; }
+  h1 { font-size: 24px; }
+  .cards { grid-template-columns: minmax(0, 1fr); }
+  table { font-size: 13px; }
+  th, td { padding: 4px 6px; }
+}
 @media print {
   @page { size: A4; margin: 14mm 12mm; }
   body { font-size: 11pt; }
@@ -59,7 +75,7 @@ code { font-size: 13px; }
   h2 { break-after: avoid; page-break-after: avoid; }
   .card { background: none; }
   a { color: inherit; text-decoration: none; }
-  .wide { overflow: visible; }
+  .scroll { overflow: visible; }
   .wide table { font-size: 8pt; }
   td.path { word-break: break-all; }  /* paper cannot scroll: break long file names anywhere */
   .pair { display: grid; }
@@ -73,7 +89,8 @@ class Column:
 
     heading: str
     numeric: bool = False
-    css: str = ""  # extra classes: "nowrap" (ids, dates), "path" (breaks after '/' only)
+    css: str = ""  # extra classes: "nowrap" (dates), "id" (an order id: whole unless far longer than usual),
+                   # "path" (breaks after '/', else anywhere), "text" (free text from input: a long word breaks)
 
     @property
     def classes(self) -> str:
@@ -81,12 +98,19 @@ class Column:
         return f' class="{names}"' if names else ""
 
 
+def scroll_box(table_html: str, css: str = "") -> str:
+    """A table in its own sideways-scrolling box: a table that cannot fit a narrow screen scrolls
+    there, and the page itself never gets wider than the window."""
+    return f'<div class="{" ".join(n for n in ("scroll", css) if n)}">{table_html}</div>'
+
+
 def table(columns: Sequence[Column], rows: Sequence[Sequence[str]], caption: str | None = None,
-          footer: Sequence[str] | None = None) -> str:
-    """An HTML table of already-formatted cells; cells are escaped here, once."""
+          footer: Sequence[str] | None = None, css: str = "") -> str:
+    """An HTML table of already-formatted cells, in its scroll box (with the extra classes `css`, such as
+    "wide": many columns, set smaller); cells are escaped here, once."""
     def cell(column: Column, value: str, tag: str) -> str:
         html = data_text(value)
-        if "path" in column.css:  # break long file paths only between folders
+        if "path" in column.css:  # long file paths break between folders first
             html = html.replace("/", "/<wbr>")
         return f"<{tag}{column.classes}>{html}</{tag}>"
 
@@ -97,14 +121,14 @@ def table(columns: Sequence[Column], rows: Sequence[Sequence[str]], caption: str
     body = "".join(f"<tr>{cells(row, 'td')}</tr>" for row in rows)
     foot = f"<tfoot><tr>{cells(footer, 'td')}</tr></tfoot>" if footer else ""
     title = f"<caption>{text(caption)}</caption>" if caption else ""
-    return f"<table>{title}{head}<tbody>{body}</tbody>{foot}</table>"
+    return scroll_box(f"<table>{title}{head}<tbody>{body}</tbody>{foot}</table>", css)
 
 
 def key_values(pairs: Sequence[tuple[str, str]], caption: str | None = None) -> str:
     """A two-column table of labelled facts (the run section)."""
     rows = "".join(f'<tr><th scope="row">{text(k)}</th><td class="num">{data_text(v)}</td></tr>' for k, v in pairs)
     title = f"<caption>{text(caption)}</caption>" if caption else ""
-    return f"<table>{title}<tbody>{rows}</tbody></table>"
+    return scroll_box(f"<table>{title}<tbody>{rows}</tbody></table>")
 
 
 def pair(left: str, right: str) -> str:

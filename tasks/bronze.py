@@ -8,6 +8,7 @@ import time
 
 import luigi
 
+from pipeline import journal
 from pipeline.atomic import write_text_atomic
 from pipeline.bronze import (
     process_chunk,
@@ -15,7 +16,6 @@ from pipeline.bronze import (
     scan_to_manifest,
     summarise_file,
 )
-from pipeline import journal
 from pipeline.errors import PipelineError
 from pipeline.locking import claim_work
 from pipeline.preflight import read_files_list, write_files_list

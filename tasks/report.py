@@ -28,7 +28,7 @@ class Report(PipelineTask):
         return SilverToGold(data_root=self.data_root, inputs=self.inputs)
 
     def output(self) -> luigi.LocalTarget:
-        return luigi.LocalTarget(str(self.layout.report_dir / f"_rendered-{self.inputs}.json"))
+        return luigi.LocalTarget(str(self.layout.rendered_marker_path(str(self.inputs))))
 
     def complete(self) -> bool:
         """Rendered from today's gold, and that gold is published for today's inputs (a --reprocess
@@ -52,7 +52,7 @@ class Report(PipelineTask):
             self.report_progress(0, "rendering the report from gold")
             fingerprint = gold_fingerprint(layout.gold_dir)
             write_report(layout.gold_dir, layout.report_path, load_run_info(layout.gold_dir))
-            for old in layout.report_dir.glob("_rendered-*.json"):
+            for old in layout.rendered_markers():
                 old.unlink()
             marker = {"inputs": self.inputs, "gold": fingerprint, "report": layout.report_path.name}
             write_text_atomic(self.output().path, json.dumps(marker, indent=1, sort_keys=True))

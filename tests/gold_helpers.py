@@ -11,8 +11,8 @@ from decimal import Decimal
 from pathlib import Path
 
 import pyarrow as pa
-import pytest
 import pyarrow.parquet as pq
+import pytest
 
 from pipeline.contract import GOLD_TABLES
 from tests.conftest import run_cli

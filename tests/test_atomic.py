@@ -39,7 +39,9 @@ def test_a_killed_writer_that_is_still_a_zombie_counts_as_gone(tmp_path: Path) -
         writer.stdout.readline()
         assert remove_stale_temp_files(tmp_path) == 0  # still writing
         os.kill(writer.pid, signal.SIGKILL)
+        deadline = time.monotonic() + 10
         while Path(f"/proc/{writer.pid}/stat").read_text().rpartition(")")[2].split()[0] != "Z":
+            assert time.monotonic() < deadline, f"the killed writer (pid {writer.pid}) was not a zombie 10 s after SIGKILL"
             time.sleep(0.01)
         assert remove_stale_temp_files(tmp_path) == 1 and not list(tmp_path.glob(f"{TEMP_PREFIX}*"))
     finally:

@@ -184,9 +184,13 @@ def _lock_race(tmp_path: Path, generated: Path, tries: int) -> None:
         args = [sys.executable, str(REPO / "run.py"), "--data-root", str(root), "--until", "gold", "--workers", "2"]
         plain = subprocess.Popen(args, cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
         deadline = time.monotonic() + 60
-        while not (lock.exists() and lock.read_text()) and time.monotonic() < deadline:
-            time.sleep(0.02)  # the merge holds the lock once its holder is written into it
-        time.sleep(rng.uniform(0.0, 0.5))
+        while not (lock.exists() and lock.read_text()):  # the merge holds the lock once its holder is written into it
+            if plain.poll() is not None or time.monotonic() > deadline:
+                plain.kill()
+                raise AssertionError(f"try {attempt}: the merging run never wrote its holder into {lock} "
+                                     f"({'it ended first' if plain.returncode is not None else 'within 60 s'}):\n{plain.communicate()[0]}")
+            time.sleep(0.02)
+        time.sleep(rng.uniform(0.0, 0.5))  # the thing under test: a random instant inside the merge (bounded)
         maintenance = subprocess.run(args + command, cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
         plain_out = plain.communicate(timeout=300)[0]
         label = f"try {attempt}: {command}"

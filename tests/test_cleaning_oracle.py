@@ -32,9 +32,9 @@ import functools
 import os
 import re
 from collections import Counter
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from decimal import MAX_EMAX, MIN_EMIN, ROUND_HALF_UP, Decimal, localcontext
-from typing import Mapping, Sequence
 
 import pyarrow as pa
 import pytest
@@ -158,7 +158,7 @@ def lookup(aliases: Mapping[str, Sequence[str]]) -> dict[str, str]:
     return _lookup(tuple((canonical, tuple(names)) for canonical, names in aliases.items()))
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _lookup(aliases: tuple[tuple[str, tuple[str, ...]], ...]) -> dict[str, str]:
     return {normal_text(name): canonical for canonical, names in aliases for name in (canonical, *names)}
 
@@ -173,7 +173,7 @@ _ISO = re.compile(r"(?P<y>[0-9]{4})-(?P<m>[0-9]{2})-(?P<d>[0-9]{2})[Tt ](?:[01][
 _DIRECTIVES = {"Y": r"(?P<y>[0-9]{4})", "m": r"(?P<m>[0-9]{1,2})", "d": r"(?P<d>[0-9]{1,2}| [1-9])"}
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def format_regex(fmt: str) -> re.Pattern[str]:
     parts = re.split(r"%(.)", fmt)  # literal, directive, literal, directive, ...
     assert not any(p.isspace() for p in parts[::2]), "oracle: formats with white space are not modelled"

@@ -48,12 +48,6 @@ def test_colliding_keys_stored_together_are_still_told_apart_later() -> None:
     assert result.keep.to_pylist() == [False, False, True]
 
 
-def test_a_segment_stored_before_hashes_were_kept_is_read() -> None:
-    legacy = SeenSegment.from_table(pa.table({"order_id": pa.array(["K", "L"], pa.string())}))
-    result = first_wins(_rows(["L", "M"]), [legacy])
-    assert result.keep.to_pylist() == [False, True]
-
-
 def test_many_batches_equal_one_batch() -> None:
     rng = np.random.default_rng(7)
     ids = [f"O{int(i)}" for i in rng.integers(0, 3000, size=10_000)]

@@ -12,6 +12,7 @@ import pytest
 
 from pipeline.contract import GOLD_TABLES
 from pipeline.generator import generate_bronze
+from tests import thread_probe
 from tests.conftest import REPO, config_file, run_cli
 
 
@@ -54,20 +55,28 @@ def test_full_disk_fails_clearly_and_a_later_run_completes(tmp_path: Path) -> No
 
 @pytest.mark.parametrize("threads", ["one thread", "two threads"])
 def test_corrupt_silver_part_is_detected_and_reprocess_recovers(tmp_path: Path, threads: str) -> None:
-    # "two threads": the parts' checksums are checked two at a time, as in a large merge
+    # "two threads": the buckets are merged by two threads, as in a large merge; in both the parts'
+    # checksums are checked two at a time (one thread per core: two cores, whatever this machine has)
     env = {"LUIGI_CONFIG_PATH": str(config_file(tmp_path, "[gold]\nmerge_parallel_min_rows = 0\n"))} if threads == "two threads" else {}
+    merge_threads = 2 if threads == "two threads" else 0
     source = tmp_path / "source"
     generate_bronze(source, rows=6_000, files=3, seed=9)
     root, reference = make_root(tmp_path, "data", source), make_root(tmp_path, "reference", source)
-    assert run_cli("--data-root", str(reference), "--until", "gold", env=env).returncode == 0
+    probe = tmp_path / "probe-reference"
+    assert run_cli("--data-root", str(reference), "--until", "gold", env={**env, **thread_probe.probe_env(probe, cores=2)}).returncode == 0
+    merged = thread_probe.threads_per_batch(thread_probe.read_log(probe))
+    assert merged and all(b == (merge_threads, max(merge_threads, 1)) for b in merged), f"(threads decided, threads that merged): {merged}"
     assert run_cli("--data-root", str(root), "--until", "silver", env=env).returncode == 0
     for name in ("sales_data_part_0002.csv", "sales_data_part_0003.csv"):
         part = root / "silver" / name / "part-00001.parquet"
         data = bytearray(part.read_bytes())
         data[len(data) // 2] ^= 0xFF
         part.write_bytes(bytes(data))
-    refused = run_cli("--data-root", str(root), "--until", "gold", env=env)
+    probe = tmp_path / "probe-refused"
+    refused = run_cli("--data-root", str(root), "--until", "gold", env={**env, **thread_probe.probe_env(probe, cores=2)})
     assert refused.returncode == 1
+    checked = thread_probe.threads_per_batch(thread_probe.read_log(probe), "checksums")
+    assert checked == [(2, 2)], f"(threads decided, threads that checked parts): {checked}"
     # the first bad part in input order is the one reported
     assert "is corrupt or truncated" in refused.stdout and "--reprocess sales_data_part_0002.csv" in refused.stdout
     assert "sales_data_part_0003.csv" not in refused.stdout

@@ -31,13 +31,14 @@ import subprocess
 import sys
 import time
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
 import pytest
 
 from pipeline.generator import generate_bronze
+from tests import thread_probe
 from tests.conftest import REPO
 from tests.gold_helpers import (
     GOLD_NAMES,
@@ -53,7 +54,8 @@ from tests.gold_helpers import (
 ROWS, FILES, SEED = 40_000, 4, 11
 BUCKETS = 16
 # The 10k-row files are small files (cleaned in groups, several chunks each) and every merge batch is
-# merged by one thread per core, so kills land inside a group and inside the parallel merge too.
+# merged by one thread per core (two: the setup forces it, and checks it), so kills land inside a
+# group and inside the parallel merge too.
 CONFIG = f"[pipeline]\nchunk_rows = 3000\nsilver_buckets = {BUCKETS}\n[gold]\nmerge_parallel_min_rows = 0\n"
 ITERATIONS = int(os.environ.get("GOLD_CRASH_ITERATIONS", "6"))
 ATTEMPTS = 25  # tries to land on a narrow deterministic window before the test gives up
@@ -75,12 +77,16 @@ def setup(tmp_path_factory: pytest.TempPathFactory) -> Setup:
     base = tmp_path_factory.mktemp("crash")
     bronze = base / "bronze-source"
     generate_bronze(bronze, rows=ROWS, files=FILES, seed=SEED)
-    env = layered_config(base, CONFIG)
+    # Two cores for every run, whatever this machine has, and a record of the threads that merge.
+    probe = base / "thread-probe"
+    env = {**layered_config(base, CONFIG), **thread_probe.probe_env(probe, cores=2)}
     root = base / "reference" / "data"
     copy_bronze(bronze, root)
     started = time.monotonic()
     run_ok(root, env, "--workers", "1")
     seconds = time.monotonic() - started
+    merged = thread_probe.threads_per_batch(thread_probe.read_log(probe))
+    assert merged and all(b == (2, 2) for b in merged), f"(threads decided, threads that merged) per batch: {merged}"
     # the reference is itself reproducible (so a mismatch below is the crash's fault)
     again = base / "reference-2" / "data"
     copy_bronze(bronze, again)

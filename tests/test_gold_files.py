@@ -8,6 +8,7 @@ import pyarrow.parquet as pq
 
 from pipeline.contract import GOLD_TABLES
 from pipeline.generator import generate_bronze
+from tests import thread_probe
 from tests.conftest import HEADER, config_file, run_cli, write_bronze
 
 
@@ -23,8 +24,10 @@ def test_a_later_file_without_valid_rows_still_appears_in_data_quality(tmp_path)
         ("a.csv", 1, 0, 1), ("b.csv", 0, 0, 0), ("c.csv", 1, 1, 0)]
 
 
-def assert_same_gold_under_configs(tmp_path: Path, rows: int, files: int, seed: int, configs: dict[str, str], *extra: str) -> None:
-    """The same generated bronze, run once per config (layered over luigi.cfg): every gold table equal."""
+def assert_same_gold_under_configs(tmp_path: Path, rows: int, files: int, seed: int, configs: dict[str, str], *extra: str,
+                                   envs: dict[str, dict[str, str]] | None = None) -> None:
+    """The same generated bronze, run once per config (layered over luigi.cfg): every gold table equal.
+    `envs`: more environment for the run of a config, by the config's name."""
     source = tmp_path / "source"
     generate_bronze(source, rows=rows, files=files, seed=seed)
     tables = []
@@ -32,7 +35,8 @@ def assert_same_gold_under_configs(tmp_path: Path, rows: int, files: int, seed: 
         root = tmp_path / name
         shutil.copytree(source, root / "bronze")
         cfg = config_file(tmp_path / name, config)
-        result = run_cli("--data-root", str(root), "--until", "gold", *extra, env={"LUIGI_CONFIG_PATH": str(cfg)})
+        result = run_cli("--data-root", str(root), "--until", "gold", *extra,
+                         env={"LUIGI_CONFIG_PATH": str(cfg), **(envs or {}).get(name, {})})
         assert result.returncode == 0, result.stdout + result.stderr
         tables.append({n: pq.read_table(root / "gold" / f"{n}.parquet").replace_schema_metadata(None) for n in GOLD_TABLES})
     for name in GOLD_TABLES:
@@ -49,7 +53,13 @@ def test_merge_in_threads_gives_the_same_gold(tmp_path: Path) -> None:
     """The parallel merge (two threads, the task's thread commits in bucket order) equals the one-thread one."""
     configs = {name: f"[pipeline]\nsilver_buckets = 8\n[gold]\nmerge_parallel_min_rows = {minimum}\n"
                for name, minimum in (("in_process", 10**9), ("workers", 0))}
-    assert_same_gold_under_configs(tmp_path, 10_000, 2, 12, configs, "--workers", "2")
+    # Two cores whatever this machine has, and a record of the threads that merged each batch.
+    probes = {name: tmp_path / f"probe-{name}" for name in configs}
+    envs = {name: thread_probe.probe_env(folder, cores=2) for name, folder in probes.items()}
+    assert_same_gold_under_configs(tmp_path, 10_000, 2, 12, configs, "--workers", "2", envs=envs)
+    ran = {name: thread_probe.threads_per_batch(thread_probe.read_log(folder)) for name, folder in probes.items()}
+    assert ran["in_process"] and all(b == (0, 1) for b in ran["in_process"]), f"(threads decided, threads that merged): {ran}"
+    assert ran["workers"] and all(b == (2, 2) for b in ran["workers"]), f"(threads decided, threads that merged): {ran}"
 
 
 def test_status_reports_each_layer(tmp_path) -> None:
@@ -65,24 +75,3 @@ def test_status_reports_each_layer(tmp_path) -> None:
     assert "2 of 2 files done, 0 pending" in after.stdout
     assert "silver -> gold: 2 of 2 silver parts merged, 0 pending" in after.stdout
     assert "gold: 7 tables" in after.stdout and "report: " + str(root / "report" / "index.html") in after.stdout
-
-
-def test_whole_row_anomaly_candidates_of_an_older_interrupted_merge_still_count(tmp_path: Path) -> None:
-    """A merge interrupted before candidates became narrow left whole silver rows in the state."""
-    from decimal import Decimal
-
-    import pyarrow as pa
-
-    from pipeline.settings import Settings
-    from pipeline.silver_to_gold import ANOMALY_SCHEMA, _fold_buckets
-    from pipeline.state_store import open_state
-
-    legacy = pa.Table.from_pylist([{"order_id": f"O{i}", "revenue": Decimal(f"{i}.50"), "product_name": f"p{i}"} for i in range(3)],
-                                  schema=ANOMALY_SCHEMA)
-    with open_state(tmp_path / "state") as state:
-        state.put_table("bucket/1/anomalies", legacy)
-        _fold_buckets(state, Settings(silver_buckets=2, anomaly_top_n=2), [])
-        kept = state.get_table("anomalies")
-        assert state.keys_with_prefix("bucket/") == []
-    assert kept.column("order_id").to_pylist() == ["O2", "O1"]
-    assert kept.column("product_name").to_pylist() == ["p2", "p1"]

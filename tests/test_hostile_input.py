@@ -27,6 +27,10 @@ CORPUS: dict[str, tuple[bytes, tuple]] = {
                          + (ROW.format(n=3) + "\n").encode(), ("rows", 3, 2, 1)),
     "unterminated_quote.csv": ((HEADER + "\n" + ROW.format(n=1) + '\nB2,"never closed,electronics,1,1.00,0,east,2024-02-01,x@y.co\n'
                                 + ROW.format(n=3) + "\n").encode(), ("rows", 2, 1, 1)),
+    # The quote opens the last field of the last record and never closes: the field count is right,
+    # and a parser that closes quotes at the end of its input once read it as a valid row.
+    "open_quote_last_field.csv": ((HEADER + "\n" + ROW.format(n=1) + '\nB2,Thing,electronics,1,1.00,0,east,2024-02-01,"x@y.co\n').encode(),
+                                  ("rows", 2, 1, 1)),
     "huge_field.csv": ((HEADER + "\n" + 'B1,"' + "x" * 3_000_000 + '",electronics,1,1.00,0,east,2024-02-01,x@y.co\n'
                         + ROW.format(n=2) + "\n").encode(), ("rows", 2, 2, 0)),
     "empty.csv": (b"", ("fails", "empty.csv: no header row")),

@@ -161,7 +161,11 @@ def test_two_hosts_on_one_data_root_build_gold_once_from_the_owner_state(tmp_pat
 
     first = host("host-a", "--take-gold")
     deadline = time.monotonic() + 60
-    while not (shared / "_gold_owner.json").exists() and time.monotonic() < deadline:
+    while not (shared / "_gold_owner.json").exists():
+        if first.poll() is not None or time.monotonic() > deadline:
+            first.kill()
+            raise AssertionError(f"host A never claimed gold ({shared / '_gold_owner.json'} not written "
+                                 f"{'before it ended' if first.returncode is not None else 'within 60 s'}):\n{first.communicate()[0]}")
         time.sleep(0.05)
     second = host("host-b")
     outputs = [p.communicate(timeout=300)[0] for p in (first, second)]
@@ -199,11 +203,13 @@ def test_luigid_task_history_records_the_run(tmp_path: Path, bronze: Path) -> No
         assert result.returncode == 0, result.stdout + result.stderr
         deadline = time.monotonic() + 20
         names: set[str] = set()
-        while time.monotonic() < deadline and "SilverToGold" not in names:
-            time.sleep(0.2)
+        while "SilverToGold" not in names:
+            assert time.monotonic() < deadline, f"luigid's task history had no SilverToGold 20 s after the run: {sorted(names)}"
             if history.exists():
                 with sqlite3.connect(history) as db:
                     names = {row[0] for row in db.execute("SELECT name FROM tasks")}
+            if "SilverToGold" not in names:
+                time.sleep(0.2)
         assert {"Pipeline", "SilverToGold", "SmallFilesToSilver"} <= names, names
 
 
@@ -217,7 +223,11 @@ def test_the_ui_shows_chunk_steps_and_chunks_done_while_they_run(tmp_path: Path,
     run = subprocess.Popen(command, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     file_messages: set[str] = set()
     chunk_percents: set[int] = set()
+    deadline = time.monotonic() + 300
     while run.poll() is None:
+        if time.monotonic() > deadline:
+            run.kill()
+            raise AssertionError(f"the run was still going 300 s after it started:\n{run.communicate()[0][-3000:]}")
         for status in ("RUNNING", "PENDING"):
             for task in api(luigid, "task_list", {"status": status, "upstream_status": "", "search": ""}).values():
                 if task["name"] == "BronzeFileToSilver" and task.get("status_message"):

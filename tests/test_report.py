@@ -187,10 +187,10 @@ def test_data_quality_funnel_rejects_defaults_files_and_drift(html: str) -> None
     for step, rows in (("Rows read", "18"), ("Valid", "14"), ("Unique orders", "11"), ("In gold", "11")):
         assert f"<td>{step}</td><td class=\"num\">{rows}</td>" in quality
     assert "date=2024-03-02/<wbr>b.csv" not in quality  # only source paths in the anomaly table break
-    assert '<td>date=2024-03-02/b.csv</td><td class="num">8</td><td class="num">7</td><td class="num">1</td>' in quality
-    assert '<td>2 files</td><td class="num">18</td><td class="num">14</td><td class="num">4</td><td class="num">3</td><td class="num">11</td>' in quality
-    assert "<td>a.csv</td><td>coupon_code</td><td>—</td>" in quality
-    assert "<td>date=2024-03-02/b.csv</td><td>—</td><td>customer_email</td>" in quality
+    assert '<td class="text">date=2024-03-02/b.csv</td><td class="num">8</td><td class="num">7</td><td class="num">1</td>' in quality
+    assert '<td class="text">2 files</td><td class="num">18</td><td class="num">14</td><td class="num">4</td><td class="num">3</td><td class="num">11</td>' in quality
+    assert '<td class="text">a.csv</td><td class="text">coupon_code</td><td class="text">—</td>' in quality
+    assert '<td class="text">date=2024-03-02/b.csv</td><td class="text">—</td><td class="text">customer_email</td>' in quality
     for reason, rows, of_read in zip(REJECT_REASONS, ("0", "2", "1", "1"), ("0.0 %", "11.1 %", "5.6 %", "5.6 %")):
         assert f'<td>{reason}</td><td class="num">{rows}</td><td class="num">{of_read}</td>' in quality
     for field, rows in zip(SOFT_FIELDS, ("0", "0", "0", "1", "2", "3")):
@@ -234,17 +234,18 @@ def test_run_section_says_not_recorded_when_nothing_was_recorded(own_gold: Path)
 
 
 def test_run_section_shows_what_the_run_files_record(own_gold: Path) -> None:
+    """Exactly the keys the product writes: pipeline.gold_run's record and run.py's _record_run_start."""
     (own_gold / "_silver_to_gold_run.json").write_text(json.dumps(
         {"files": 2, "parts_merged": 2, "rows_merged": 14, "new_unique_orders": 11, "merge_seconds": 0.5,
          "merge_rows_per_second": 28, "publish_seconds": 0.25, "tables_written": ["a", "b"], "gold_mode": "upsert",
-         "seconds": 0.8}))
-    (own_gold / "_run.json").write_text(json.dumps({"workers": 4, "seconds": 3.5, "rows_cleaned": 18, "rows_per_second": 5,
-                                                    "stages": {"Bronze → Silver": 2.25}}))
+         "seconds": 0.8, "started_at": "2026-01-01T10:00:02.250Z", "finished_at": "2026-01-01T10:00:03.050Z"}))
+    (own_gold / "_run.json").write_text(json.dumps({"started_at": "2026-01-01T10:00:00.000Z", "workers": 4, "scheduler": "local",
+                                                    "bronze_files": 2}))
     run = run_section(load_run_info(own_gold), 0.1).body
     for fact in ('<td class="num">4</td>', '<td class="num">upsert</td>', '<td class="num">0.50 s</td>',
                  '<td class="num">28</td>', '<td class="num">2 tables</td>', '<td class="num">2.25 s</td>',
-                 '<td class="num">3.50 s</td>'):
-        assert fact in run
+                 '<td class="num">0.80 s</td>', '<td class="num">local</td>'):
+        assert fact in run, fact
     assert 'Bronze → Silver</td><td class="num">not recorded' not in run
 
 
@@ -358,6 +359,31 @@ window.addEventListener("load", () => {
 </script>"""
 
 
+def need_chromium() -> None:
+    """Skip without Chromium, saying why; but fail under CI=true, where a skipped browser test would hide that
+    the report was never opened in a browser."""
+    if CHROMIUM.exists():
+        return
+    why = f"chromium not installed: {CHROMIUM} is missing (run .ci/install-browser; it needs apt-get and root)"
+    if os.environ.get("CI", "").strip().lower() in ("true", "1"):
+        pytest.fail(f"{why}; CI=true, so the browser test must run", pytrace=False)
+    pytest.skip(why)
+
+
+def test_a_missing_chromium_fails_under_ci_and_skips_elsewhere(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.setattr(sys.modules[__name__], "CHROMIUM", tmp_path / "no-chromium")
+    monkeypatch.setenv("CI", "true")
+    with pytest.raises(pytest.fail.Exception, match="CI=true"):
+        need_chromium()
+    for value in (None, "", "false"):
+        if value is None:
+            monkeypatch.delenv("CI")
+        else:
+            monkeypatch.setenv("CI", value)
+        with pytest.raises(pytest.skip.Exception, match="no-chromium is missing"):
+            need_chromium()
+
+
 def _chromium(profile: Path, *args: str) -> subprocess.CompletedProcess:
     """Headless Chromium with no network at all: any request would fail and be reported."""
     command = [str(CHROMIUM), "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
@@ -377,8 +403,7 @@ def _png_size(path: Path) -> tuple[int, int]:
 
 
 def test_chromium_loads_the_page_offline_without_errors_and_draws_every_chart(tmp_path: Path, html: str) -> None:
-    if not CHROMIUM.exists():
-        pytest.skip(f"chromium not installed: {CHROMIUM} is missing (run .ci/install-browser; it needs apt-get and root)")
+    need_chromium()
     report = tmp_path / "report" / "index.html"
     report.parent.mkdir()
     report.write_text(html, encoding="utf-8")
@@ -401,3 +426,125 @@ def test_chromium_loads_the_page_offline_without_errors_and_draws_every_chart(tm
     assert shot.exists() and shot.stat().st_size > 20_000, taken.stderr[-2000:]
     assert _png_size(shot) == (1280, 2400)
     assert _console_messages(taken.stderr) == []
+
+
+# --- the page fits a desktop and a phone window --------------------------------------------------
+
+WIDTHS = (1400, 390)  # a desktop window and a phone (iPhone 12 to 15: 390 CSS px)
+
+
+def _busy_gold(root: Path) -> Path:
+    """A gold shaped like a real run's: 8-digit order ids (and one UUID), millions in revenue, long file
+    names and column names, every default applied, snake_case product keys, and one 3,000-character
+    product name without a space (input decides names): what the layout must fit."""
+    regions, categories = ("north", "south", "east", "west", "central"), ("electronics", "home_appliance", "sports_outdoor")
+    daily = [((dt.date(2023, 1, 3) + dt.timedelta(days=11 * i)).isoformat(), regions[i % 5], categories[i % 3], 1234, 5678,
+              f"{2_600_000 + 17 * i}.00", f"{2_469_135 + 13 * i}.79", "123.400000") for i in range(66)]
+    names = ["samsung galaxy s23 ultra 512gb phantom black", "apple macbook pro 16 m3 max", "dyson v15 detect absolute",
+             "y" * 3000, "sony wh-1000xm5 wireless noise cancelling headphones"]
+    products = [(n.replace(" ", "_"), 1000 - i, 3000 - i, f"{987_654 - 1000 * i}.21") for i, n in enumerate(names)]
+    files = [f"incoming/2024/region=central/sales_data_part_{i:04d}.csv" for i in range(1, 5)]
+    base = _anomalies().to_pylist()[0]
+    rows = [{**base, "order_id": f"ORD-{10_000_000 + 7919 * i:08d}" if i != 4 else "3f2504e0-4f89-11d3-9a0c-0305e82c3301",
+             "product_name": names[i % 5], "category": categories[i % 3], "region": regions[i % 5], "quantity": 20,
+             "unit_price": D("2499.00"), "discount_percent": D("0.050000"), "gross_revenue": D("49980.00"), "revenue": D(47481 - i),
+             "source_file": files[i % 4], "source_row": 100_000 + 37 * i,
+             **{f"default_{f}": (i + j) % 3 == 0 for j, f in enumerate(SOFT_FIELDS)}} for i in range(25)]
+    extra = ["coupon_code", "loyalty_tier_identifier", "marketing_campaign_source", "warehouse_location_code"]
+    metrics = [FileMetrics(f, 1, rows_read=1_234_567, rows_valid=1_200_000, rows_rejected={r: 8_641 for r in REJECT_REASONS},
+                           defaults_applied={s: 12_345 for s in SOFT_FIELDS}, extra_columns=extra,
+                           missing_optional_columns=list(SOFT_FIELDS)) for f in files]
+    gold = _aggregates(daily, products, [(f, 1_199_000, 1_000) for f in files])
+    return write_gold(root, gold, pa.Table.from_pylist(rows, schema=SILVER_SCHEMA), metrics)
+
+
+@pytest.fixture(scope="module")
+def busy_html(tmp_path_factory: pytest.TempPathFactory) -> str:
+    info = {"rendered_at": "2026-01-01T10:00:09.123Z",
+            "run": {"started_at": "2026-01-01T10:00:00.000Z", "workers": 16, "rows_cleaned": 123_456_789,
+                    "rows_per_second": 9_876_543},
+            "silver_to_gold": {"started_at": "2026-01-01T10:00:04.000Z", "finished_at": "2026-01-01T10:00:07.456Z",
+                               "files": 1234, "parts_merged": 5678, "rows_merged": 123_456_789, "new_unique_orders": 98_765_432,
+                               "merge_seconds": 1234.5, "merge_rows_per_second": 9_876_543, "gold_mode": "upsert"}}
+    return render_report(_busy_gold(tmp_path_factory.mktemp("busy") / "data"), info)
+
+
+# Injected into the test's copy of the page only. Every element outside a scroll container must lie
+# inside the viewport and inside <main>; an element inside one is checked through its container.
+# A container that scrolls hides part of its content (with hidden scroll bars, a cut column).
+LAYOUT_PROBE = """<script>
+window.addEventListener("load", () => {
+  const name = el => el.tagName.toLowerCase() + (el.id ? "#" + el.id : "")
+    + (el.getAttribute("class") ? "." + el.getAttribute("class").trim().split(/\\s+/).join(".") : "")
+    + (el.parentElement && el.parentElement !== document.body ? " in " + name(el.parentElement) : "");
+  const clips = el => getComputedStyle(el).overflowX !== "visible";
+  const inScroller = el => { for (let p = el.parentElement; p; p = p.parentElement) if (clips(p)) return true; return false; };
+  const page = document.documentElement.clientWidth, main = document.querySelector("main").getBoundingClientRect();
+  const wide = [], scrolling = [], reported = new Set();
+  for (const el of document.body.querySelectorAll("*")) {
+    if (el.closest("svg") !== null && el.tagName.toLowerCase() !== "svg") continue;  // drawn inside the chart's box
+    const box = el.getBoundingClientRect();
+    if (!inScroller(el) && (box.left < -0.5 || box.right > Math.min(page, main.right) + 0.5)) {
+      reported.add(el);  // the outermost element that is too wide names the problem: not its cells too
+      if (!reported.has(el.parentElement)) wide.push([name(el), Math.round(box.width), Math.round(box.left), Math.round(box.right)]);
+    }
+    if (clips(el) && el.scrollWidth > el.clientWidth + 1)
+      scrolling.push([name(el), el.clientWidth, el.scrollWidth, el.querySelector("table") !== null]);
+  }
+  parent.postMessage(JSON.stringify({frame: "FRAME", viewport: window.innerWidth, page: page, main: Math.round(main.right),
+    scrollWidth: document.documentElement.scrollWidth, wide: wide, scrolling: scrolling}), "*");
+});
+</script>"""
+
+
+def _layout_in_window(tmp_path: Path, pages: dict[str, str], width: int) -> dict[str, dict]:
+    """Each page laid out in a viewport exactly `width` CSS px wide, measured by LAYOUT_PROBE.
+
+    Headless Chromium makes no window narrower than 500 px, so every page is opened in an iframe of
+    that width (its own viewport: media queries, innerWidth) inside a `--window-size=W,900` window;
+    the frame posts its measurements to the outer page, which --dump-dom prints.
+    """
+    frames = []
+    for key, page in pages.items():
+        copy = tmp_path / f"{key}-{width}.html"
+        probe = LAYOUT_PROBE.replace('"FRAME"', json.dumps(key))
+        copy.write_text(page.replace("</body>", probe + "\n</body>", 1), encoding="utf-8")
+        frames.append(f'<iframe src="{copy.name}" width="{width}" height="900"></iframe>')
+    outer = tmp_path / f"window-{width}.html"
+    outer.write_text(
+        '<!DOCTYPE html>\n<html><head><meta charset="utf-8"><style>body { margin: 0 } iframe { display: block; border: 0 }'
+        "</style></head><body>" + "".join(frames) + '<pre id="layout"></pre><script>\nconst results = [];\n'
+        'window.addEventListener("message", e => { results.push(JSON.parse(e.data));'
+        ' document.getElementById("layout").textContent = JSON.stringify(results); });\n</script></body></html>\n',
+        encoding="utf-8")
+    dumped = _chromium(tmp_path / f"profile-{width}", f"--window-size={width},900", "--virtual-time-budget=5000",
+                       "--dump-dom", outer.as_uri())
+    match = re.search(r'<pre id="layout">(.*?)</pre>', dumped.stdout, re.S)
+    assert match, f"the layout probe did not run: {dumped.stderr[-2000:]}"
+    results = json.loads(match.group(1).replace("&quot;", '"').replace("&amp;", "&").replace("&lt;", "<").replace("&gt;", ">"))
+    by_frame = {result.pop("frame"): result for result in results}
+    assert sorted(by_frame) == sorted(pages), f"frames that reported: {sorted(by_frame)}; {dumped.stderr[-2000:]}"
+    assert _console_messages(dumped.stderr) == []
+    return by_frame
+
+
+@pytest.mark.parametrize("width", WIDTHS)
+def test_no_element_is_wider_than_the_page_at_desktop_and_phone_widths(tmp_path: Path, html: str, busy_html: str,
+                                                                        width: int) -> None:
+    """At 1400 px everything fits the page column and nothing hides behind a scroll bar (no cut column);
+    at 390 px nothing sticks out of the page either, and a table too wide for a phone scrolls inside its
+    own box (the only thing that may scroll sideways)."""
+    need_chromium()
+    # A phone lays a page without it out 980 px wide and zooms out; the frames below cannot show that.
+    assert '<meta name="viewport" content="width=device-width, initial-scale=1">' in html
+    problems = []
+    for key, layout in sorted(_layout_in_window(tmp_path, {"gold": html, "busy": busy_html}, width).items()):
+        assert layout["viewport"] == width, (key, layout)
+        where = f"{key} page (its column ends at x={layout['main']})"
+        problems += [f"{where}: {name} is {wide} px wide, x={left} to {right}" for name, wide, left, right in layout["wide"]]
+        if layout["scrollWidth"] > width:
+            problems.append(f"{where}: the page scrolls sideways, {layout['scrollWidth']} px wide")
+        for name, shown, content, holds_table in layout["scrolling"]:
+            if width >= 1000 or not holds_table:
+                problems.append(f"{where}: {name} cuts its content, {content} px wide, {shown} px shown")
+    assert not problems, f"in a {width} px window:\n" + "\n".join(problems)

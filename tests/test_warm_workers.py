@@ -160,13 +160,21 @@ def test_run_killed_while_warm_workers_clean_chunks_is_finished_by_the_next_run(
         run = subprocess.Popen([sys.executable, str(REPO / "run.py"), "--data-root", str(root), "--workers", "2", "--until", "gold"],
                                cwd=REPO, env={**os.environ, **env}, stdout=log, stderr=subprocess.STDOUT)
     deadline = time.monotonic() + 120
-    while len(list((root / "silver").rglob("*.parquet"))) < 4 and run.poll() is None and time.monotonic() < deadline:
+    while len(list((root / "silver").rglob("*.parquet"))) < 4 and run.poll() is None:
+        if time.monotonic() > deadline:
+            run.kill()
+            run.wait()
+            raise AssertionError(f"fewer than 4 silver parts 120 s into the run: {(tmp_path / 'killed.log').read_text()[-3000:]}")
         time.sleep(0.002)
     run.kill()  # only run.py: its warm workers must not go on writing
     run.wait()
     parts = len(list((root / "silver").rglob("*.parquet")))
     assert 4 <= parts < 30, f"the kill did not land mid-silver ({parts} parts)"
-    time.sleep(0.5)
+    # The warm workers die with run.py (PR_SET_PDEATHSIG): once none is left, nothing more can be written.
+    deadline = time.monotonic() + 10
+    while left := subprocess.run(["pgrep", "-f", f"run.py --data-root {root}"], capture_output=True, text=True).stdout:
+        assert time.monotonic() < deadline, f"processes of the killed run still alive 10 s after it: {left}"
+        time.sleep(0.05)
     assert len(list((root / "silver").rglob("*.parquet"))) <= parts + 2  # at most the chunks in flight finish
 
     run_ok(root, env, "--workers", "2", "--until", "gold")
