@@ -125,7 +125,7 @@ def command_generate(args: argparse.Namespace) -> int:
 
 
 def command_status(args: argparse.Namespace) -> int:
-    from pipeline.discovery import scan_bronze
+    from pipeline.bronze.discovery import scan_bronze
     from pipeline.inventory import file_status, gone_files
     from pipeline.layout import DataLayout
     from pipeline.silver_settings import settings_problem
@@ -181,8 +181,8 @@ def command_status(args: argparse.Namespace) -> int:
 
 
 def _print_gold_status(layout, scanned_files: list[str], account: dict) -> None:
+    from pipeline.gold.merge import silver_parts
     from pipeline.inventory import gold_status
-    from pipeline.silver_to_gold import silver_parts
     from pipeline.timestamps import utc_iso
 
     names = [p.name for p in silver_parts(layout, scanned_files) if p.path.exists()]
@@ -207,14 +207,14 @@ def _print_gold_status(layout, scanned_files: list[str], account: dict) -> None:
 
 def _no_user_input(args: argparse.Namespace, settings, layout) -> bool:
     """No --data-root and no CSV in the default bronze folder: the embedded sample stands in."""
-    from pipeline.discovery import discover_bronze
+    from pipeline.bronze.discovery import discover_bronze
 
     return args.data_root is None and not (layout.bronze_dir.exists() and discover_bronze(layout.bronze_dir, settings.bronze_glob))
 
 
 def _resolve_root(args: argparse.Namespace):
     """The data root to run on; with no input at all, the embedded sample in its own folder."""
-    from pipeline.discovery import discover_bronze
+    from pipeline.bronze.discovery import discover_bronze
     from pipeline.layout import DataLayout
     from tasks.config import load_settings
 

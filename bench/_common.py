@@ -1,10 +1,10 @@
 """What the benchmark's DuckDB and Polars jobs share: the contract's constants and the input files.
 
-The jobs re-implement the cleaning rules of pipeline/cleaning.py in their own engines; only the
+The jobs re-implement the cleaning rules of pipeline/bronze/cleaning.py in their own engines; only the
 setup is borrowed from the product, so that both sides agree on what the input *is*:
 
-- the files and their order (pipeline.discovery: natural sort of the path, which defines "first"),
-- each file's header (pipeline.chunking.read_header + pipeline.header.layout_header: BOM, trimmed
+- the files and their order (pipeline.bronze.discovery: natural sort of the path, which defines "first"),
+- each file's header (pipeline.bronze.chunking.read_header + pipeline.bronze.header.layout_header: BOM, trimmed
   lower-cased names, where each contract column sits, missing optional columns),
 - the default alias maps, limits and date formats (pipeline.settings defaults = luigi.cfg's).
 """
@@ -19,11 +19,11 @@ REPO = Path(__file__).resolve().parent.parent
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
-from pipeline.chunking import read_header  # noqa: E402
+from pipeline.bronze.chunking import read_header  # noqa: E402
+from pipeline.bronze.discovery import discover_bronze  # noqa: E402
+from pipeline.bronze.header import layout_header  # noqa: E402
 from pipeline.contract import INPUT_COLUMNS, NULL_TOKENS  # noqa: E402
-from pipeline.discovery import discover_bronze  # noqa: E402
 from pipeline.errors import InputFileError  # noqa: E402
-from pipeline.header import layout_header  # noqa: E402
 from pipeline.settings import Settings  # noqa: E402
 
 SETTINGS = Settings()
@@ -45,7 +45,7 @@ WS_CLASS = "[" + "".join(f"\\x{{{ord(ch):X}}}" for ch in WS_CHARS) + "]"
 WS_RUN = WS_CLASS + "+"
 NULLS = NULL_TOKENS  # compared after trimming, case-insensitively
 
-# Number syntax (pipeline.cleaning._NumberSyntax): [0-9] only, optional sign, fraction, exponent.
+# Number syntax (pipeline.bronze.cleaning._NumberSyntax): [0-9] only, optional sign, fraction, exponent.
 PLAIN_NUMBER = r"^[+-]?(?:(?:[0-9]+)(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]+)?$"
 PRICE_NUMBER = r"^[+-]?[$€£]?(?:(?:[0-9]{1,3}(?:,[0-9]{3})+|[0-9]+)(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]+)?$"
 PRICE_PREFIX = "+-$€£"

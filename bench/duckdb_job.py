@@ -48,7 +48,7 @@ def _read_file(f: k.InputFile) -> str:
 def _number_map(name: str, src: str, pattern: str, prefix: str, scale: int, valid_units: str, otherwise: str) -> str:
     """A table `{name}_map` (raw -> units or `otherwise`) over the distinct raw values of `src`.
 
-    pipeline.cleaning._parse_numbers in SQL: one regex checks the whole syntax; sign, currency and
+    pipeline.bronze.cleaning._parse_numbers in SQL: one regex checks the whole syntax; sign, currency and
     separators are stripped; an exponent is expanded as text (zeros capped at EXPONENT_CAP); the
     digits are rounded half up at `scale` places; `exact` says no non-zero digit was rounded away.
     Units are signed and saturated at 1e18 (every field's maximum is far below).

@@ -4,7 +4,7 @@
     python bench/parse_job.py --bronze DIR/bronze
 
 No cleaning, no output: the fastest any CSV -> anything job built on pyarrow could hope to be.
-The reader options are the pipeline's own (pipeline/reader.py): quoted newlines allowed, empty
+The reader options are the pipeline's own (pipeline/bronze/reader.py): quoted newlines allowed, empty
 lines skipped, no value turned into null; files are read one after the other, with pyarrow's
 threads on.
 """

@@ -8,7 +8,7 @@ and builds one lazy query; Polars runs it with one `collect()`:
 
 1. every file scanned with all columns as strings, in input order (file index, then row index);
 2. each rule computed once per distinct raw value (a small lazy frame per column, joined back on
-   the raw text), exactly as pipeline/cleaning.py defines it: trimming of Unicode white space,
+   the raw text), exactly as pipeline/bronze/cleaning.py defines it: trimming of Unicode white space,
    null tokens, number syntax by one regex, exponents expanded as text, half-up rounding on the
    digits, date formats as Python's strptime reads them, ISO timestamps, alias maps;
 3. valid rows only, first occurrence of each trimmed order_id in input order;
@@ -66,7 +66,7 @@ def _digits_int(e: pl.Expr) -> pl.Expr:
 
 
 def parse_units(frame: pl.LazyFrame, pattern: str, prefix: str, scale: int) -> pl.LazyFrame:
-    """pipeline.cleaning._parse_numbers on column `raw`: adds ok, exact and signed units (saturated at 1e18).
+    """pipeline.bronze.cleaning._parse_numbers on column `raw`: adds ok, exact and signed units (saturated at 1e18).
 
     Built as successive steps (columns), not one nested expression: each step is computed once.
     """

@@ -4,10 +4,10 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from pipeline.bronze import FileMetrics, read_manifest
-from pipeline.chunking import unchanged_since
+from pipeline.bronze.chunking import unchanged_since
+from pipeline.bronze.discovery import BronzeFile
+from pipeline.bronze.silver import FileMetrics, read_manifest
 from pipeline.contract import REJECT_REASONS
-from pipeline.discovery import BronzeFile
 from pipeline.layout import DataLayout
 
 
@@ -63,7 +63,7 @@ def file_problems(layout: DataLayout, files: list[BronzeFile]) -> dict[str, str]
 def gone_files(layout: DataLayout, present: list[str], ingested: list[str] | None = None) -> list[str]:
     """Files with silver on disk that are no longer bronze inputs (deleted, renamed, or no longer
     matched by the glob), in input order."""
-    from pipeline.discovery import natural_key
+    from pipeline.bronze.discovery import natural_key
 
     now = set(present)
     return sorted((f for f in (layout.ingested_files() if ingested is None else ingested) if f not in now), key=natural_key)
@@ -73,7 +73,7 @@ def gold_inputs(layout: DataLayout, runnable: list[str], failed: Iterable[str] =
     """The files gold covers, in input order: those that run now, and every other file whose silver
     is complete (gone or changed since): what is merged stays accounted for in data_quality until
     the user says otherwise (`--forget`, `--reprocess`). Files that failed this run are left out."""
-    from pipeline.discovery import natural_key
+    from pipeline.bronze.discovery import natural_key
 
     skip = set(failed)
     done_elsewhere = [f for f in (layout.ingested_files() if ingested is None else ingested) if layout.file_summary_path(f).exists()]
@@ -83,9 +83,9 @@ def gold_inputs(layout: DataLayout, runnable: list[str], failed: Iterable[str] =
 
 def header_problem(bronze: BronzeFile) -> str | None:
     """The one-line reason a file cannot be ingested at all (bad header), or None."""
-    from pipeline.chunking import read_header
+    from pipeline.bronze.chunking import read_header
+    from pipeline.bronze.header import layout_header
     from pipeline.errors import InputFileError
-    from pipeline.header import layout_header
 
     try:
         with open(bronze.absolute_path, "rb") as handle:
@@ -138,9 +138,9 @@ class GoldStatus:
 
 def gold_status(layout: DataLayout, part_names: list[str]) -> GoldStatus:
     """What the Silver -> Gold state says is merged, and when gold was last written."""
-    from pipeline import state_records as records
     from pipeline.contract import GOLD_TABLES
-    from pipeline.state_store import open_state, state_path
+    from pipeline.gold import state_records as records
+    from pipeline.gold.state_store import open_state, state_path
 
     merged: set[str] = set()
     batch_parts = 0

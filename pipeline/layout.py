@@ -166,7 +166,7 @@ class DataLayout:
 
     @property
     def staging_dir(self) -> Path:
-        """Plain copies of compressed bronze files while they are ingested (pipeline.compressed):
+        """Plain copies of compressed bronze files while they are ingested (pipeline.bronze.compressed):
         outside bronze/, so a staged copy is never discovered as input."""
         return self.root / "staging"
 

@@ -14,9 +14,9 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
-from pipeline.bronze import remove_staged_copies
+from pipeline.bronze.silver import remove_staged_copies
 from pipeline.errors import PipelineError
-from pipeline.gold_owner import take_over, this_host
+from pipeline.gold.owner import take_over, this_host
 from pipeline.layout import DataLayout
 from pipeline.locking import exclusive_lock
 from pipeline.settings import Settings

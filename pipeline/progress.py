@@ -37,7 +37,7 @@ def run_work(events: list[dict]) -> RunWork:
 
 def pending_bytes(layout: DataLayout, files: list[str]) -> int:
     """Bytes of bronze still to clean: files without a summary, less their chunks already done."""
-    from pipeline.bronze import read_manifest
+    from pipeline.bronze.silver import read_manifest
 
     total = 0
     for name in files:

@@ -347,7 +347,7 @@ def _read_json(path: Path) -> dict | None:
 
 
 def load_run_info(gold_dir: Path) -> dict[str, Any]:
-    """The run metadata beside gold, plus now: Silver -> Gold's record (pipeline.gold_run) and the
+    """The run metadata beside gold, plus now: Silver -> Gold's record (pipeline.gold.step) and the
     run's own (`started_at`, `workers`, `scheduler`, `bronze_files`, written by run.py before the build)."""
     gold_dir = Path(gold_dir)
     info: dict[str, Any] = {"rendered_at": utc_iso(time.time())}

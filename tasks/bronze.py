@@ -10,16 +10,16 @@ import luigi
 
 from pipeline import journal
 from pipeline.atomic import write_text_atomic
-from pipeline.bronze import (
+from pipeline.bronze.silver import (
     process_chunk,
     read_manifest,
     scan_to_manifest,
     summarise_file,
 )
+from pipeline.bronze.small_files import file_sizes, process_small_files, silver_units
 from pipeline.errors import PipelineError
 from pipeline.locking import claim_work
 from pipeline.preflight import read_files_list, write_files_list
-from pipeline.small_files import file_sizes, process_small_files, silver_units
 from tasks import warm_workers
 from tasks.base import STEP_LOG, PipelineTask
 
@@ -118,7 +118,7 @@ class BronzeFileToSilver(PipelineTask):
 
 
 class SmallFilesToSilver(PipelineTask):
-    """A run of small bronze files cleaned in one task (pipeline.small_files): per file the same
+    """A run of small bronze files cleaned in one task (pipeline.bronze.small_files): per file the same
     outputs, checkpoint and failure line as the file and chunk tasks give."""
 
     files = luigi.Parameter(description="digest of the list of small bronze files (runs/files-<digest>.json)")

@@ -5,8 +5,8 @@ import logging
 
 import luigi
 
-from pipeline.gold_owner import refuse_unless_gold_owner
-from pipeline.gold_run import merge_and_publish
+from pipeline.gold.owner import refuse_unless_gold_owner
+from pipeline.gold.step import merge_and_publish
 from pipeline.preflight import read_files_list
 from tasks.base import STEP_LOG, PipelineTask
 from tasks.bronze import silver_tasks
@@ -36,7 +36,7 @@ class SilverToGold(PipelineTask):
 
     def run(self) -> None:
         refuse_unless_gold_owner(self.layout)
-        # In this task's own process, not a warm worker: measured here, no faster there.
+        # In this task's own process, not a warm worker: it was no faster there (bench/README.md).
         message = merge_and_publish(self.layout, self.settings, list(self.source_files), str(self.inputs),
                                     progress=self.report_progress)
         self.report_progress(100, message)

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 import luigi
 
 from pipeline.errors import PipelineError
-from pipeline.gold_owner import claim
+from pipeline.gold.owner import claim
 from pipeline.preflight import RunPlan, discover_inputs, gold_digest, plan_run, write_files_list
 from tasks.base import PipelineTask
 from tasks.graph import top_task

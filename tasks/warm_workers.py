@@ -1,11 +1,11 @@
 """Long-lived processes that do the scan and chunk work of Luigi's short-lived task processes.
 
 Why: with `--workers N` Luigi forks a fresh process for every task. A chunk task touches about
-0.5 GB of new memory, and in a fresh process every page of it is a page fault: measured here,
-0.1-0.7 s of kernel time per chunk on top of about 0.7 s of work. A warm process reuses its pages.
+0.5 GB of new memory, and in a fresh process every page of it is a page fault, a large share of
+the chunk's time (bench/README.md). A warm process reuses its pages.
 So `run.py` starts one warm worker per Luigi worker before the build; a scan or chunk task (still
 one Luigi task with its own target and progress) hands its call to a free warm worker and waits.
-Silver -> Gold stays in its task's process: measured here, it was no faster in a warm worker.
+Silver -> Gold stays in its task's process: it was no faster in a warm worker.
 
 Nothing depends on them: a task finds them through an environment variable, and without it
 (the `luigi` command, one worker, a test calling `luigi.build`) the call runs in the task's own
@@ -151,8 +151,8 @@ def release_free_memory() -> None:
 
 class _IdleMemoryRelease:
     """Between chunks a warm worker reuses its freed memory at once (that is the point of it), but
-    one left idle, while Silver -> Gold and the report run, should not sit on it: measured here,
-    0.50 GB held after a chunk, 0.17 GB once released. A thread notices `seconds` of idleness and
+    one left idle, while Silver -> Gold and the report run, should not sit on it (about two thirds
+    of it comes back: bench/README.md). A thread notices `seconds` of idleness and
     signals the main thread (SIGUSR1), which does the release: Arrow's allocator (mimalloc) only
     returns the memory of the thread that asks, and the main thread is the one that did the work."""
 

@@ -2,7 +2,7 @@
 
 The oracle below is written from docs/CONTRACT.md ("Field rules", with the choices it records where
 the original spec is silent), in plain Python only: str methods, `re`, `decimal.Decimal`
-(ROUND_HALF_UP) and `datetime.date`. It imports nothing from pipeline/cleaning.py and uses no
+(ROUND_HALF_UP) and `datetime.date`. It imports nothing from pipeline/bronze/cleaning.py and uses no
 pyarrow, so the two sides share no code: a disagreement is a bug on one side.
 
 - test_cleaning_agrees_with_row_by_row_oracle (hypothesis): tables of records built from meaningful
@@ -42,7 +42,7 @@ from hypothesis import HealthCheck, Phase, example, given, settings
 from hypothesis import strategies as st
 
 from pipeline import contract as c
-from pipeline.cleaning import clean_records
+from pipeline.bronze.cleaning import clean_records
 from pipeline.settings import Settings
 
 EXAMPLES = int(os.environ.get("CLEANING_ORACLE_EXAMPLES", "150"))

@@ -12,8 +12,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from pipeline import contract as c
-from pipeline.cleaning import CleanResult, clean_records
-from pipeline.hashing import order_hash
+from pipeline.bronze.cleaning import CleanResult, clean_records
+from pipeline.bronze.hashing import order_hash
 from pipeline.settings import Settings
 
 SETTINGS = Settings()

@@ -16,13 +16,13 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import pytest
 
-from pipeline.bronze import chunk_source, parse_manifest_chunk, process_chunk, read_manifest, scan_to_manifest, summarise_file
-from pipeline.discovery import scan_bronze
+from pipeline.bronze.discovery import scan_bronze
+from pipeline.bronze.silver import chunk_source, parse_manifest_chunk, process_chunk, read_manifest, scan_to_manifest, summarise_file
+from pipeline.bronze.small_files import process_small_files, silver_units
 from pipeline.errors import ChangedInputError, CompressedInputError
 from pipeline.generator import generate_bronze
 from pipeline.layout import DataLayout
 from pipeline.settings import Settings
-from pipeline.small_files import process_small_files, silver_units
 from tests.conftest import HEADER, REPO, run_cli
 from tests.gold_helpers import assert_gold_equal, read_gold, run_gold
 
@@ -250,8 +250,8 @@ MEMORY_PROBE = """
 import json, sys, tracemalloc, zlib
 from pathlib import Path
 import pyarrow as pa
-from pipeline.chunking import fingerprint_file
-from pipeline.compressed import stage_copy
+from pipeline.bronze.chunking import fingerprint_file
+from pipeline.bronze.compressed import stage_copy
 source, staged = Path(sys.argv[1]), Path(sys.argv[2])
 fingerprint = fingerprint_file(source)
 pool = pa.default_memory_pool()

@@ -1,4 +1,4 @@
-"""sale_date parsing (pipeline/cleaning.py `_clean_sale_date`) against Python's own `strptime`.
+"""sale_date parsing (pipeline/bronze/cleaning.py `_clean_sale_date`) against Python's own `strptime`.
 
 The vectorised path translates each format into an RE2 pattern and checks the calendar in numpy;
 formats it cannot translate fall back to `strptime`. The reference here is the plain loop the
@@ -30,7 +30,7 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from pipeline import contract as c
-from pipeline.cleaning import _civil_days, _clean_sale_date, _format_pattern
+from pipeline.bronze.cleaning import _civil_days, _clean_sale_date, _format_pattern
 from pipeline.settings import DEFAULT_DATE_FORMATS
 
 EXAMPLES = int(os.environ.get("DATE_PARSING_EXAMPLES", "100"))

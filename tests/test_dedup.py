@@ -4,8 +4,8 @@ from __future__ import annotations
 import numpy as np
 import pyarrow as pa
 
-from pipeline.dedup import SEEN_SCHEMA, SeenSegment, first_wins
-from pipeline.hashing import order_hash
+from pipeline.bronze.hashing import order_hash
+from pipeline.gold.dedup import SEEN_SCHEMA, SeenSegment, first_wins
 
 
 def _rows(ids: list[str], hashes: list[int] | None = None, source_file: str = "a.csv") -> pa.Table:

@@ -14,15 +14,15 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from pipeline.aggregates import aggregate_orders, sum_aggregates
 from pipeline.atomic import write_text_atomic
-from pipeline.bronze import FileMetrics, process_chunk, scan_to_manifest, summarise_file
-from pipeline.dedup import SeenSegment, first_wins
-from pipeline.gold import build_gold_tables, top_products
-from pipeline.hashing import order_hash
+from pipeline.bronze.hashing import order_hash
+from pipeline.bronze.silver import FileMetrics, process_chunk, scan_to_manifest, summarise_file
+from pipeline.gold.aggregates import aggregate_orders, sum_aggregates
+from pipeline.gold.dedup import SeenSegment, first_wins
+from pipeline.gold.merge import merge_silver, publish_gold, silver_parts
+from pipeline.gold.tables import build_gold_tables, top_products
 from pipeline.layout import DataLayout
 from pipeline.settings import Settings
-from pipeline.silver_to_gold import merge_silver, publish_gold, silver_parts
 from tests import thread_probe
 from tests.conftest import HEADER, write_bronze
 
@@ -112,7 +112,7 @@ def test_top_products_anomalies_and_data_quality_by_hand(gold: dict[str, list[di
                          ids=["a batch per part", "two merge threads", "overwrite", "one bucket"])
 def test_batches_threads_mode_and_buckets_never_change_a_number(tmp_path: Path, gold: dict[str, list[dict]],
                                                                 changes: dict, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr("pipeline.silver_to_gold.usable_cores", lambda: 2)
+    monkeypatch.setattr("pipeline.gold.merge.usable_cores", lambda: 2)
     merges = thread_probe.probe(monkeypatch)
     assert gold_of(tmp_path, **changes) == gold
     # The threads each merge batch ran with: two merge threads where asked (both ran bucket jobs),
@@ -163,9 +163,9 @@ def test_top_products_breaks_revenue_ties_by_product_key() -> None:
 
 
 def test_gold_from_empty_aggregates_is_every_table_with_no_rows() -> None:
-    from pipeline.aggregates import Aggregates
     from pipeline.contract import GOLD_TABLES
-    from pipeline.silver_to_gold import ANOMALY_SCHEMA
+    from pipeline.gold.aggregates import Aggregates
+    from pipeline.gold.merge import ANOMALY_SCHEMA
 
     tables = build_gold_tables(Aggregates.empty(), ANOMALY_SCHEMA.empty_table(), [], 10, 20)
     assert set(tables) == set(GOLD_TABLES) and all(t.num_rows == 0 for t in tables.values())
@@ -173,8 +173,8 @@ def test_gold_from_empty_aggregates_is_every_table_with_no_rows() -> None:
 
 def test_a_state_of_another_format_is_refused_with_the_command_that_rebuilds_it(tmp_path: Path) -> None:
     from pipeline.errors import PipelineError
-    from pipeline.state_records import STATE_FORMAT
-    from pipeline.state_store import open_state
+    from pipeline.gold.state_records import STATE_FORMAT
+    from pipeline.gold.state_store import open_state
 
     settings = Settings(data_root=str(tmp_path), chunk_rows=2)
     layout, metrics = build_silver(tmp_path, settings)

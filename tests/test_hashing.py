@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from pipeline.hashing import bucket_of, order_hash
+from pipeline.bronze.hashing import bucket_of, order_hash
 
 # --- an independent, byte-by-byte statement of the algorithm (pure Python ints) -----------------
 MASK = (1 << 64) - 1

@@ -5,8 +5,8 @@ from pathlib import Path
 
 import pytest
 
+from pipeline.bronze.header import layout_header
 from pipeline.errors import ConfigError, InputFileError
-from pipeline.header import layout_header
 from pipeline.settings import Settings, validate
 from tests.conftest import config_file, run_cli
 

@@ -6,12 +6,12 @@ from pathlib import Path
 
 import pytest
 
-from pipeline.chunking import read_header, scan_file
-from pipeline.discovery import BronzeFile
+from pipeline.bronze.chunking import read_header, scan_file
+from pipeline.bronze.discovery import BronzeFile
+from pipeline.bronze.header import layout_header
+from pipeline.bronze.reader import parse_chunk, read_chunk_bytes
 from pipeline.errors import InputFileError
-from pipeline.header import layout_header
 from pipeline.inventory import header_problem
-from pipeline.reader import parse_chunk, read_chunk_bytes
 from tests.conftest import HEADER, run_cli, write_bronze
 from tests.gold_helpers import assert_gold_equal, read_gold
 

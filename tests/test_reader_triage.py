@@ -17,10 +17,10 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from pipeline import reader
-from pipeline.chunking import Chunk, record_spans, scan_file
-from pipeline.header import layout_header
-from pipeline.reader import _parse_record_by_record, parse_chunk
+from pipeline.bronze import reader
+from pipeline.bronze.chunking import Chunk, record_spans, scan_file
+from pipeline.bronze.header import layout_header
+from pipeline.bronze.reader import _parse_record_by_record, parse_chunk
 
 HEADER = ["order_id", "quantity", "unit_price"]
 LAYOUT = layout_header(HEADER, "t.csv")
@@ -322,7 +322,7 @@ def test_unterminated_quote_at_the_end_is_malformed() -> None:
 
 
 def test_bare_cr_and_bad_records_never_need_the_last_resort(monkeypatch) -> None:
-    from pipeline import reader
+    from pipeline.bronze import reader
 
     def refuse(*_args, **_kwargs):
         raise AssertionError("fell back to splitting every record in Python")
@@ -338,7 +338,7 @@ def test_bare_cr_and_bad_records_never_need_the_last_resort(monkeypatch) -> None
 
 
 def test_a_chunk_of_only_malformed_records_is_triaged(monkeypatch) -> None:
-    from pipeline import reader
+    from pipeline.bronze import reader
 
     monkeypatch.setattr(reader, "_parse_record_by_record", lambda *_a, **_k: (_ for _ in ()).throw(AssertionError("last resort")))
     data = b"".join(f"A{i};1;2\n".encode() for i in range(1000))  # a ';' export: one field per record

@@ -17,11 +17,11 @@ import luigi
 import pyarrow as pa
 import pytest
 
-from pipeline.aggregates import DAILY_SCHEMA, FILE_SCHEMA, PRODUCT_SCHEMA, Aggregates
-from pipeline.bronze import FileMetrics
+from pipeline.bronze.discovery import discover_bronze
+from pipeline.bronze.silver import FileMetrics
 from pipeline.contract import REJECT_REASONS, SILVER_SCHEMA, SOFT_FIELDS
-from pipeline.discovery import discover_bronze
-from pipeline.gold import build_gold_tables, write_gold_table
+from pipeline.gold.aggregates import DAILY_SCHEMA, FILE_SCHEMA, PRODUCT_SCHEMA, Aggregates
+from pipeline.gold.tables import build_gold_tables, write_gold_table
 from pipeline.layout import DataLayout
 from reports.formatting import EMAIL_PATTERN, money, percent
 from reports.gold_data import latest_daily_revenue, monthly_revenue_by_region, read_gold
@@ -89,7 +89,7 @@ def _aggregates(daily: list[tuple], products: list[tuple], files: list[tuple]) -
 
 
 def write_gold(root: Path, aggregates: Aggregates, anomalies: pa.Table, metrics: list[FileMetrics]) -> Path:
-    """Gold exactly as pipeline.gold builds and writes it."""
+    """Gold exactly as pipeline.gold.tables builds and writes it."""
     layout = DataLayout(root)
     for name, table in build_gold_tables(aggregates, anomalies, metrics, top_products_n=10, anomaly_top_n=20).items():
         write_gold_table(layout.gold_table_path(name), table, covers="test")
@@ -234,7 +234,7 @@ def test_run_section_says_not_recorded_when_nothing_was_recorded(own_gold: Path)
 
 
 def test_run_section_shows_what_the_run_files_record(own_gold: Path) -> None:
-    """Exactly the keys the product writes: pipeline.gold_run's record and run.py's _record_run_start."""
+    """Exactly the keys the product writes: pipeline.gold.step's record and run.py's _record_run_start."""
     (own_gold / "_silver_to_gold_run.json").write_text(json.dumps(
         {"files": 2, "parts_merged": 2, "rows_merged": 14, "new_unique_orders": 11, "merge_seconds": 0.5,
          "merge_rows_per_second": 28, "publish_seconds": 0.25, "tables_written": ["a", "b"], "gold_mode": "upsert",

@@ -18,9 +18,9 @@ import pytest
 
 from pipeline import parquet_io
 from pipeline.atomic import deferred_publication, write_text_atomic
+from pipeline.bronze.small_files import GROUP_MAX_FILES, silver_units
 from pipeline.contract import SILVER_SCHEMA
 from pipeline.generator import generate_bronze
-from pipeline.small_files import GROUP_MAX_FILES, silver_units
 from tests.conftest import REPO, run_cli
 from tests.gold_helpers import assert_gold_equal, copy_bronze, read_gold, run_gold, temp_files
 

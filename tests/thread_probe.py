@@ -1,4 +1,4 @@
-"""Which threads really merged: wrappers around pipeline.silver_to_gold that record, per merge
+"""Which threads really merged: wrappers around pipeline.gold.merge that record, per merge
 batch, the thread count the merge decided on and every thread that ran one of its jobs.
 
 The run records no thread count of its own, so a "two-thread merge" test could pass with every
@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
-MODULE = "pipeline.silver_to_gold"
+MODULE = "pipeline.gold.merge"
 LOG_ENV = "MERGE_THREAD_PROBE_LOG"
 CORES_ENV = "MERGE_THREAD_PROBE_CORES"
 MEET_SECONDS = 60.0
@@ -48,7 +48,7 @@ class _Meeting:
 
 def instrument(module, log: Callable[[dict], None], cores: int | None = None,
                set_attribute: Callable[[object, str, object], None] = setattr) -> None:
-    """Wrap `module` (pipeline.silver_to_gold): every `_bucket_results` call (a batch's bucket merge)
+    """Wrap `module` (pipeline.gold.merge): every `_bucket_results` call (a batch's bucket merge)
     and `_verify_parts` call (its checksum check) logs {"event", "batch", "threads", "jobs"}, every job
     {"event", "batch", "thread"}; with `cores`, the module's usable_cores() returns it."""
     meeting: list[_Meeting] = []
@@ -107,7 +107,7 @@ def threads_per_batch(records: list[dict], event: str = "merge") -> list[tuple[i
 # --- in this process -------------------------------------------------------------------------------
 
 def probe(monkeypatch, cores: int | None = None) -> list[dict]:
-    """Instrument pipeline.silver_to_gold for this test (undone by monkeypatch); the records."""
+    """Instrument pipeline.gold.merge for this test (undone by monkeypatch); the records."""
     import importlib
 
     records: list[dict] = []
@@ -143,7 +143,7 @@ def _append_line(path: str, record: dict) -> None:
 
 
 class _InstrumentOnImport(importlib.abc.MetaPathFinder):
-    """Instruments pipeline.silver_to_gold right after the run imports it (not earlier: importing it
+    """Instruments pipeline.gold.merge right after the run imports it (not earlier: importing it
     at start-up would change the run's import order)."""
 
     def __init__(self, log_path: str, cores: int | None) -> None:

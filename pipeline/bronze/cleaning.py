@@ -29,7 +29,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from pipeline import contract as c
-from pipeline.hashing import bucket_of, order_hash
+from pipeline.bronze.hashing import bucket_of, order_hash
 from pipeline.settings import Settings
 
 Columns = dict[str, "pa.Array | np.ndarray"]

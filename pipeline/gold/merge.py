@@ -5,7 +5,7 @@ to `merge_batch_rows` valid rows) is recorded first; each bucket then commits th
 saw, its aggregates and its own "done" mark in one SQLite transaction; the last commit folds the
 buckets into the totals and marks the batch's parts as merged. A re-run resumes the same batch at
 the first bucket not done. Gold is published afterwards from
-the state alone, idempotently (see pipeline.gold).
+the state alone, idempotently (see pipeline.gold.tables).
 """
 from __future__ import annotations
 
@@ -22,26 +22,34 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from pipeline import state_records as records
-from pipeline.aggregates import DAILY_SCHEMA, FILE_SCHEMA, PRODUCT_SCHEMA, Aggregates, aggregate_orders, sum_aggregates, top_revenue_orders
-from pipeline.bronze import FileMetrics, read_manifest
+from pipeline.bronze.silver import FileMetrics, read_manifest
 from pipeline.contract import GOLD_TABLES, SILVER_SCHEMA
 from pipeline.cores import usable_cores
-from pipeline.dedup import SeenSegment, first_wins
 from pipeline.errors import PipelineError
-from pipeline.gold import ANOMALY_COLUMNS, build_gold_tables, covers_digest, publish, touched_keys
+from pipeline.gold import state_records as records
+from pipeline.gold.aggregates import (
+    DAILY_SCHEMA,
+    FILE_SCHEMA,
+    PRODUCT_SCHEMA,
+    Aggregates,
+    aggregate_orders,
+    sum_aggregates,
+    top_revenue_orders,
+)
+from pipeline.gold.dedup import SeenSegment, first_wins
+from pipeline.gold.state_records import Batch, Covers
+from pipeline.gold.state_store import StateReader, StateStore, encode_table, open_state, state_path
+from pipeline.gold.tables import ANOMALY_COLUMNS, build_gold_tables, covers_digest, publish, touched_keys
 from pipeline.layout import DataLayout
 from pipeline.parquet_io import SINGLE_ROW_GROUP_ROWS, SilverPartReader, SmallPartPool, file_digest
 from pipeline.settings import Settings, gold_fingerprint, silver_fingerprint, state_values
-from pipeline.state_records import Batch, Covers
-from pipeline.state_store import StateReader, StateStore, encode_table, open_state, state_path
 
 Progress = Callable[[int, str], None]
-# Buckets committed together: each commit is a SQLite transaction with an fsync (about 14 ms
-# here), so one per bucket was 0.9 s of a 10M-row merge's 1.9 serial seconds. A commit still
-# holds its buckets' keys, aggregates and "done" marks together; a crash redoes at most this many.
+# Buckets committed together: each commit is a SQLite transaction with an fsync, and one per
+# bucket was half of the merge's serial time (bench/README.md). A commit still holds its buckets'
+# keys, aggregates and "done" marks together; a crash redoes at most this many.
 COMMIT_EVERY_BUCKETS = 8
-POOL_MAX_ROWS = 1_000_000  # rows of small parts held whole by one batch (20,000 files of 50 rows: 0.4 GB peak)
+POOL_MAX_ROWS = 1_000_000  # rows of small parts held whole by one batch: bounds its memory
 AGGREGATE_INPUT_COLUMNS = ["sale_date", "region", "category", "product_key", "source_file", "quantity", "gross_revenue", "revenue",
                            "discount_percent"]
 # Only what dedup, aggregation and the anomaly ranking need: the whole rows of the few anomaly
@@ -340,8 +348,8 @@ def _bucket_results(part_paths: list[Path], jobs: list[BucketJob], workers: int)
     """Results in bucket order, computed by `workers` threads (or here when 0).
 
     Threads, not processes: the work is Arrow and numpy kernels that release the GIL, so two
-    threads use both cores with nothing pickled between processes (measured on 9.3M rows: 3.9 s
-    and 7.2 CPU s, against 5.3 s and 10 CPU s with two spawned processes). The caller alone
+    threads use both cores with nothing pickled between processes (faster and cheaper than spawned
+    processes: bench/README.md). The caller alone
     writes and commits the state, bucket by bucket, in order, so crash safety is the same either
     way. At most `workers + 1` buckets are in flight, so memory stays bounded by a few buckets.
     """

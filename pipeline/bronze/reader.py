@@ -20,9 +20,9 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 
-from pipeline.chunking import CR, Chunk, RecordSpans, record_spans, split_fields
+from pipeline.bronze.chunking import CR, Chunk, RecordSpans, record_spans, split_fields
+from pipeline.bronze.header import HeaderLayout
 from pipeline.contract import INPUT_COLUMNS, MALFORMED_ROW, QUARANTINE_SCHEMA
-from pipeline.header import HeaderLayout
 
 
 @dataclass(frozen=True)

@@ -15,15 +15,15 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from pipeline.atomic import remove_stale_temp_files, write_text_atomic
-from pipeline.chunking import Fingerprint, Manifest, fingerprint_file, scan_file, unchanged_since
-from pipeline.cleaning import clean_records
-from pipeline.compressed import compression_of, read_range, stage_copy
+from pipeline.bronze.chunking import Fingerprint, Manifest, fingerprint_file, scan_file, unchanged_since
+from pipeline.bronze.cleaning import clean_records
+from pipeline.bronze.compressed import compression_of, read_range, stage_copy
+from pipeline.bronze.header import layout_header
+from pipeline.bronze.reader import RawChunk, parse_chunk, read_chunk_bytes
 from pipeline.contract import REJECT_REASONS, SOFT_FIELDS, default_flag_column
 from pipeline.errors import ChangedInputError, InputFileError
-from pipeline.header import layout_header
 from pipeline.layout import DataLayout
 from pipeline.parquet_io import write_silver_part, write_table_atomic
-from pipeline.reader import RawChunk, parse_chunk, read_chunk_bytes
 from pipeline.settings import Settings, silver_fingerprint
 
 Progress = Callable[[int, str], None]

@@ -1,6 +1,6 @@
 """The Silver -> Gold state's keys and records, typed: this module alone names and reads each of them.
 
-The state is one key-value table (pipeline.state_store). What lives in it:
+The state is one key-value table (pipeline.gold.state_store). What lives in it:
 
 | key | record | written when |
 |---|---|---|
@@ -24,7 +24,7 @@ from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 from pipeline.errors import PipelineError
-from pipeline.state_store import StateStore
+from pipeline.gold.state_store import StateStore
 
 STATE_FORMAT = 2  # 1: before the format was recorded (refused)
 BUCKET_PREFIX = "bucket/"

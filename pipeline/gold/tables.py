@@ -15,11 +15,11 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from pipeline.aggregates import DAILY_KEYS, SUM_MONEY, Aggregates
 from pipeline.atomic import atomic_path
-from pipeline.bronze import FileMetrics
+from pipeline.bronze.discovery import natural_key
+from pipeline.bronze.silver import FileMetrics
 from pipeline.contract import AVG_DISCOUNT_SCALE, GOLD_TABLES, REJECT_REASONS, SILVER_SCHEMA, SOFT_FIELDS
-from pipeline.discovery import natural_key
+from pipeline.gold.aggregates import DAILY_KEYS, SUM_MONEY, Aggregates
 
 COVERS_KEY = b"pipeline.covers"
 AVG_DISCOUNT_TYPE = pa.decimal128(5, AVG_DISCOUNT_SCALE)

@@ -4,7 +4,7 @@ per-task costs paid once per group instead of once per file.
 
 Why: a backfill is often thousands of daily exports of a few hundred rows. Three Luigi tasks per
 file meant thousands of forked processes and a scheduler whose cost grows faster than the number
-of tasks (measured here: 2,000 tasks took 19.5 s before any data was read). Here one task cleans a run of
+of tasks (bench/README.md, "Many small files"). Here one task cleans a run of
 consecutive small files: each is scanned and parsed alone (its own header, record numbers and
 malformed rows), then the records of many files are cleaned together (every rule works record by
 record, so the rows are the ones the per-file path gives) and split back into per-file outputs.
@@ -21,7 +21,11 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from pipeline.atomic import deferred_publication, write_text_atomic
-from pipeline.bronze import (
+from pipeline.bronze.chunking import Manifest
+from pipeline.bronze.cleaning import clean_records
+from pipeline.bronze.compressed import compression_of
+from pipeline.bronze.reader import RawChunk
+from pipeline.bronze.silver import (
     ChunkResult,
     assemble_chunk,
     ensure_unchanged,
@@ -32,12 +36,8 @@ from pipeline.bronze import (
     summarise_file,
     write_chunk_outputs,
 )
-from pipeline.chunking import Manifest
-from pipeline.cleaning import clean_records
-from pipeline.compressed import compression_of
 from pipeline.errors import PipelineError
 from pipeline.layout import DataLayout
-from pipeline.reader import RawChunk
 from pipeline.settings import Settings, silver_fingerprint
 
 GROUP_MAX_FILES = 250  # enough groups for every core at 2,000 files, few enough tasks at 20,000

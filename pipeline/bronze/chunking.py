@@ -24,7 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
-from pipeline.compressed import read_head
+from pipeline.bronze.compressed import read_head
 from pipeline.errors import InputFileError
 
 QUOTE = 0x22

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from pipeline.atomic import TEMP_PREFIX
-from pipeline.compressed import COMPRESSIONS
+from pipeline.bronze.compressed import COMPRESSIONS
 from pipeline.errors import ConfigError
 
 _DIGITS = re.compile(r"(\d+)")
@@ -61,7 +61,7 @@ def scan_bronze(bronze_dir: Path, pattern: str = "**/*.csv") -> tuple[list[Bronz
     refused: list[str] = []
     inside: dict[Path, bool] = {bronze_dir: True}  # folder -> it resolves inside the bronze folder
     last_segment = pattern.rsplit("/", 1)[-1]
-    for path in bronze_dir.glob(pattern + "*"):  # one walk: at 20,000 folders a glob takes 0.4 s
+    for path in bronze_dir.glob(pattern + "*"):  # one walk of the tree, not one per compressed form
         if path.name.startswith(TEMP_PREFIX) or not _matches_input(path.name, last_segment):
             continue
         relative = path.relative_to(bronze_dir).as_posix()

@@ -51,7 +51,7 @@ def first_wins(rows: pa.Table, seen: list[SeenSegment]) -> DedupResult:
     keep = np.zeros(len(ids), dtype=bool)
     keep[first.column("position_min").to_numpy()] = True
     candidates = np.flatnonzero(keep)
-    by_hash = candidates[np.argsort(hashes[candidates])]  # introsort: 1.7 ms for 145k, stable sort 10x more
+    by_hash = candidates[np.argsort(hashes[candidates])]  # introsort; a stable sort costs far more (bench/README.md)
     seen_rows = _seen_by_hash(ids, hashes, by_hash, seen)
     if seen_rows is None:
         seen_rows = _seen_by_strings(ids, candidates, seen)

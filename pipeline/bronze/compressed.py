@@ -3,7 +3,7 @@
 Why a staged copy: a compressed stream can only be read from its start, so chunks of a
 compressed file cannot each seek to their byte range, and decompressing from the start for every
 chunk would cost chunks x file. The scan therefore decompresses the file once, block by block,
-into a plain copy under `<root>/staging/` (pipeline.bronze decides when); the scan and every
+into a plain copy under `<root>/staging/` (pipeline.bronze.silver decides when); the scan and every
 chunk then read byte ranges of that copy exactly as they read a plain CSV, in parallel, and the
 copy is removed once the file's silver is complete. Memory stays bounded by STAGE_BLOCK_BYTES
 plus the codec's own buffer (about 1 MiB), whatever the file's size or compression ratio.

@@ -11,11 +11,11 @@ from collections.abc import Callable
 
 from pipeline import journal
 from pipeline.atomic import write_text_atomic
-from pipeline.bronze import FileMetrics
+from pipeline.bronze.silver import FileMetrics
+from pipeline.gold.merge import merge_silver, publish_gold, silver_parts
 from pipeline.layout import DataLayout
 from pipeline.locking import exclusive_lock
 from pipeline.settings import Settings
-from pipeline.silver_to_gold import merge_silver, publish_gold, silver_parts
 from pipeline.timestamps import utc_iso
 
 GOLD_LOCK_WAIT_SECONDS = 600.0
