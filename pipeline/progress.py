@@ -69,7 +69,9 @@ def progress_line(work: RunWork, pending: int, seconds: float) -> str:
     byte_rate = work.bytes_cleaned / seconds if seconds > 0 else 0.0
     left = (pending - work.bytes_cleaned) / byte_rate if byte_rate > 0 and pending > work.bytes_cleaned else None
     eta = f", about {_duration(left)} left" if left is not None and work.bytes_cleaned else ""
-    return (f"silver: {work.rows_cleaned:,} rows cleaned, {share:.0%} of {_size(pending)}, "
+    # Records are counted as chunks finish; the total is estimated from the bytes still to clean.
+    total = f" of about {round(work.rows_cleaned * pending / work.bytes_cleaned, -3):,.0f}" if work.bytes_cleaned and share < 0.99 else ""
+    return (f"silver: {work.rows_cleaned:,}{total} rows cleaned ({share:.0%} of {_size(pending)}), "
             f"{rate:,.0f} rows/s{eta}")
 
 
