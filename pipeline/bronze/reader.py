@@ -44,7 +44,8 @@ def parse_chunk(data: bytes, chunk: Chunk, layout: HeaderLayout, source_file: st
     # Triage decides where the fast parser would get it wrong: a NUL byte marks a corrupt record
     # (kept as text by pyarrow), a quote still open at the end of the file a malformed last record
     # (closed by pyarrow), and a bare CR is data (a line end to pyarrow).
-    trusted = b"\x00" not in data and not chunk.ends_in_open_quote and data.count(b"\r") == data.count(b"\r\n")
+    trusted = (b"\x00" not in data and not chunk.ends_in_open_quote
+               and (b"\r" not in data or data.count(b"\r") == data.count(b"\r\n")))
     fast = _parse_fast(data, chunk.records, layout) if trusted else None
     if fast is not None:
         raw = _assemble(fast, chunk.records, chunk.first_row)
