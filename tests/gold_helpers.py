@@ -94,3 +94,12 @@ def copy_bronze(source_bronze: Path, root: Path, names: list[str] | None = None)
 
 def generated_names(source_bronze: Path) -> list[str]:
     return sorted(p.relative_to(source_bronze).as_posix() for p in source_bronze.rglob("*.csv"))
+
+
+def generated_bronze(factory: pytest.TempPathFactory, name: str, rows: int, files: int, seed: int) -> Path:
+    """A generated bronze folder written once per test module (the module fixtures' one body)."""
+    from pipeline.generator import generate_bronze
+
+    folder = factory.mktemp(name) / "bronze"
+    generate_bronze(folder, rows=rows, files=files, seed=seed)
+    return folder

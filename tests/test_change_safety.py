@@ -13,9 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from pipeline.generator import generate_bronze
 from tests.conftest import HEADER, REPO, run_cli, write_bronze
-from tests.gold_helpers import assert_gold_equal, copy_bronze, layered_config, read_gold, run_gold, temp_files
+from tests.gold_helpers import assert_gold_equal, copy_bronze, generated_bronze, layered_config, read_gold, run_gold, temp_files
 
 NAMES = ["sales_data_part_0001.csv", "sales_data_part_0002.csv", "sales_data_part_0003.csv"]
 
@@ -23,9 +22,7 @@ NAMES = ["sales_data_part_0001.csv", "sales_data_part_0002.csv", "sales_data_par
 @pytest.fixture(scope="module")
 def generated(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """Three dirty generated files (duplicates across them included), written once."""
-    bronze = tmp_path_factory.mktemp("generated") / "bronze"
-    generate_bronze(bronze, rows=9_000, files=3, seed=7)
-    return bronze
+    return generated_bronze(tmp_path_factory, "generated", rows=9_000, files=3, seed=7)
 
 
 def root_with(tmp_path: Path, name: str, generated: Path, names: list[str] | None = None) -> Path:

@@ -15,16 +15,14 @@ import pytest
 
 from pipeline.generator import generate_bronze
 from tests.conftest import REPO, run_cli
-from tests.gold_helpers import assert_gold_equal, copy_bronze, read_gold, run_gold
+from tests.gold_helpers import assert_gold_equal, copy_bronze, generated_bronze, read_gold, run_gold
 
 NAMES = ["sales_data_part_0001.csv", "sales_data_part_0002.csv", "sales_data_part_0003.csv"]
 
 
 @pytest.fixture(scope="module")
 def bronze(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    folder = tmp_path_factory.mktemp("operator") / "bronze"
-    generate_bronze(folder, rows=3_000, files=3, seed=4)
-    return folder
+    return generated_bronze(tmp_path_factory, "operator", rows=3_000, files=3, seed=4)
 
 
 def closed_port() -> int:
@@ -107,6 +105,15 @@ needs_setpriv = pytest.mark.skipif(os.geteuid() == 0 and shutil.which("setpriv")
                                    reason="as root, needs setpriv to run without the capabilities that bypass permissions")
 
 
+def gold_with_new_work(tmp_path: Path, bronze: Path) -> Path:
+    """A data root whose gold covers two files, with a third waiting: the next run has work to write."""
+    root = tmp_path / "data"
+    copy_bronze(bronze, root, NAMES[:2])
+    run_gold(root)
+    shutil.copy(bronze / NAMES[2], root / "bronze" / NAMES[2])
+    return root
+
+
 def tree(root: Path) -> dict[str, int]:
     return {str(p.relative_to(root)): p.stat().st_size for p in sorted(root.rglob("*")) if p.is_file()}
 
@@ -115,10 +122,7 @@ def tree(root: Path) -> dict[str, int]:
 @pytest.mark.parametrize("read_only", ["", "gold", "state"], ids=["data root", "gold", "state"])
 def test_a_folder_that_cannot_be_written_is_named_in_one_line_exit_2_and_nothing_changes(tmp_path: Path, bronze: Path,
                                                                                       read_only: str) -> None:
-    root = tmp_path / "data"
-    copy_bronze(bronze, root, NAMES[:2])
-    run_gold(root)
-    shutil.copy(bronze / NAMES[2], root / "bronze" / NAMES[2])  # new work for the next run
+    root = gold_with_new_work(tmp_path, bronze)
     folder = root / read_only if read_only else root
     before = tree(root)
     folder.chmod(0o555)
@@ -135,11 +139,8 @@ def test_a_folder_that_cannot_be_written_is_named_in_one_line_exit_2_and_nothing
 
 @needs_setpriv
 def test_a_state_file_that_cannot_be_written_is_not_called_corrupt(tmp_path: Path, bronze: Path) -> None:
-    root = tmp_path / "data"
-    copy_bronze(bronze, root, NAMES[:2])
-    run_gold(root)
+    root = gold_with_new_work(tmp_path, bronze)
     gold_before = read_gold(root)
-    shutil.copy(bronze / NAMES[2], root / "bronze" / NAMES[2])
     state_file = root / "state" / "gold_state.sqlite"
     state_file.chmod(0o444)
     try:

@@ -12,18 +12,15 @@ from pathlib import Path
 
 import pytest
 
-from pipeline.generator import generate_bronze
 from pipeline.layout import DataLayout
 from pipeline.locking import exclusive_lock
 from tests.conftest import REPO, run_cli
-from tests.gold_helpers import copy_bronze
+from tests.gold_helpers import copy_bronze, generated_bronze
 
 
 @pytest.fixture(scope="module")
 def bronze(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    folder = tmp_path_factory.mktemp("account") / "bronze"
-    generate_bronze(folder, rows=6_000, files=3, seed=8)
-    return folder
+    return generated_bronze(tmp_path_factory, "account", rows=6_000, files=3, seed=8)
 
 
 def test_help_lists_the_subcommands_and_each_has_its_own() -> None:
