@@ -18,6 +18,12 @@ class ChangedInputError(PipelineError):
     """A bronze file changed after it was ingested; it needs an explicit reprocess."""
 
 
+class StateDamaged(PipelineError):
+    """The Silver -> Gold state cannot be trusted (a value whose checksum fails, a missing record,
+    a damaged SQLite file, another format). The state is derived from silver, so the gold step
+    rebuilds it from silver; nothing is ever published from it."""
+
+
 class EnvironmentProblem(PipelineError):
     """The machine, not the data: a folder that cannot be written, a full disk, a scheduler that
     cannot be reached. Exit 2, and never advice that destroys data, which is fine."""

@@ -17,6 +17,7 @@ from pathlib import Path
 from pipeline.bronze.silver import remove_staged_copies
 from pipeline.errors import PipelineError
 from pipeline.gold.owner import take_over, this_host
+from pipeline.gold.state_store import delete_state
 from pipeline.layout import DataLayout
 from pipeline.locking import exclusive_lock
 from pipeline.settings import Settings
@@ -77,7 +78,7 @@ def apply(layout: DataLayout, settings: Settings, request: Maintenance, say: Cal
             forget_file(layout, path)
             say(f"reprocess: dropped everything derived from {path}; gold will be rebuilt from all silver")
         if request.reprocess or request.forget:
-            forget_state(layout)
+            delete_state(layout)
             for marker in layout.published_markers():  # gold no longer counts as done for today's inputs
                 marker.unlink()
         if request.rebuild_gold and not request.reprocess_all:
@@ -100,14 +101,8 @@ def forget_file(layout: DataLayout, source_file: str) -> None:
     remove_staged_copies(layout, source_file)
 
 
-def forget_state(layout: DataLayout) -> None:
-    """Delete the Silver -> Gold state (SQLite file and its journal), so it is rebuilt from silver."""
-    for path in layout.state_files():
-        path.unlink(missing_ok=True)
-
-
 def forget_gold(layout: DataLayout) -> None:
     """Delete the state and gold, so the next run rebuilds both from all silver."""
-    forget_state(layout)
+    delete_state(layout)
     if layout.gold_dir.exists():
         shutil.rmtree(layout.gold_dir)

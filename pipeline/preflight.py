@@ -93,13 +93,14 @@ def inputs_digest(entries: list) -> str:
 
 
 def gold_digest(layout: DataLayout, gold_files: list[str], runnable: list[BronzeFile], settings: Settings) -> str:
-    """The identity of one gold publication: each file's bytes as seen now (size, mtime) or, for a
+    """The identity of one gold publication: each file's bytes as seen now (size, mtime, ctime,
+    inode: what an edit cannot keep) or, for a
     file that does not run, its complete silver, plus the settings gold is derived with."""
     stats = {f.relative_path: f.absolute_path.stat() for f in runnable}
     entries: list = [["settings", gold_fingerprint(settings)]]
     for path in gold_files:
         if path in stats:
-            entries.append([path, stats[path].st_size, stats[path].st_mtime_ns])
+            entries.append([path, stats[path].st_size, stats[path].st_mtime_ns, stats[path].st_ctime_ns, stats[path].st_ino])
         else:
             entries.append([path, "silver", layout.file_summary_path(path).stat().st_mtime_ns])
     return inputs_digest(entries)

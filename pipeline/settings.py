@@ -33,6 +33,9 @@ DEFAULT_REGION_ALIASES: dict[str, tuple[str, ...]] = {
 }
 DEFAULT_DATE_FORMATS: tuple[str, ...] = ("%Y-%m-%d", "%d/%m/%Y", "%m-%d-%Y", "%Y/%m/%d")
 GOLD_MODES = ("upsert", "overwrite")
+MAX_QUANTITY_BOUND = 1_000_000_000
+MAX_ROWS_BOUND = 1_000_000_000  # rows per merge batch: far above what fits in memory, far below int64 / quantity
+MAX_TOP_N = 1_000_000  # rows of a ranked gold table; the state keeps anomaly_top_n candidates per bucket
 
 
 @dataclass(frozen=True)
@@ -105,9 +108,9 @@ def validate(settings: Settings) -> Settings:
     s = settings
     _require(isinstance(s.data_root, str) and s.data_root.strip() != "", "[pipeline] data_root", "must be a non-empty path")
     _require(isinstance(s.state_dir, str), "[pipeline] state_dir", "must be a path or empty")
-    _require(isinstance(s.bronze_glob, str) and s.bronze_glob.endswith(".csv") and ".." not in s.bronze_glob
+    _require(isinstance(s.bronze_glob, str) and s.bronze_glob.lower().endswith(".csv") and ".." not in s.bronze_glob
              and not s.bronze_glob.startswith("/"),
-             "[pipeline] bronze_glob", f"{s.bronze_glob!r} must be a relative glob ending in .csv without '..'")
+             "[pipeline] bronze_glob", f"{s.bronze_glob!r} must be a relative glob ending in .csv (any case) without '..'")
     _require(isinstance(s.chunk_rows, int) and 1 <= s.chunk_rows <= 50_000_000, "[pipeline] chunk_rows",
              f"{s.chunk_rows!r} must be an integer in 1..50000000")
     _require(isinstance(s.small_file_bytes, int) and s.small_file_bytes >= 0, "[pipeline] small_file_bytes",
@@ -128,22 +131,24 @@ def validate(settings: Settings) -> Settings:
             except ValueError:
                 ok = False
         _require(ok, "[cleaning] date_formats", f"{fmt!r} is not a strptime date format")
-    _require(isinstance(s.max_quantity, int) and s.max_quantity >= 1, "[cleaning] max_quantity",
-             f"{s.max_quantity!r} must be an integer >= 1")
+    # Bounds that keep every sum exact: a bucket's quantities (fewer than 9e9 rows of at most 1e9)
+    # fit int64 before they are summed exactly (pipeline.gold.aggregates).
+    _require(isinstance(s.max_quantity, int) and 1 <= s.max_quantity <= MAX_QUANTITY_BOUND, "[cleaning] max_quantity",
+             f"{s.max_quantity!r} must be an integer in 1..{MAX_QUANTITY_BOUND}")
     _require(isinstance(s.max_unit_price, int) and 1 <= s.max_unit_price <= 1_000_000_000, "[cleaning] max_unit_price",
              f"{s.max_unit_price!r} must be an integer in 1..1000000000")
     # gross_revenue = quantity * unit_price must fit the silver money type decimal(18, 2).
     _require(s.max_quantity * s.max_unit_price <= 10**15, "[cleaning] max_quantity",
              "max_quantity * max_unit_price must be <= 1e15 so that revenue fits decimal(18, 2)")
     _require(s.gold_mode in GOLD_MODES, "[gold] mode", f"{s.gold_mode!r} must be one of {', '.join(GOLD_MODES)}")
-    _require(isinstance(s.merge_batch_rows, int) and s.merge_batch_rows >= 1, "[gold] merge_batch_rows",
-             f"{s.merge_batch_rows!r} must be an integer >= 1")
-    _require(isinstance(s.merge_parallel_min_rows, int) and s.merge_parallel_min_rows >= 0, "[gold] merge_parallel_min_rows",
-             f"{s.merge_parallel_min_rows!r} must be an integer >= 0")
-    _require(isinstance(s.top_products_n, int) and s.top_products_n >= 1, "[gold] top_products_n",
-             f"{s.top_products_n!r} must be an integer >= 1")
-    _require(isinstance(s.anomaly_top_n, int) and s.anomaly_top_n >= 1, "[gold] anomaly_top_n",
-             f"{s.anomaly_top_n!r} must be an integer >= 1")
+    _require(isinstance(s.merge_batch_rows, int) and 1 <= s.merge_batch_rows <= MAX_ROWS_BOUND, "[gold] merge_batch_rows",
+             f"{s.merge_batch_rows!r} must be an integer in 1..{MAX_ROWS_BOUND}")
+    _require(isinstance(s.merge_parallel_min_rows, int) and 0 <= s.merge_parallel_min_rows <= MAX_ROWS_BOUND,
+             "[gold] merge_parallel_min_rows", f"{s.merge_parallel_min_rows!r} must be an integer in 0..{MAX_ROWS_BOUND}")
+    _require(isinstance(s.top_products_n, int) and 1 <= s.top_products_n <= MAX_TOP_N, "[gold] top_products_n",
+             f"{s.top_products_n!r} must be an integer in 1..{MAX_TOP_N}")
+    _require(isinstance(s.anomaly_top_n, int) and 1 <= s.anomaly_top_n <= MAX_TOP_N, "[gold] anomaly_top_n",
+             f"{s.anomaly_top_n!r} must be an integer in 1..{MAX_TOP_N}")
     return s
 
 

@@ -10,6 +10,7 @@ ConfigError line that names the section and the key.
 from __future__ import annotations
 
 import configparser
+import difflib
 import os
 from pathlib import Path
 from typing import Any
@@ -58,6 +59,7 @@ def load_settings(data_root: str | None = None) -> Settings:
     if problem:
         raise ConfigError(problem)
     config = get_config()
+    _refuse_misspelt_sections(config.sections())
     for section, keys in SECTIONS.items():
         if config.has_section(section):
             for key in config.options(section):
@@ -86,6 +88,18 @@ def load_settings(data_root: str | None = None) -> Settings:
         return validate(Settings(**values))
     except TypeError as err:
         raise ConfigError(f"config: {err}") from None
+
+
+def _refuse_misspelt_sections(sections: list[str]) -> None:
+    """A section named nearly like one of ours (`[claening]`) would be ignored, with its keys:
+    refuse it. Other sections (Luigi's own, a task's parameters) are Luigi's business."""
+    for section in sections:
+        if section in SECTIONS:
+            continue
+        near = difflib.get_close_matches(section.lower(), list(SECTIONS), n=1, cutoff=0.7)
+        if near:
+            raise ConfigError(f"config [{section}]: unknown section; did you mean [{near[0]}]? "
+                              f"(its keys would be ignored)")
 
 
 class _Settings:

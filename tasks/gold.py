@@ -6,7 +6,7 @@ import logging
 import luigi
 
 from pipeline.gold.owner import refuse_unless_gold_owner
-from pipeline.gold.step import merge_and_publish
+from pipeline.gold.step import is_published, merge_and_publish
 from pipeline.preflight import read_files_list
 from tasks.base import STEP_LOG, PipelineTask
 from tasks.bronze import silver_tasks
@@ -33,6 +33,9 @@ class SilverToGold(PipelineTask):
 
     def output(self) -> luigi.LocalTarget:
         return luigi.LocalTarget(str(self.layout.published_marker_path(str(self.inputs))))
+
+    def complete(self) -> bool:
+        return is_published(self.layout, str(self.inputs))
 
     def run(self) -> None:
         refuse_unless_gold_owner(self.layout)

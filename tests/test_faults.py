@@ -84,23 +84,28 @@ def test_corrupt_silver_part_is_detected_and_reprocess_recovers(tmp_path: Path, 
     rerun_and_compare(root, reference, "--reprocess", "sales_data_part_0002.csv", "--reprocess", "sales_data_part_0003.csv")
 
 
-def test_corrupt_state_file_is_reported_and_rebuild_recovers(tmp_path: Path) -> None:
+def damaged_state_run(tmp_path: Path, damage) -> tuple[subprocess.CompletedProcess, Path, Path]:
+    """A gold run, `damage(state file)`, a new file, and the next run; with a reference data root
+    that holds the same three files from scratch."""
     source = tmp_path / "source"
     generate_bronze(source, rows=4_000, files=2, seed=2)
     root = make_root(tmp_path, "data", source)
     assert run_cli("--data-root", str(root), "--until", "gold").returncode == 0
-    expected = gold(root)
     (source / "sales_data_part_0003.csv").write_text((source / "sales_data_part_0001.csv").read_text().replace("ORD-", "NEW-"))
     shutil.copy(source / "sales_data_part_0003.csv", root / "bronze")
-    state = root / "state" / "gold_state.sqlite"
-    state.write_bytes(b"this is not a sqlite file" * 100)
-    broken = run_cli("--data-root", str(root), "--until", "gold")
-    assert broken.returncode == 1
-    assert "state file" in broken.stdout and "--rebuild-gold" in broken.stdout
-    rebuilt = run_cli("--data-root", str(root), "--until", "gold", "--rebuild-gold")
-    assert rebuilt.returncode == 0, rebuilt.stdout + rebuilt.stderr
-    assert gold(root)["data_quality"].num_rows == 3
-    assert expected["data_quality"].num_rows == 2
+    damage(root / "state" / "gold_state.sqlite")
+    reference = make_root(tmp_path, "reference", source)
+    assert run_cli("--data-root", str(reference), "--until", "gold").returncode == 0
+    return run_cli("--data-root", str(root), "--until", "gold"), root, reference
+
+
+def test_a_corrupt_state_file_is_rebuilt_from_silver_in_one_line(tmp_path: Path) -> None:
+    result, root, reference = damaged_state_run(tmp_path, lambda state: state.write_bytes(b"this is not a sqlite file" * 100))
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "Traceback" not in result.stdout + result.stderr
+    assert "state rebuilt from all silver" in result.stdout and "not an SQLite database" in result.stdout
+    got, expected = gold(root), gold(reference)
+    assert all(got[n].equals(expected[n]) for n in GOLD_TABLES)
 
 
 def test_tampered_state_value_cannot_run_code(tmp_path: Path) -> None:
@@ -122,6 +127,6 @@ def test_tampered_state_value_cannot_run_code(tmp_path: Path) -> None:
         db.execute("UPDATE state SET value = ? WHERE key = 'merged_parts'", (pickle.dumps(Exploit()),))
     shutil.copy(source / "sales_data_part_0001.csv", root / "bronze" / "copy.csv")
     result = run_cli("--data-root", str(root), "--until", "gold")
-    assert result.returncode == 1
-    assert "state file" in result.stdout
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "state rebuilt from all silver" in result.stdout and "'merged_parts' is not of the type it was written with" in result.stdout
     assert not marker.exists()

@@ -165,7 +165,7 @@ def state_values(root: Path, *keys: str) -> list:
         if raw is not None:
             raw = bytes(raw)
             assert raw[:1] == b"J", f"state key {key} is not JSON"
-        values.append(None if raw is None else json.loads(raw[1:].decode()))
+        values.append(None if raw is None else json.loads(raw[5:].decode()))  # type byte, CRC-32, JSON
     return values
 
 

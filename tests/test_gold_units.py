@@ -171,19 +171,16 @@ def test_gold_from_empty_aggregates_is_every_table_with_no_rows() -> None:
     assert set(tables) == set(GOLD_TABLES) and all(t.num_rows == 0 for t in tables.values())
 
 
-def test_a_state_of_another_format_is_refused_with_the_command_that_rebuilds_it(tmp_path: Path) -> None:
-    from pipeline.errors import PipelineError
-    from pipeline.gold.state_records import STATE_FORMAT
+def test_a_state_of_another_format_is_rebuilt_from_silver(tmp_path: Path) -> None:
     from pipeline.gold.state_store import open_state
+    from pipeline.gold.step import merge_and_publish
 
     settings = Settings(data_root=str(tmp_path), chunk_rows=2)
     layout, metrics = build_silver(tmp_path, settings)
     with open_state(layout.state_dir) as state:  # a state as an earlier version wrote it: keys, no format
-        state.put_json("merged_parts", {})
-        state.commit()
-    with pytest.raises(PipelineError, match=rf"is of format 1, this version reads format {STATE_FORMAT}; run `python run.py --rebuild-gold`"):
-        merge_silver(layout, settings, silver_parts(layout, FILES), source_files=FILES)
-    for path in layout.state_files():  # what --rebuild-gold does to the state
-        path.unlink(missing_ok=True)
-    assert merge_silver(layout, settings, silver_parts(layout, FILES), source_files=FILES).unique_orders == 5
-    publish_gold(layout, settings, metrics)
+        state._db["merged_parts"] = b'J{"x.csv#00001": ""}'  # format 1: no checksum
+        state._db.commit()
+    message = merge_and_publish(layout, settings, FILES, "digest")
+    assert message.startswith("state rebuilt from all silver (state file") and "is of format 1" in message, message
+    published = {path.stem: pq.read_table(path).to_pylist() for path in sorted(layout.gold_dir.glob("*.parquet"))}
+    assert published == gold_of(tmp_path / "fresh")

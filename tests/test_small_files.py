@@ -45,6 +45,8 @@ def _outputs(root: Path) -> dict[str, object]:
         elif path.name.endswith("metrics.json") or path.name == "_manifest.json":
             data = json.loads(path.read_text())
             data.pop("silver_crc32", None)  # Parquet bytes may differ (dictionary pages); values may not
+            for stat_field in ("mtime_ns", "ctime_ns", "inode"):  # of the bronze copy each root has
+                data.get("fingerprint", {}).pop(stat_field, None)
             found[name] = data
     for path in sorted((root / "quarantine").rglob("*.parquet")):
         found[path.relative_to(root).as_posix()] = pq.read_table(path).to_pylist()

@@ -60,10 +60,24 @@ class Fingerprint:
 
     size: int
     crc32: int
-    mtime_ns: int = 0  # a shortcut only: same size and mtime means unchanged without rehashing
+    # A shortcut only: the same size, mtime, ctime and inode mean unchanged without rehashing. mtime
+    # alone is not enough (`cp -p`, `touch -d`, rsync keep or restore it); ctime is set by the kernel
+    # on every write or restore, and no tool can set it back.
+    mtime_ns: int = 0
+    ctime_ns: int = 0
+    inode: int = 0
 
     def same_content(self, other: Fingerprint) -> bool:
         return self.size == other.size and self.crc32 == other.crc32
+
+    def same_stat(self, stat: os.stat_result) -> bool:
+        """Whether `stat` is the one this fingerprint was taken with (an older manifest, which
+        recorded no ctime or inode, never matches: its file is hashed again)."""
+        return (stat.st_size, stat.st_mtime_ns, stat.st_ctime_ns, stat.st_ino) == (self.size, self.mtime_ns, self.ctime_ns, self.inode)
+
+
+def _fingerprint(size: int, crc32: int, stat: os.stat_result) -> Fingerprint:
+    return Fingerprint(size=size, crc32=crc32, mtime_ns=stat.st_mtime_ns, ctime_ns=stat.st_ctime_ns, inode=stat.st_ino)
 
 
 @dataclass(frozen=True)
@@ -226,10 +240,14 @@ def read_header(handle, path: Path) -> tuple[list[str], int, bytes]:
     past them). A header with a bare CR fails the file here, before any record is lost to it. A
     compressed file's (`x.csv.gz`) head is decompressed first, so its header is checked the same way.
     """
-    head = read_head(handle, path, HEAD_SAMPLE_BYTES)
+    head = read_head(handle, path, HEAD_SAMPLE_BYTES + 1)  # one byte more: tells a cut header from a whole file
     start = len(BOM) if head.startswith(BOM) else 0
     start = EMPTY_LINES.match(head, start).end()
     newline = head.find(b"\n", start)
+    if len(head) > HEAD_SAMPLE_BYTES and not 0 <= newline < HEAD_SAMPLE_BYTES:
+        # The rest of a cut header would become record 1 and shift every source_row: refuse the file.
+        raise InputFileError(f"{path}: the header row is longer than {HEAD_SAMPLE_BYTES // (1024 * 1024)} MiB "
+                             "(no line end in the first bytes of the file), so it cannot be read whole")
     header_end = len(head) if newline < 0 else newline + 1
     if _has_bare_cr(head[start:header_end]):
         raise InputFileError(
@@ -338,7 +356,7 @@ def scan_file(path: Path, source_file: str, chunk_rows: int) -> Manifest:
         if chunk_records or size > chunk_start:
             if chunk_records:
                 chunks.append(Chunk(len(chunks), chunk_start, size, next_row, chunk_records, ends_in_open_quote=scanner.in_quotes))
-    fingerprint = Fingerprint(size=size, crc32=crc, mtime_ns=stat.st_mtime_ns)
+    fingerprint = _fingerprint(size, crc, stat)
     if stat.st_size != size:
         raise InputFileError(f"{path}: the file changed while it was being scanned")
     return Manifest(source_file=source_file, fingerprint=fingerprint, header_raw=header_raw, header_end=header_end, chunks=chunks)
@@ -349,18 +367,20 @@ def fingerprint_file(path: Path) -> Fingerprint:
     crc = 0
     size = 0
     with open(path, "rb") as handle:
+        stat = os.fstat(handle.fileno())
         for block in iter(lambda: handle.read(SCAN_BLOCK_BYTES), b""):
             crc = zlib.crc32(block, crc)
             size += len(block)
-    return Fingerprint(size=size, crc32=crc, mtime_ns=os.stat(path).st_mtime_ns)
+    return _fingerprint(size, crc, stat)
 
 
 def unchanged_since(path: Path, recorded: Fingerprint) -> bool:
-    """True when `path` still has the recorded content (cheap when size and mtime match)."""
+    """True when `path` still has the recorded content: cheap when its stat is the recorded one,
+    else every byte is hashed again (an edit that kept size and mtime is caught here)."""
     stat = path.stat()
     if stat.st_size != recorded.size:
         return False
-    if stat.st_mtime_ns == recorded.mtime_ns:
+    if recorded.same_stat(stat):
         return True
     return fingerprint_file(path).same_content(recorded)
 

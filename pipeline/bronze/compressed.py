@@ -31,7 +31,7 @@ STAGE_BLOCK_BYTES = 4 * 1024 * 1024  # decompressed bytes held at a time while s
 def compression_of(path: str | Path) -> str | None:
     """The pyarrow codec a bronze file is read with, from its name (`x.csv.gz` -> "gzip"), or None
     for a plain file (a staged copy ends in .csv, so it reads as plain)."""
-    name = str(path)
+    name = str(path).lower()  # `x.CSV.GZ` as `x.csv.gz`
     for suffix, codec in COMPRESSIONS.items():
         if name.endswith(suffix):
             return codec

@@ -34,22 +34,41 @@ def discover_bronze(bronze_dir: Path, pattern: str = "**/*.csv") -> list[BronzeF
     return scan_bronze(bronze_dir, pattern)[0]
 
 
-def _matches_input(name: str, last_segment: str) -> bool:
-    """Whether a file name the widened glob found is one the glob's last segment matches, plain or
-    with a compression suffix (`x.csv`, `x.csv.gz`, `x.csv.zst` for `*.csv`), and not `x.csv.bak`."""
+INPUT_EXTENSION = ".csv"  # matched without regard to case: Windows exporters write `.CSV`
+
+
+def _stem_pattern(pattern: str) -> str:
+    """The glob's last segment without its `.csv` (validated to end so, in any case)."""
+    return pattern.rsplit("/", 1)[-1][: -len(INPUT_EXTENSION)]
+
+
+def _walk_pattern(pattern: str) -> str:
+    """The glob widened to every case of `.csv` and every compression suffix (`x.CSV.gz`): one walk
+    of the tree finds them all, and `_matches_input` keeps the inputs among them."""
+    return pattern[: -len(INPUT_EXTENSION)] + "".join(f"[{c.lower()}{c.upper()}]" if c.isalpha() else c for c in INPUT_EXTENSION) + "*"
+
+
+def _matches_input(name: str, stem_pattern: str) -> bool:
+    """Whether a name the widened glob found is an input: the glob's last segment plain or with a
+    compression suffix, the extensions in any case (`x.csv`, `x.CSV`, `x.Csv.gz`), not `x.csv.bak`."""
+    lowered = name.lower()
     for suffix in ("", *COMPRESSIONS):
-        if name.endswith(suffix) and fnmatch.fnmatchcase(name[: len(name) - len(suffix)], last_segment):
-            return True
+        if lowered.endswith(INPUT_EXTENSION + suffix):
+            stem = name[: len(name) - len(INPUT_EXTENSION + suffix)]
+            if fnmatch.fnmatchcase(stem, stem_pattern):
+                return True
     return False
 
 
 def scan_bronze(bronze_dir: Path, pattern: str = "**/*.csv") -> tuple[list[BronzeFile], list[str]]:
     """(files in natural order of the relative path, one-line reasons for refused paths).
 
-    What `pattern` matches is found plain and compressed (`x.csv.gz`, `x.csv.zst`): one walk of
-    the folder with the glob widened to `<pattern>*`, its finds filtered by name. A path
-    that resolves outside the bronze folder (a symlink to elsewhere) is refused, so input cannot
-    make the pipeline read, or name outputs after, files elsewhere on the machine.
+    What `pattern` matches is found plain and compressed, the extensions in any case: one walk of
+    the folder with the glob widened (`_walk_pattern`), its finds filtered by name. A path that
+    resolves outside the bronze folder (a symlink to elsewhere) is refused, so input cannot make the
+    pipeline read, or name outputs after, files elsewhere on the machine. Whatever is named like an
+    input but is not read (a folder, a dangling symlink, a symlink loop, a FIFO) is said, never
+    skipped in silence.
     """
     if not bronze_dir.exists():
         raise ConfigError(f"bronze folder {bronze_dir} does not exist "
@@ -60,21 +79,16 @@ def scan_bronze(bronze_dir: Path, pattern: str = "**/*.csv") -> tuple[list[Bronz
     found: list[BronzeFile] = []
     refused: list[str] = []
     inside: dict[Path, bool] = {bronze_dir: True}  # folder -> it resolves inside the bronze folder
-    last_segment = pattern.rsplit("/", 1)[-1]
-    for path in bronze_dir.glob(pattern + "*"):  # one walk of the tree, not one per compressed form
-        if path.name.startswith(TEMP_PREFIX) or not _matches_input(path.name, last_segment):
+    stem_pattern = _stem_pattern(pattern)
+    for path in bronze_dir.glob(_walk_pattern(pattern)):
+        if path.name.startswith(TEMP_PREFIX) or not _matches_input(path.name, stem_pattern):
             continue
         relative = path.relative_to(bronze_dir).as_posix()
-        escapes = (not _folder_inside(path.parent, bronze_dir, root, inside) or ".." in relative.split("/")
-                   or (path.is_symlink() and not path.resolve().is_relative_to(root)))
-        if not escapes and not path.is_file():
-            if not path.is_dir():
-                refused.append(f"{relative}: not a regular file (a FIFO, socket or device?); not read")
-            continue
-        if escapes:
-            refused.append(f"{relative}: points outside the bronze folder (a symlink?); refusing to read it")
-            continue
-        found.append(BronzeFile(relative_path=relative, absolute_path=path))
+        reason = _refusal(path, relative, bronze_dir, root, inside)
+        if reason:
+            refused.append(f"{relative}: {reason}")
+        else:
+            found.append(BronzeFile(relative_path=relative, absolute_path=path))
     if "**" in pattern:  # a recursive glob skips symlinked and unreadable folders: say so, never skip in silence
         def unreadable(error: OSError) -> None:
             relative = Path(error.filename).relative_to(bronze_dir).as_posix()
@@ -86,7 +100,25 @@ def scan_bronze(bronze_dir: Path, pattern: str = "**/*.csv") -> tuple[list[Bronz
                     relative = Path(folder, name).relative_to(bronze_dir).as_posix()
                     refused.append(f"{relative}/: a symlinked folder; its files are not read (copy or bind-mount it instead)")
     found.sort(key=lambda f: natural_key(f.relative_path))
-    return found, sorted(refused, key=natural_key)
+    return found, sorted(set(refused), key=natural_key)
+
+
+def _refusal(path: Path, relative: str, bronze_dir: Path, root: Path, inside: dict[Path, bool]) -> str | None:
+    """Why a path named like an input is not read, or None for a regular file inside bronze/."""
+    try:
+        escapes = (not _folder_inside(path.parent, bronze_dir, root, inside) or ".." in relative.split("/")
+                   or (path.is_symlink() and not path.resolve(strict=True).is_relative_to(root)))
+    except FileNotFoundError:
+        return "a symlink whose target does not exist; not read"
+    except (RuntimeError, OSError):  # RuntimeError: Python 3.11's "Symlink loop"
+        return "a symlink loop (or a link that cannot be followed); not read"
+    if escapes:
+        return "points outside the bronze folder (a symlink?); refusing to read it"
+    if path.is_dir():
+        return "a folder named like an input file; not read (its files are matched by the glob on their own)"
+    if not path.is_file():
+        return "not a regular file (a FIFO, socket or device?); not read"
+    return None
 
 
 def _folder_inside(folder: Path, bronze_dir: Path, root: Path, known: dict[Path, bool]) -> bool:
@@ -94,7 +126,7 @@ def _folder_inside(folder: Path, bronze_dir: Path, root: Path, known: dict[Path,
     is inside when its parent is, so only symlinked folders cost a realpath (at 20,000 date
     folders a realpath each took 0.7 s)."""
     if folder not in known:
-        if folder.is_symlink():
+        if folder.is_symlink():  # a loop raises: the caller names the path
             known[folder] = folder.resolve().is_relative_to(root)
         else:
             known[folder] = folder != folder.parent and _folder_inside(folder.parent, bronze_dir, root, known)

@@ -13,6 +13,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from pipeline.contract import MONEY_SUM_TYPE
+from pipeline.errors import PipelineError
 
 SUM_MONEY = MONEY_SUM_TYPE  # decimal(38, 2): the contract's type of summed money
 SUM_DISCOUNT = pa.decimal128(38, 6)
@@ -53,17 +54,42 @@ def sum_aggregates(parts: list[Aggregates]) -> Aggregates:
 
 
 def _add(tables: list[pa.Table], keys: tuple[str, ...], schema: pa.Schema) -> pa.Table:
-    """Sum aggregate tables by key; the result is sorted by key, so it is deterministic."""
-    return _sum_by(pa.concat_tables([t.cast(schema) for t in tables]), keys, schema)
+    """Sum aggregate tables by key, checked (totals over all history); sorted by key, so deterministic."""
+    return _sum_by(pa.concat_tables([t.cast(schema) for t in tables]), keys, schema, checked=True)
 
 
-def _sum_by(table: pa.Table, keys: tuple[str, ...], schema: pa.Schema) -> pa.Table:
+def _sum_by(table: pa.Table, keys: tuple[str, ...], schema: pa.Schema, checked: bool = False) -> pa.Table:
     """Sum `table`'s measures by key, then cast to `schema` (keys may still be dictionaries here,
-    so only the grouped result is decoded) and sort by key."""
+    so only the grouped result is decoded) and sort by key.
+
+    Arrow's integer sums wrap around silently. Unchecked sums are only those of one bucket of one
+    batch, which cannot pass int64: settings.validate bounds quantity by 1e9, and a batch holds far
+    fewer than 9e9 rows. Every sum of sums (`checked`) is summed exactly and refused past int64.
+    """
     measures = [f.name for f in schema if f.name not in keys]
-    summed = table.select(schema.names).group_by(list(keys), use_threads=False).aggregate([(m, "sum") for m in measures])
-    summed = summed.rename_columns([c[:-4] if c.endswith("_sum") and c[:-4] in measures else c for c in summed.column_names])
+    summed = sum_by_key(table.select(schema.names), list(keys), measures, checked)
     return summed.select(schema.names).cast(schema).sort_by([(k, "ascending") for k in keys])
+
+
+_EXACT_INTEGER = pa.decimal128(38, 0)
+
+
+def sum_by_key(table: pa.Table, keys: list[str], measures: list[str], checked: bool = True) -> pa.Table:
+    """`table` grouped by `keys` with each measure summed (column names kept); with `checked`,
+    integer measures are summed exactly and a total past int64 raises PipelineError, never wraps."""
+    widened = [m for m in measures if checked and pa.types.is_integer(table.schema.field(m).type)]
+    for name in widened:
+        table = table.set_column(table.schema.get_field_index(name), name, table.column(name).cast(_EXACT_INTEGER))
+    summed = table.group_by(keys, use_threads=False).aggregate([(m, "sum") for m in measures])
+    summed = summed.rename_columns([c[:-4] if c.endswith("_sum") and c[:-4] in measures else c for c in summed.column_names])
+    for name in widened:
+        try:
+            narrowed = summed.column(name).cast(pa.int64())
+        except pa.ArrowInvalid:
+            raise PipelineError(f"gold's {name} passes the int64 range (more than {2**63 - 1:,}): the sum cannot be "
+                                "stored exactly, so no gold is published") from None
+        summed = summed.set_column(summed.schema.get_field_index(name), name, narrowed)
+    return summed
 
 
 def aggregate_orders(unique: pa.Table, duplicates_by_file: pa.Table) -> Aggregates:

@@ -103,8 +103,16 @@ def silver_parts(layout: DataLayout, source_files: list[str]) -> list[SilverPart
 
 
 def _load_aggregates(state: StateStore, prefix: str) -> Aggregates:
+    return Aggregates(*(state.get_table(records.aggregate_key(prefix, grain)) for grain in records.GRAINS))
+
+
+def _initial_records() -> dict[str, object]:
+    """The records a state holds from the moment it is emptied: empty totals, delta and anomalies."""
     empty = Aggregates.empty()
-    return Aggregates(*(state.get_table(records.aggregate_key(prefix, grain)) or getattr(empty, grain) for grain in records.GRAINS))
+    initial: dict[str, object] = {"anomalies": ANOMALY_SCHEMA.empty_table()}
+    for prefix in ("agg", "delta"):
+        initial.update({records.aggregate_key(prefix, grain): getattr(empty, grain) for grain in records.GRAINS})
+    return initial
 
 
 def _store_aggregates(state: StateStore, prefix: str, aggregates: Aggregates) -> None:
@@ -187,13 +195,15 @@ def reset_stale_state(layout: DataLayout, settings: Settings, parts: list[Silver
     """Empty the state (one transaction) when it cannot be continued; return the reason, or None."""
     expected = state_values(settings)
     with open_state(layout.state_dir) as state:
-        records.check_format(state, state_path(layout.state_dir))
-        batch, recorded = records.read_batch(state), records.read_settings(state)
-        reason = stale_state_reason(records.read_merged_parts(state), list(batch.parts) if batch else None, recorded,
-                                    expected, parts, checksums)
-        if reason is None and recorded is not None:
-            return None
-        records.reset(state, expected)
+        records.check_format(state)
+        reason = None
+        if not records.is_new(state):
+            batch = records.read_batch(state)
+            reason = stale_state_reason(records.read_merged_parts(state), list(batch.parts) if batch else None,
+                                        records.read_settings(state), expected, parts, checksums)
+            if reason is None:
+                return None
+        records.reset(state, expected, _initial_records())
         state.commit()
     return reason
 
@@ -252,8 +262,8 @@ def _merge_one_batch(layout: DataLayout, settings: Settings, parts: list[SilverP
                 if result is None:
                     break
                 parallel += result.cpu_seconds
-                if result.unique_count:
-                    state.put_encoded(records.seen_key(result.bucket, batch.number), result.encoded["seen"])
+                # Every bucket's segment, an empty one too: a missing one is then damage, never "no keys".
+                state.put_encoded(records.seen_key(result.bucket, batch.number), result.encoded["seen"])
                 for name in (*records.GRAINS, "anomalies"):
                     state.put_encoded(records.bucket_key(result.bucket, name), result.encoded[name])
                 done.add(result.bucket)
@@ -327,9 +337,10 @@ def merge_bucket(reader: SilverPartReader, job: BucketJob) -> BucketResult:
     aggregates = aggregate_orders(unique, result.duplicates_by_file)
     anomalies = _anomaly_candidates(rows, result.keep, job.bucket, job.anomaly_top_n)
     # Encoded here, on the merge thread: the thread that commits the state only writes.
-    encoded = {"seen": encode_table(result.new_keys), "daily": encode_table(aggregates.daily.cast(DAILY_SCHEMA)),
-               "products": encode_table(aggregates.products.cast(PRODUCT_SCHEMA)),
-               "files": encode_table(aggregates.files.cast(FILE_SCHEMA)), "anomalies": encode_table(anomalies)}
+    values = {"daily": aggregates.daily.cast(DAILY_SCHEMA), "products": aggregates.products.cast(PRODUCT_SCHEMA),
+              "files": aggregates.files.cast(FILE_SCHEMA), "anomalies": anomalies}
+    encoded = {name: encode_table(records.bucket_key(job.bucket, name), table) for name, table in values.items()}
+    encoded["seen"] = encode_table(records.seen_key(job.bucket, job.batch_number), result.new_keys)
     return BucketResult(
         bucket=job.bucket, rows=rows.num_rows, unique_count=result.unique_count, new_keys=result.new_keys,
         aggregates=aggregates, anomalies=anomalies, encoded=encoded, cpu_seconds=time.thread_time() - cpu,
@@ -394,7 +405,7 @@ def _in_order(pool: ThreadPoolExecutor, run: Callable[[BucketJob], BucketResult]
 def _seen_keys(state: StateReader, bucket: int, batches: int) -> list[SeenSegment]:
     """The keys merged into `bucket` by the batches before `batches`: one hash-sorted segment each."""
     segments = [state.get_table(records.seen_key(bucket, number)) for number in range(batches)]
-    return [SeenSegment.from_table(table) for table in segments if table is not None and table.num_rows]
+    return [SeenSegment.from_table(table) for table in segments if table.num_rows]
 
 
 def _anomaly_candidates(rows: pa.Table, keep: pa.Array, bucket: int, n: int) -> pa.Table:
@@ -452,9 +463,9 @@ def _fold_buckets(state: StateStore, settings: Settings, part_paths: list[Path])
     _store_aggregates(state, "agg", _load_aggregates(state, "agg").plus(delta))
     _store_aggregates(state, "delta", delta)
     stored = [state.get_table(records.bucket_key(bucket, "anomalies")) for bucket in range(settings.silver_buckets)]
-    fresh = pa.concat_tables([CANDIDATE_SCHEMA.empty_table(), *(t.cast(CANDIDATE_SCHEMA) for t in stored if t is not None)])
+    fresh = pa.concat_tables([CANDIDATE_SCHEMA.empty_table(), *(t.cast(CANDIDATE_SCHEMA) for t in stored)])
     fresh = top_revenue_orders(fresh, settings.anomaly_top_n)
-    current = state.get_table("anomalies") or ANOMALY_SCHEMA.empty_table()
+    current = state.get_table("anomalies")
     anomalies = pa.concat_tables([current.cast(ANOMALY_SCHEMA), _anomaly_rows(fresh, part_paths)])
     state.put_table("anomalies", top_revenue_orders(anomalies, settings.anomaly_top_n))
     for key in state.keys_with_prefix(records.BUCKET_PREFIX):
@@ -475,16 +486,18 @@ def _anomaly_rows(candidates: pa.Table, part_paths: list[Path]) -> pa.Table:
     return pa.concat_tables(pieces)
 
 
-def publish_gold(layout: DataLayout, settings: Settings, file_metrics: list[FileMetrics]) -> list[str]:
-    """Write the gold tables that are not yet at the state's current digest."""
+def publish_gold(layout: DataLayout, settings: Settings, file_metrics: list[FileMetrics]) -> tuple[list[str], dict[str, str]]:
+    """Write the gold tables that are not yet at the state's current digest; returns the names
+    written and the CRC-32 of every gold file as published."""
     with open_state(layout.state_dir) as state:
-        records.check_format(state, state_path(layout.state_dir))
+        records.check_format(state)
         if records.read_batch(state) is not None:
             raise PipelineError("the Silver -> Gold merge is unfinished; run the pipeline again to finish it before publishing gold")
         covers = records.read_covers(state)
         totals = _load_aggregates(state, "agg")
         delta = _load_aggregates(state, "delta")
-        anomalies = state.get_table("anomalies") or ANOMALY_SCHEMA.empty_table()
+        anomalies = state.get_table("anomalies")
+        checksums = records.read_gold_files(state)
     # A gold file's stamp is what it covers plus the settings it was derived with: a change of
     # `top_products_n` rebuilds the tables from the state; an unchanged one upserts.
     stamp = gold_fingerprint(settings)
@@ -492,4 +505,9 @@ def publish_gold(layout: DataLayout, settings: Settings, file_metrics: list[File
     previous = f"{covers.previous}+{stamp}" if covers.previous else None
     fresh = build_gold_tables(totals, anomalies, file_metrics, settings.top_products_n, settings.anomaly_top_n)
     paths = {name: layout.gold_table_path(name) for name in GOLD_TABLES}
-    return publish(paths, fresh, current, previous, settings.gold_mode, touched_keys(delta))
+    written = publish(paths, fresh, current, previous, settings.gold_mode, touched_keys(delta), checksums)
+    if written:
+        with open_state(layout.state_dir) as state:
+            records.write_gold_files(state, checksums)
+            state.commit()
+    return written, checksums

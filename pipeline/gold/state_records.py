@@ -10,23 +10,26 @@ The state is one key-value table (pipeline.gold.state_store). What lives in it:
 | `batches_merged` | how many batches finished (numbers the seen segments) | a batch ends |
 | `merged_parts` | part name -> silver checksum, for every part merged | a batch ends |
 | `covers` | Covers: what gold must cover now and covered before | a batch ends, a file with no rows arrives |
+| `gold_files` | gold table -> CRC-32 of the file published from this state | gold is published |
 | `seen/<bucket>/<batch>` | the keys a batch added to a bucket (Arrow, sorted by hash) | the bucket commits |
 | `bucket/<bucket>/<grain>` | a bucket's aggregates and anomaly candidates in this batch | the same; folded at the batch's end |
 | `agg/<grain>`, `delta/<grain>` | the totals, and the last batch's part of them (for upsert) | a batch ends |
 | `anomalies` | the current top anomaly rows | a batch ends |
 
-A state written in another format is refused with the command that rebuilds it: the state is
-derived data, so there are no compatibility branches to keep.
+Every record but `batch` and the buckets of a batch exists from the moment the state is emptied
+(`reset`), and a batch writes a seen segment for every bucket (an empty one too), so a record
+that is missing is damage (state_store.StateDamaged), never "nothing yet". A state written in
+another format is damaged in the same sense: the state is derived data, so it is rebuilt from
+silver and there are no compatibility branches to keep.
 """
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, replace
-from pathlib import Path
 
-from pipeline.errors import PipelineError
+from pipeline.errors import StateDamaged
 from pipeline.gold.state_store import StateStore
 
-STATE_FORMAT = 2  # 1: before the format was recorded (refused)
+STATE_FORMAT = 3  # 1: before the format was recorded; 2: values without checksums
 BUCKET_PREFIX = "bucket/"
 GRAINS = ("daily", "products", "files")
 
@@ -73,29 +76,47 @@ class Covers:
     previous: str | None = None
 
 
-def check_format(state: StateStore, path: Path) -> None:
-    """Refuse a state of another format (an empty one is simply new)."""
-    found = state.get_json("format")
-    if found == STATE_FORMAT or (found is None and not state.keys_with_prefix("")):
+def is_new(state: StateStore) -> bool:
+    return not state.keys_with_prefix("")
+
+
+def check_format(state: StateStore) -> None:
+    """A state of another format is damaged (it is rebuilt from silver); an empty one is new."""
+    if is_new(state):
         return
-    raise PipelineError(f"state file {path} is of format {found or 1}, this version reads format {STATE_FORMAT}; "
-                        "run `python run.py --rebuild-gold` to rebuild it from silver (silver is kept)")
+    try:
+        found = state.get_json("format")
+    except StateDamaged:
+        found = 1  # a record of the first format has no checksum: fails the same way
+    if found != STATE_FORMAT:
+        raise StateDamaged(f"it is of format {found}, this version writes format {STATE_FORMAT}")
 
 
-def reset(state: StateStore, settings_values: dict) -> None:
-    """Empty the state (committed by the caller) and record its format and the settings it depends on."""
+def reset(state: StateStore, settings_values: dict, initial: dict[str, object]) -> None:
+    """Empty the state (committed by the caller): its format, the settings it depends on, and every
+    record that must always exist (`initial`: key -> empty value, JSON or an Arrow table)."""
     for key in state.keys_with_prefix(""):
         state.delete(key)
     state.put_json("format", STATE_FORMAT)
     state.put_json("settings", settings_values)
+    write_merged_parts(state, {})
+    write_batches_merged(state, 0)
+    write_covers(state, Covers())
+    write_gold_files(state, {})
+    for key, value in initial.items():
+        if isinstance(value, dict):
+            state.put_json(key, value)
+        else:
+            state.put_table(key, value)  # type: ignore[arg-type]
 
 
 def read_settings(state: StateStore) -> dict | None:
-    return state.get_json("settings")
+    """None only for a new state; a state with records but no settings is damaged."""
+    return None if is_new(state) else state.get_json("settings")
 
 
 def read_batch(state: StateStore) -> Batch | None:
-    raw = state.get_json("batch")
+    raw = state.get_json("batch", None)
     if raw is None:
         return None
     return Batch(parts=tuple(raw["parts"]), valid_rows=int(raw["valid_rows"]), number=int(raw["number"]),
@@ -111,7 +132,7 @@ def clear_batch(state: StateStore) -> None:
 
 
 def read_merged_parts(state: StateStore) -> dict[str, str]:
-    return dict(state.get_json("merged_parts") or {})
+    return dict(state.get_json("merged_parts"))
 
 
 def write_merged_parts(state: StateStore, merged: dict[str, str]) -> None:
@@ -119,7 +140,7 @@ def write_merged_parts(state: StateStore, merged: dict[str, str]) -> None:
 
 
 def read_batches_merged(state: StateStore) -> int:
-    return int(state.get_json("batches_merged", 0))
+    return int(state.get_json("batches_merged"))
 
 
 def write_batches_merged(state: StateStore, count: int) -> None:
@@ -128,8 +149,18 @@ def write_batches_merged(state: StateStore, count: int) -> None:
 
 def read_covers(state: StateStore) -> Covers:
     raw = state.get_json("covers")
-    return Covers(raw["current"], raw["previous"]) if raw else Covers()
+    return Covers(raw["current"], raw["previous"])
 
 
 def write_covers(state: StateStore, covers: Covers) -> None:
     state.put_json("covers", asdict(covers))
+
+
+def read_gold_files(state: StateStore) -> dict[str, str]:
+    """gold table -> CRC-32 of the file last published from this state: a gold file whose bytes
+    differ (damaged, or written by another state) is never upserted, nor left as it is."""
+    return dict(state.get_json("gold_files"))
+
+
+def write_gold_files(state: StateStore, checksums: dict[str, str]) -> None:
+    state.put_json("gold_files", checksums)

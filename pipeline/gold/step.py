@@ -5,6 +5,7 @@ doing the work for exactly as long as it works.
 """
 from __future__ import annotations
 
+import dataclasses
 import json
 import time
 from collections.abc import Callable
@@ -12,14 +13,38 @@ from collections.abc import Callable
 from pipeline import journal
 from pipeline.atomic import write_text_atomic
 from pipeline.bronze.silver import FileMetrics
-from pipeline.gold.merge import merge_silver, publish_gold, silver_parts
+from pipeline.contract import GOLD_TABLES
+from pipeline.errors import StateDamaged
+from pipeline.gold.merge import MergeReport, merge_silver, publish_gold, silver_parts
+from pipeline.gold.state_store import delete_state
 from pipeline.layout import DataLayout
 from pipeline.locking import exclusive_lock
+from pipeline.parquet_io import file_digest
 from pipeline.settings import Settings
 from pipeline.timestamps import utc_iso
 
 GOLD_LOCK_WAIT_SECONDS = 600.0
 Progress = Callable[[int, str], None]
+
+
+def is_published(layout: DataLayout, inputs: str) -> bool:
+    """Gold is published for `inputs` and every gold file still has the bytes published: a gold
+    file damaged or replaced since (a flipped bit) makes the step run again, which rewrites it."""
+    try:
+        marker = json.loads(layout.published_marker_path(inputs).read_text(encoding="utf-8"))
+        checksums = dict(marker["gold_files"])
+        return set(checksums) == set(GOLD_TABLES) and all(
+            file_digest(layout.gold_table_path(name)) == checksum for name, checksum in checksums.items())
+    except (OSError, ValueError, KeyError, TypeError):
+        return False
+
+
+def _merge_and_publish(layout: DataLayout, settings: Settings, files: list[str], metrics: list[FileMetrics],
+                       progress: Progress | None) -> tuple[MergeReport, list[str], dict[str, str], float]:
+    merge = merge_silver(layout, settings, silver_parts(layout, files), progress=progress, source_files=files)
+    merged_at = time.monotonic()
+    written, checksums = publish_gold(layout, settings, metrics)
+    return merge, written, checksums, time.monotonic() - merged_at
 
 
 def merge_and_publish(layout: DataLayout, settings: Settings, files: list[str], inputs: str,
@@ -28,16 +53,20 @@ def merge_and_publish(layout: DataLayout, settings: Settings, files: list[str], 
     and, last, the marker for `inputs`; return the summary line."""
     report = progress or (lambda _percent, _message: None)
     with exclusive_lock(layout.gold_lock_path, f"Silver -> Gold of {layout.root}", GOLD_LOCK_WAIT_SECONDS):
-        if layout.published_marker_path(inputs).exists():  # another run published these inputs while we waited
+        if is_published(layout, inputs):  # another run published these inputs while we waited
             return "already published by another run on this data root"
         journal.record(journal.GOLD_STARTED)
         started, started_at = time.monotonic(), utc_iso()
         report(0, "merging new silver parts")
-        merge = merge_silver(layout, settings, silver_parts(layout, files), progress=progress, source_files=files)
-        merged_at = time.monotonic()
         metrics = [FileMetrics.from_json(layout.file_summary_path(f).read_text(encoding="utf-8")) for f in files]
-        written = publish_gold(layout, settings, metrics)
-        publish_seconds = time.monotonic() - merged_at
+        try:
+            merge, written, checksums, publish_seconds = _merge_and_publish(layout, settings, files, metrics, progress)
+        except StateDamaged as damage:
+            # The state is derived from silver: a damaged one is rebuilt, never published from.
+            report(0, f"{damage}; rebuilding the Silver -> Gold state from all silver")
+            delete_state(layout)
+            merge, written, checksums, publish_seconds = _merge_and_publish(layout, settings, files, metrics, progress)
+            merge = dataclasses.replace(merge, rebuilt_because=str(damage))
         for old in layout.published_markers():
             old.unlink()
         rate = merge.rows_merged / merge.seconds if merge.seconds > 0 else 0.0
@@ -52,7 +81,8 @@ def merge_and_publish(layout: DataLayout, settings: Settings, files: list[str], 
             "started_at": started_at, "finished_at": utc_iso(),
         }
         write_text_atomic(layout.gold_run_path, json.dumps(metadata, indent=1, sort_keys=True))
-        write_text_atomic(layout.published_marker_path(inputs), json.dumps({"inputs": inputs, "files": files}, indent=1))
+        marker = {"inputs": inputs, "files": files, "gold_files": checksums}
+        write_text_atomic(layout.published_marker_path(inputs), json.dumps(marker, indent=1))
         journal.record(journal.GOLD, **metadata)
     rebuilt = f"state rebuilt from all silver ({merge.rebuilt_because}); " if merge.rebuilt_because else ""
     return (f"{rebuilt}merged {merge.rows_merged:,} rows ({merge.unique_orders:,} new orders) in {merge.seconds:.1f} s; "

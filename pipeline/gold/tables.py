@@ -1,8 +1,11 @@
 """Gold tables from the exact aggregates, and their atomic publication (upsert or overwrite).
 
-Each gold file carries, in its Parquet metadata, the digest of the set of silver parts it covers.
-Publishing is therefore idempotent: a table already at the current digest is left alone, one at
-the previous digest is upserted with this batch's keys, anything else is rebuilt from the state.
+Each gold file carries, in its Parquet metadata, the digest of the set of silver parts it covers,
+and the state records the CRC-32 of every gold file it published. Publishing is therefore
+idempotent: a table already at the current digest is left alone, one at the previous digest is
+upserted with this batch's keys, anything else is rebuilt from the state. A file whose bytes are
+not those the state published (a flipped bit, a copy from elsewhere) is neither left nor upserted:
+it is rebuilt from the state, which holds every total.
 """
 from __future__ import annotations
 
@@ -15,11 +18,12 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from pipeline.atomic import atomic_path
+from pipeline.atomic import write_bytes_atomic
 from pipeline.bronze.discovery import natural_key
 from pipeline.bronze.silver import FileMetrics
 from pipeline.contract import AVG_DISCOUNT_SCALE, GOLD_TABLES, REJECT_REASONS, SILVER_SCHEMA, SOFT_FIELDS
-from pipeline.gold.aggregates import DAILY_KEYS, SUM_MONEY, Aggregates
+from pipeline.gold.aggregates import DAILY_KEYS, SUM_MONEY, Aggregates, sum_by_key
+from pipeline.parquet_io import bytes_digest, file_digest
 
 COVERS_KEY = b"pipeline.covers"
 AVG_DISCOUNT_TYPE = pa.decimal128(5, AVG_DISCOUNT_SCALE)
@@ -47,8 +51,7 @@ def _avg(discount_sums: pa.Array, counts: pa.Array) -> pa.Array:
 
 
 def _rollup(daily: pa.Table, keys: list[str], measures: list[str]) -> pa.Table:
-    summed = daily.group_by(keys, use_threads=False).aggregate([(m, "sum") for m in measures])
-    summed = summed.rename_columns([c[:-4] if c.endswith("_sum") else c for c in summed.column_names])
+    summed = sum_by_key(daily, keys, measures)
     return summed.select(keys + measures).sort_by([(k, "ascending") for k in keys])
 
 
@@ -160,26 +163,39 @@ def gold_covers(path: Path) -> str | None:
     return value.decode() if value else None
 
 
-def write_gold_table(path: Path, table: pa.Table, covers: str) -> None:
-    """Atomic write; the covers digest travels in the file so a re-run knows what it holds."""
+def _published_covers(path: Path, checksum: str | None) -> str | None:
+    """What a gold file covers, if its bytes are the ones the state published (else None)."""
+    try:
+        return gold_covers(path) if checksum and file_digest(path) == checksum else None
+    except FileNotFoundError:
+        return None
+
+
+def write_gold_table(path: Path, table: pa.Table, covers: str) -> str:
+    """Atomic write; the covers digest travels in the file so a re-run knows what it holds.
+    Returns the file's CRC-32, from the bytes written."""
     stamped = table.replace_schema_metadata({COVERS_KEY: covers.encode()})
-    with atomic_path(path) as tmp:
-        pq.write_table(stamped, tmp, compression="snappy")
+    sink = pa.BufferOutputStream()
+    pq.write_table(stamped, sink, compression="snappy")
+    data = memoryview(sink.getvalue())
+    write_bytes_atomic(path, data)
+    return bytes_digest(data)
 
 
 def publish(gold_paths: dict[str, Path], fresh: dict[str, pa.Table], covers: str, previous_covers: str | None,
-            mode: str, touched: dict[str, pa.Table]) -> list[str]:
-    """Write every table not yet at `covers`; returns the names written."""
+            mode: str, touched: dict[str, pa.Table], checksums: dict[str, str]) -> list[str]:
+    """Write every table not yet at `covers`; returns the names written. `checksums` (table ->
+    CRC-32 of the file the state published) is read, and updated with what is written."""
     written = []
     for name, table in fresh.items():
         path = gold_paths[name]
-        current = gold_covers(path)
+        current = _published_covers(path, checksums.get(name))
         if current == covers:
             continue
         result = table
         if mode == "upsert" and name not in RANKED_TABLES and current is not None and current == previous_covers:
             result = upsert(pq.read_table(path).replace_schema_metadata(None), table, GOLD_TABLES[name], touched[name])
-        write_gold_table(path, result, covers)
+        checksums[name] = write_gold_table(path, result, covers)
         written.append(name)
     return written
 
