@@ -126,7 +126,7 @@ def command_generate(args: argparse.Namespace) -> int:
 
 def command_status(args: argparse.Namespace) -> int:
     from pipeline.bronze.discovery import scan_bronze
-    from pipeline.inventory import file_status, gone_files
+    from pipeline.inventory import file_status, gone_files, header_problem, mostly_rejected_files, mostly_rejected_line
     from pipeline.layout import DataLayout
     from pipeline.silver_settings import settings_problem
     from tasks.config import load_settings
@@ -154,12 +154,16 @@ def command_status(args: argparse.Namespace) -> int:
             pending += 1
             unreadable.add(f.relative_path)
             continue
+        unreadable_because = None if s.scanned else header_problem(f)  # what the run would refuse, said now
         if s.changed:
             state, line = "changed", "CHANGED since ingest: run with --reprocess " + s.source_file
         elif s.silver_done:
             state, line = "done", f"silver done ({s.chunks_total} chunks)"
         elif s.scanned:
             state, line = "pending", f"silver pending: {s.chunks_done}/{s.chunks_total} chunks done"
+        elif unreadable_because:
+            state, line = "unreadable", "UNREADABLE: " + unreadable_because.removeprefix(f"{s.source_file}: ")
+            unreadable.add(s.source_file)
         else:
             state, line = "pending", "pending: not scanned yet"
         pending += not s.silver_done
@@ -171,13 +175,21 @@ def command_status(args: argparse.Namespace) -> int:
         print(f"  {path}: GONE from bronze since it was ingested: restore it, or run with --forget {path}")
     print(f"bronze -> silver: {len(files) - pending} of {len(files)} files done, {pending} pending"
           + (f", {len(gone)} gone" if gone else ""))
+    warned = mostly_rejected_files(layout, files, settings.rejected_share_warning)
+    for entry in warned:
+        print(f"  WARNING {mostly_rejected_line(entry)}")
     problem = settings_problem(layout, settings)
     if problem:
         print(f"SETTINGS: {problem}")
-    account.update(gone=gone, settings_problem=problem, silver_files_done=len(files) - pending, silver_files_pending=pending)
+    account.update(gone=gone, settings_problem=problem, silver_files_done=len(files) - pending, silver_files_pending=pending,
+                   mostly_rejected=warned)
     _print_gold_status(layout, [f.relative_path for f in files
                                 if layout.manifest_path(f.relative_path).exists() and f.relative_path not in unreadable], account)
-    return 0
+    # Read-only, but not "all is well" when something waits for the user: exit 1 (and `ok: false`).
+    changed = [entry["source_file"] for entry in account["files"] if entry["state"] in ("changed", "unreadable")]
+    needs_action = [*changed, *gone, *refused, *([problem] if problem else [])]
+    account["needs_action"] = needs_action
+    return EXIT_FAILED if needs_action else 0
 
 
 def _print_gold_status(layout, scanned_files: list[str], account: dict) -> None:
@@ -236,7 +248,7 @@ def _resolve_root(args: argparse.Namespace):
 def command_run(args: argparse.Namespace) -> int:
     from pipeline.inventory import silver_totals
     from pipeline.journal import start_journal
-    from pipeline.maintenance import Maintenance
+    from pipeline.maintenance import Maintenance, finish_reprocess_all
     from pipeline.preflight import apply_request, discover_inputs, ensure_writable
     from tasks.root import Pipeline
 
@@ -245,6 +257,8 @@ def command_run(args: argparse.Namespace) -> int:
     files, refused = discover_inputs(layout, settings)
     args.account.update(data_root=str(layout.root), until=args.until, workers=args.workers, not_read=refused)
     request = Maintenance(tuple(args.reprocess), tuple(args.forget), args.rebuild_gold, args.reprocess_all, args.take_gold)
+    if request.requested and "local_scheduler" not in _scheduler_options(args):
+        _ensure_scheduler_reachable(args)  # a maintenance command deletes data: only when the run can follow it
     apply_request(layout, settings, files, request, say=print)
     root = Pipeline(data_root=str(layout.root), until=args.until)
     plan = root.plan()
@@ -259,9 +273,14 @@ def command_run(args: argparse.Namespace) -> int:
     if plan.top.complete():
         _print_errors(plan.run.errors)
         totals = silver_totals(layout, runnable)
-        print(f"Nothing to do: all {len(runnable)} files are already done up to {args.until} "
+        # "Nothing to do" only when what was asked for is current: a run that may not build gold says so.
+        done_up_to = "silver (gold is not built by this run: see above)" if plan.notes else args.until
+        print(f"Nothing to do: all {len(runnable)} files are already done up to {done_up_to} "
               f"({totals.rows_read:,} rows read, {totals.rows_valid:,} valid). Gold: {layout.gold_dir}")
-        args.account.update(nothing_to_do=True, silver=_totals_account(totals), report=_show_report(layout, args.open))
+        args.account.update(nothing_to_do=True, gold_built_here=not plan.notes, silver=_totals_account(totals),
+                            report=_show_report(layout, args.open))
+        if not plan.run.errors:
+            finish_reprocess_all(layout)
         return EXIT_FAILED if plan.run.errors else 0
     journal_file = start_journal(layout.runs_dir)
     try:
@@ -272,6 +291,7 @@ def command_run(args: argparse.Namespace) -> int:
 
 def _run_and_report(args: argparse.Namespace, layout, root, plan, journal_file: Path) -> int:
     from pipeline.journal import read_journal
+    from pipeline.maintenance import finish_reprocess_all
     from pipeline.progress import run_work
     from tasks.root import Pipeline
     from tasks.warm_workers import warm_workers
@@ -305,6 +325,8 @@ def _run_and_report(args: argparse.Namespace, layout, root, plan, journal_file: 
     # Complete top task = every task of the graph done (here or by another worker of a shared luigid).
     complete = root.plan().top.complete()
     ok = complete and not lines
+    if ok:
+        finish_reprocess_all(layout)
     if not complete and not lines:
         print(f"FAILED {layout.root}: the run's {args.until} is not complete: another worker or command on this data root "
               "changed it meanwhile (e.g. --rebuild-gold); run again")
@@ -381,6 +403,29 @@ def _scheduler_options(args: argparse.Namespace) -> dict:
     return {"local_scheduler": True}
 
 
+def _ensure_scheduler_reachable(args: argparse.Namespace) -> None:
+    """One connection to the scheduler the run will use, in a few seconds, before anything is changed."""
+    import socket
+    from urllib.parse import urlparse
+
+    from luigi.configuration import get_config
+
+    from pipeline.errors import EnvironmentProblem
+
+    if args.scheduler_host:
+        host, port = args.scheduler_host, args.scheduler_port
+    else:
+        config = get_config()
+        url = urlparse(config.get("core", "scheduler_url", "") or "")
+        host = url.hostname or config.get("core", "scheduler_host", "localhost")
+        port = url.port or config.getint("core", "scheduler_port", 8082)
+    try:
+        socket.create_connection((host, int(port)), timeout=5).close()
+    except OSError as err:
+        raise EnvironmentProblem(f"scheduler {host}:{port} cannot be reached ({err.strerror or err}); is luigid running "
+                                 "there? nothing was changed") from None
+
+
 def _build(top, args: argparse.Namespace):
     """Run the graph. Against luigid, tasks held by other workers are waited for, not skipped."""
     import luigi
@@ -435,6 +480,16 @@ def _totals_account(totals) -> dict:
             "rows_rejected": dict(totals.rows_rejected)}
 
 
+def _warn_mostly_rejected(args: argparse.Namespace, layout, files) -> list[dict]:
+    from pipeline.inventory import mostly_rejected_files, mostly_rejected_line
+    from tasks.config import settings_for_root
+
+    found = mostly_rejected_files(layout, files, settings_for_root(str(layout.root)).rejected_share_warning)
+    for entry in found:
+        print(f"WARNING {mostly_rejected_line(entry)}")
+    return found
+
+
 def _print_summary(args: argparse.Namespace, layout, files, work, seconds: float) -> None:
     from pipeline.inventory import silver_totals
 
@@ -452,7 +507,8 @@ def _print_summary(args: argparse.Namespace, layout, files, work, seconds: float
         print(f"gold: merged {gold['rows_merged']:,} silver rows ({gold['new_unique_orders']:,} new unique orders) in "
               f"{gold['merge_seconds']:.1f} s, wrote {len(gold['tables_written'])} tables to {layout.gold_dir}")
     print(f"this run: {work.rows_cleaned:,} rows cleaned, whole run {seconds:.1f} s ({rate:,.0f} rows/s) with {args.workers} worker(s)")
-    args.account.update(seconds=round(seconds, 3), silver=_totals_account(totals), gold=gold,
+    warned = _warn_mostly_rejected(args, layout, files)
+    args.account.update(seconds=round(seconds, 3), silver=_totals_account(totals), gold=gold, mostly_rejected=warned,
                         this_run={"rows_cleaned": work.rows_cleaned, "chunks_cleaned": work.chunks_cleaned,
                                   "small_file_groups": work.small_file_groups, "rows_per_second": round(rate)})
 

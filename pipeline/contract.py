@@ -32,6 +32,13 @@ INVALID_QUANTITY = "invalid_quantity"
 INVALID_UNIT_PRICE = "invalid_unit_price"
 REJECT_REASONS: tuple[str, ...] = (MALFORMED_ROW, MISSING_ORDER_ID, INVALID_QUANTITY, INVALID_UNIT_PRICE)
 
+
+def mostly_rejected(rows_read: int, rows_rejected: int, threshold: float) -> bool:
+    """A file whose rejected share is above `threshold` (`[pipeline] rejected_share_warning`):
+    every row rejected is what a wrong encoding or delimiter gives, and must never pass unsaid."""
+    return rows_read > 0 and rows_rejected / rows_read > threshold
+
+
 # --- soft rules: fields whose default can be applied, and the defaults ---------------------------
 SOFT_FIELDS: tuple[str, ...] = (
     "product_name",

@@ -60,6 +60,16 @@ def file_problems(layout: DataLayout, files: list[BronzeFile]) -> dict[str, str]
     return problems
 
 
+def files_in_gold(layout: DataLayout) -> list[str]:
+    """The files gold's data_quality names (none when there is no readable gold)."""
+    import pyarrow.parquet as pq
+
+    try:
+        return pq.read_table(layout.gold_table_path("data_quality"), columns=["source_file"]).column(0).to_pylist()
+    except (OSError, ValueError, KeyError):
+        return []
+
+
 def gone_files(layout: DataLayout, present: list[str], ingested: list[str] | None = None) -> list[str]:
     """Files with silver on disk that are no longer bronze inputs (deleted, renamed, or no longer
     matched by the glob), in input order."""
@@ -115,6 +125,29 @@ class Totals:
         self.rows_valid += metrics.rows_valid
         for reason, count in metrics.rows_rejected.items():
             self.rows_rejected[reason] = self.rows_rejected.get(reason, 0) + count
+
+
+def mostly_rejected_files(layout: DataLayout, files: list[BronzeFile], threshold: float) -> list[dict]:
+    """The files (with silver) whose rejected share is above `threshold`, with their main reason."""
+    from pipeline.contract import mostly_rejected
+
+    found = []
+    for bronze in files:
+        path = layout.file_summary_path(bronze.relative_path)
+        if not path.exists():
+            continue
+        metrics = FileMetrics.from_json(path.read_text(encoding="utf-8"))
+        rejected = sum(metrics.rows_rejected.values())
+        if mostly_rejected(metrics.rows_read, rejected, threshold):
+            reason = max(metrics.rows_rejected, key=lambda r: metrics.rows_rejected[r])
+            found.append({"source_file": bronze.relative_path, "rows_read": metrics.rows_read, "rows_rejected": rejected,
+                          "share": round(rejected / metrics.rows_read, 4), "main_reason": reason})
+    return found
+
+
+def mostly_rejected_line(entry: dict) -> str:
+    return (f"{entry['source_file']}: {entry['rows_rejected']:,} of its {entry['rows_read']:,} rows rejected "
+            f"({entry['share']:.0%}, mostly {entry['main_reason']}): check its encoding (UTF-8), delimiter and columns")
 
 
 def silver_totals(layout: DataLayout, files: list[BronzeFile]) -> Totals:

@@ -127,6 +127,11 @@ class DataLayout:
     def state_id_path(self) -> Path:
         return self.state_dir / "state_id"
 
+    @property
+    def reprocess_all_marker_path(self) -> Path:
+        """A --reprocess-all whose run has not finished yet: the same command again resumes it."""
+        return self.runs_dir / "reprocess-all.json"
+
     def files_list_path(self, digest: str) -> Path:
         """A list of bronze files a task works on, named by its digest: task parameters stay small."""
         return self.runs_dir / f"files-{digest}.json"

@@ -3,25 +3,29 @@
 
 Each validates every argument before it touches anything, then does its deletions under the same
 lock as Silver -> Gold, so two commands on one data root are serialised, never interleaved. Each
-only deletes derived data and in an order that a crash leaves safe: the state goes before the
-silver it was built from, and the settings record of `--reprocess-all` is written last, so an
-interrupted command is finished by running it again.
+only deletes derived data and in an order that a crash leaves safe: gold is unpublished and the
+state goes before the silver it was built from, and the settings record of `--reprocess-all` is
+written last, so an interrupted command is finished by running it again: a `--forget` whose
+silver is already gone still rebuilds gold without the file, and a `--reprocess-all` whose
+deletions were done keeps the silver cleaned since (runs/reprocess-all.json says one is under way).
 """
 from __future__ import annotations
 
+import json
 import shutil
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
+from pipeline.atomic import write_text_atomic
 from pipeline.bronze.silver import remove_staged_copies
 from pipeline.errors import PipelineError
 from pipeline.gold.owner import take_over, this_host
 from pipeline.gold.state_store import delete_state
 from pipeline.layout import DataLayout
 from pipeline.locking import exclusive_lock
-from pipeline.settings import Settings
-from pipeline.silver_settings import write_record
+from pipeline.settings import Settings, silver_fingerprint
+from pipeline.silver_settings import settings_problem, write_record
 
 LOCK_WAIT_SECONDS = 600.0
 
@@ -41,7 +45,7 @@ class Maintenance:
 
 def validate(request: Maintenance, in_bronze: Iterable[str], ingested: Callable[[], Iterable[str]], bronze_dir: Path) -> None:
     """Check every argument before anything is touched; the first bad one stops the command.
-    `ingested` is asked only when --forget needs it (it walks the silver folder)."""
+    `ingested` is asked only when --forget needs it (the files with silver, or still in gold)."""
     present = set(in_bronze)
     known = set(ingested()) if request.forget else set()
     for path in request.reprocess:
@@ -64,30 +68,51 @@ def apply(layout: DataLayout, settings: Settings, request: Maintenance, say: Cal
         return
     with exclusive_lock(layout.gold_lock_path, f"data root {layout.root}", LOCK_WAIT_SECONDS):
         if request.reprocess_all:
-            forget_gold(layout)
-            for folder in (layout.silver_dir, layout.quarantine_dir, layout.staging_dir):
-                if folder.exists():
-                    shutil.rmtree(folder)
-            write_record(layout, settings)
-            say("reprocess-all: dropped silver, quarantine, the Silver -> Gold state and gold; "
-                "every file is cleaned again under the current settings")
+            _reprocess_all(layout, settings, say)
+        if request.reprocess or request.forget:
+            unpublish_gold(layout)  # first: before any silver it was built from goes
         for path in request.forget:
             forget_file(layout, path)
             say(f"forget: dropped the silver of {path}; gold will be rebuilt without it")
         for path in request.reprocess:
             forget_file(layout, path)
             say(f"reprocess: dropped everything derived from {path}; gold will be rebuilt from all silver")
-        if request.reprocess or request.forget:
-            delete_state(layout)
-            for marker in layout.published_markers():  # gold no longer counts as done for today's inputs
-                marker.unlink()
         if request.rebuild_gold and not request.reprocess_all:
-            forget_gold(layout)
-            say("rebuild-gold: dropped the Silver -> Gold state and gold; both are rebuilt from all silver")
+            unpublish_gold(layout)
+            say("rebuild-gold: dropped the Silver -> Gold state; it and gold are rebuilt from all silver "
+                "(the gold tables stay readable until each is replaced)")
         if request.take_gold:
             previous = take_over(layout)
             say(f"take-gold: gold of {layout.root} is now built on this host ({this_host()})"
                 + (f", no longer on {previous}" if previous and previous != this_host() else ""))
+
+
+def _reprocess_all(layout: DataLayout, settings: Settings, say: Callable[[str], None]) -> None:
+    fingerprint = silver_fingerprint(settings)
+    under_way = _read_marker(layout.reprocess_all_marker_path)
+    if under_way == fingerprint and settings_problem(layout, settings) is None:
+        say("reprocess-all: resuming the one interrupted earlier (its deletions were done); silver cleaned since is kept")
+        return
+    write_text_atomic(layout.reprocess_all_marker_path, json.dumps({"fingerprint": fingerprint}))
+    unpublish_gold(layout)
+    for folder in (layout.silver_dir, layout.quarantine_dir, layout.staging_dir):
+        if folder.exists():
+            shutil.rmtree(folder)
+    write_record(layout, settings)
+    say("reprocess-all: dropped silver, quarantine and the Silver -> Gold state; every file is cleaned again under "
+        "the current settings (the gold tables stay readable until each is replaced)")
+
+
+def _read_marker(path: Path) -> str | None:
+    try:
+        return str(json.loads(path.read_text(encoding="utf-8"))["fingerprint"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+
+
+def finish_reprocess_all(layout: DataLayout) -> None:
+    """The run after a --reprocess-all built everything: the next --reprocess-all starts afresh."""
+    layout.reprocess_all_marker_path.unlink(missing_ok=True)
 
 
 def forget_file(layout: DataLayout, source_file: str) -> None:
@@ -101,8 +126,11 @@ def forget_file(layout: DataLayout, source_file: str) -> None:
     remove_staged_copies(layout, source_file)
 
 
-def forget_gold(layout: DataLayout) -> None:
-    """Delete the state and gold, so the next run rebuilds both from all silver."""
+def unpublish_gold(layout: DataLayout) -> None:
+    """Gold no longer counts as done for any inputs and the state is dropped, so the next run
+    rebuilds both from all silver. The gold tables are not deleted: readers keep the old ones until
+    the rebuild replaces each atomically (a state with no record of them never upserts or keeps one),
+    and a rebuild that fails (a corrupt silver part) leaves them as they were."""
+    for marker in layout.published_markers():
+        marker.unlink()
     delete_state(layout)
-    if layout.gold_dir.exists():
-        shutil.rmtree(layout.gold_dir)

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pipeline.atomic import TEMP_PREFIX, remove_stale_temp_files, remove_stale_temps, write_text_atomic
 from pipeline.bronze.discovery import BronzeFile, scan_bronze
 from pipeline.errors import PipelineError
-from pipeline.inventory import file_problems, gold_inputs, gone_files, header_problem
+from pipeline.inventory import file_problems, files_in_gold, gold_inputs, gone_files, header_problem
 from pipeline.layout import DataLayout
 from pipeline.maintenance import Maintenance, apply, validate
 from pipeline.settings import Settings, gold_fingerprint
@@ -49,7 +49,9 @@ def apply_request(layout: DataLayout, settings: Settings, files: list[BronzeFile
                   say: Callable[[str], None]) -> None:
     """Validate the maintenance request, check the settings silver was cleaned with, then carry the
     request out. Raises PipelineError, with nothing written, for the first two."""
-    validate(request, [f.relative_path for f in files], layout.ingested_files, layout.bronze_dir)
+    # --forget of a file whose silver an interrupted --forget already dropped still rebuilds gold without it
+    validate(request, [f.relative_path for f in files], lambda: [*layout.ingested_files(), *files_in_gold(layout)],
+             layout.bronze_dir)
     if not request.reprocess_all:
         check_and_record(layout, settings)
     apply(layout, settings, request, say)

@@ -47,6 +47,9 @@ class Settings:
     bronze_glob: str = "**/*.csv"
     chunk_rows: int = 500_000
     small_file_bytes: int = 4 * 1024 * 1024  # files this small are cleaned many to a task (0: never)
+    # A file with a larger share of rejected rows is warned about (a Latin-1 export, a trailing comma
+    # on every data row): it still runs, but "exit 0, no word" would hide a broken export.
+    rejected_share_warning: float = 0.5
     silver_buckets: int = 64
     category_aliases: Mapping[str, Sequence[str]] = field(default_factory=lambda: dict(DEFAULT_CATEGORY_ALIASES))
     region_aliases: Mapping[str, Sequence[str]] = field(default_factory=lambda: dict(DEFAULT_REGION_ALIASES))
@@ -115,6 +118,8 @@ def validate(settings: Settings) -> Settings:
              f"{s.chunk_rows!r} must be an integer in 1..50000000")
     _require(isinstance(s.small_file_bytes, int) and s.small_file_bytes >= 0, "[pipeline] small_file_bytes",
              f"{s.small_file_bytes!r} must be an integer >= 0")
+    _require(isinstance(s.rejected_share_warning, (int, float)) and 0 <= s.rejected_share_warning <= 1,
+             "[pipeline] rejected_share_warning", f"{s.rejected_share_warning!r} must be a number in 0..1")
     _require(isinstance(s.silver_buckets, int) and 1 <= s.silver_buckets <= 4096, "[pipeline] silver_buckets",
              f"{s.silver_buckets!r} must be an integer in 1..4096")
     _check_aliases("[cleaning] category_aliases", s.category_aliases)
@@ -180,6 +185,10 @@ def _int(value: str) -> int:
     return int(str(value).replace("_", "").strip())
 
 
+def _float(value: str) -> float:
+    return float(str(value).strip())
+
+
 def _str(value: str) -> str:
     return str(value).strip()
 
@@ -208,6 +217,8 @@ SETTINGS: tuple[SettingSpec, ...] = (
                 "records per chunk task, about; memory of a chunk task grows with it"),
     SettingSpec("pipeline", "small_file_bytes", "small_file_bytes", Reach.TUNING, _int,
                 "bronze files at most this large are cleaned many to a task (same outputs per file); 0 turns it off"),
+    SettingSpec("pipeline", "rejected_share_warning", "rejected_share_warning", Reach.WHERE, _float,
+                "a file with a larger share of its rows rejected is warned about (summary, `--json`, status, report)"),
     SettingSpec("pipeline", "silver_buckets", "silver_buckets", Reach.SILVER, _int,
                 "hash buckets of `order_id` (silver row groups, unit of dedup memory)"),
     SettingSpec("cleaning", "category_aliases", "category_aliases", Reach.SILVER, _json, "JSON: canonical -> list of aliases"),

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from pipeline.atomic import write_text_atomic
-from pipeline.contract import REJECT_REASONS, SENTINEL_DATE, SENTINEL_MONTH, SOFT_FIELDS
+from pipeline.contract import REJECT_REASONS, SENTINEL_DATE, SENTINEL_MONTH, SOFT_FIELDS, mostly_rejected
 from pipeline.layout import GOLD_RUN_FILE, RUN_RECORD_FILE
 from pipeline.timestamps import utc_iso
 from reports import charts
@@ -241,10 +241,25 @@ def _schema_drift(gold: Gold) -> str:
     return "<h3>Schema drift</h3>" + table(columns, cells)
 
 
-def quality_section(gold: Gold) -> Section:
+def _mostly_rejected(gold: Gold, threshold: float) -> str:
+    """Files most of whose rows were rejected, first: the console warned once; the page says it too."""
+    flagged = [r for r in gold.quality if mostly_rejected(r["rows_read"], r["rows_rejected"], threshold)]
+    if not flagged:
+        return ""
+    columns = [Column("File", css="text"), Column("Rows read", True), Column("Rejected", True), Column("Share", True),
+               Column("Main reason", css="text")]
+    cells = [[r["source_file"], count(r["rows_read"]), count(r["rows_rejected"]), share(r["rows_rejected"], r["rows_read"]),
+              max(REJECT_REASONS, key=lambda reason: r[f"rejected_{reason}"])] for r in flagged]
+    note = paragraph(f"More than {threshold:.0%} of these files' rows were rejected: check their encoding (UTF-8), "
+                     "delimiter and columns before trusting the totals above.")
+    return "<h3>Files mostly rejected</h3>" + note + table(columns, cells)
+
+
+def quality_section(gold: Gold, rejected_share_warning: float = 0.5) -> Section:
     if not gold.quality:
         return Section("quality", "Data quality", empty("No bronze file has been ingested yet."))
-    body = _funnel(gold) + _reasons_and_defaults(gold) + _per_file(gold) + _schema_drift(gold)
+    body = (_mostly_rejected(gold, rejected_share_warning) + _funnel(gold) + _reasons_and_defaults(gold) + _per_file(gold)
+            + _schema_drift(gold))
     return Section("quality", "Data quality", body)
 
 
@@ -321,21 +336,22 @@ def run_section(run_info: dict[str, Any] | None, render_seconds: float) -> Secti
 
 # --- the page ------------------------------------------------------------------------------------
 
-def render_report(gold_dir: Path, run_info: dict[str, Any] | None) -> str:
-    """The whole page as HTML text, from the gold tables in `gold_dir` and the run metadata."""
+def render_report(gold_dir: Path, run_info: dict[str, Any] | None, rejected_share_warning: float = 0.5) -> str:
+    """The whole page as HTML text, from the gold tables in `gold_dir` and the run metadata
+    (`rejected_share_warning`: `[pipeline] rejected_share_warning`)."""
     started = time.monotonic()
     gold = read_gold(Path(gold_dir))
     content = [headline_section(gold), time_section(gold), region_section(gold), category_section(gold),
-               product_section(gold), anomaly_section(gold), quality_section(gold)]
+               product_section(gold), anomaly_section(gold), quality_section(gold, rejected_share_warning)]
     sections = content + [run_section(run_info, time.monotonic() - started)]
     footer = ("Rendered from the gold tables only; self-contained: it needs no network and no scripts. "
               "Money is exact to the cent in tables and cards; charts round to whole units.")
     return page(TITLE, _period(headline(gold)), sections, footer)
 
 
-def write_report(gold_dir: Path, report_path: Path, run_info: dict[str, Any] | None) -> None:
+def write_report(gold_dir: Path, report_path: Path, run_info: dict[str, Any] | None, rejected_share_warning: float = 0.5) -> None:
     """Render and publish atomically: a reader sees the old page or the new one, never half."""
-    write_text_atomic(report_path, render_report(gold_dir, run_info))
+    write_text_atomic(report_path, render_report(gold_dir, run_info, rejected_share_warning))
 
 
 def _read_json(path: Path) -> dict | None:

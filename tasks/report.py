@@ -33,6 +33,8 @@ class Report(PipelineTask):
     def complete(self) -> bool:
         """Rendered from today's gold, and that gold is published for today's inputs (a --reprocess
         or --forget unpublishes it while the tables stay, so the page alone cannot tell)."""
+        if self.__dict__.pop("rendered_here", False):  # the check right after run(): see SilverToGold.complete
+            return True
         marker = Path(self.output().path)
         if not (marker.exists() and self.layout.report_path.exists() and self.requires().complete()):
             return False
@@ -51,9 +53,10 @@ class Report(PipelineTask):
         with exclusive_lock(layout.gold_lock_path, f"report of {layout.root}", GOLD_LOCK_WAIT_SECONDS):
             self.report_progress(0, "rendering the report from gold")
             fingerprint = gold_fingerprint(layout.gold_dir)
-            write_report(layout.gold_dir, layout.report_path, load_run_info(layout.gold_dir))
+            write_report(layout.gold_dir, layout.report_path, load_run_info(layout.gold_dir), self.settings.rejected_share_warning)
             for old in layout.rendered_markers():
                 old.unlink()
             marker = {"inputs": self.inputs, "gold": fingerprint, "report": layout.report_path.name}
             write_text_atomic(self.output().path, json.dumps(marker, indent=1, sort_keys=True))
             self.report_progress(100, f"report written to {layout.report_path}")
+        self.rendered_here = True

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 import luigi
 
 from pipeline.errors import PipelineError
-from pipeline.gold.owner import claim
+from pipeline.gold.owner import claim, not_owner_note
 from pipeline.preflight import RunPlan, discover_inputs, gold_digest, plan_run, write_files_list
 from tasks.base import PipelineTask
 from tasks.graph import top_task
@@ -50,8 +50,7 @@ class Pipeline(PipelineTask):
         if layer != "silver" and plan.gold_files:
             ownership = claim(layout)
             if not ownership.ours:
-                notes.append(f"gold of {layout.root} is built on host {ownership.owner_host}: this host cleans silver only "
-                             "(`python run.py --take-gold` here moves gold to this host)")
+                notes.append(not_owner_note(layout, ownership))
                 layer = "silver"
         silver_files = write_files_list(layout, [f.relative_path for f in plan.runnable])
         inputs = write_files_list(layout, plan.gold_files, gold_digest(layout, plan.gold_files, plan.runnable, settings))

@@ -202,7 +202,7 @@ def _lock_race(tmp_path: Path, generated: Path, tries: int) -> None:
 
 
 def test_maintenance_commands_and_a_merging_run_are_serialised(tmp_path: Path, generated: Path) -> None:
-    _lock_race(tmp_path, generated, tries=int(os.environ.get("CHANGE_RACE_TRIES", "3")))
+    _lock_race(tmp_path, generated, tries=int(os.environ.get("CHANGE_RACE_TRIES", "2")))
 
 
 @pytest.mark.slow

@@ -311,3 +311,136 @@ def test_a_symlink_loop_under_bronze_is_named_not_a_traceback(tmp_path: Path) ->
         result = run_cli(*command)
         text = result.stdout + result.stderr
         assert "Traceback" not in text and "loop-a.csv: a symlink loop" in text, text
+
+
+# --- 9, 10. maintenance that resumes, and never changes data it cannot follow up -------------------
+
+def test_a_forget_killed_after_dropping_silver_is_finished_by_the_same_command(tmp_path: Path) -> None:
+    root, reference = tmp_path / "data", tmp_path / "reference"
+    generate_bronze(root / "bronze", rows=3_000, files=3, seed=12)
+    assert run_cli("--data-root", str(root), "--until", "gold").returncode == 0
+    gone = "sales_data_part_0002.csv"
+    (root / "bronze" / gone).unlink()
+    # What a SIGKILL of `--forget` leaves after its deletions: gold unpublished, state and silver gone, gold tables kept
+    for marker in (root / "gold").glob("_published-*.json"):
+        marker.unlink()
+    shutil.rmtree(root / "state")
+    shutil.rmtree(root / "silver" / gone)
+    again = run_cli("--data-root", str(root), "--until", "gold", "--forget", gone)
+    assert again.returncode == 0, again.stdout + again.stderr
+    shutil.copytree(root / "bronze", reference / "bronze")
+    assert run_cli("--data-root", str(reference), "--until", "gold").returncode == 0
+    assert_same_gold(root, reference)
+    unknown = run_cli("--data-root", str(root), "--forget", "never-there.csv")
+    assert unknown.returncode == 2 and "no silver of such a file" in one_error_line(unknown)
+
+
+def test_an_interrupted_reprocess_all_resumes_without_cleaning_again_what_it_cleaned(tmp_path: Path) -> None:
+    import json
+
+    from pipeline.settings import silver_fingerprint
+
+    root = tmp_path / "data"
+    generate_bronze(root / "bronze", rows=3_000, files=3, seed=13)
+    assert run_cli("--data-root", str(root), "--until", "gold").returncode == 0
+    config = tmp_path / "changed.cfg"
+    config.write_text("[cleaning]\nmax_quantity = 15\n")
+    env = {"LUIGI_CONFIG_PATH": str(config)}
+    # the deletions of --reprocess-all, then a run that cleaned one file before it was killed
+    started = run_cli("--data-root", str(root), "--until", "silver", "--reprocess-all", env=env)
+    assert started.returncode == 0, started.stdout + started.stderr
+    kept = root / "silver" / "sales_data_part_0001.csv" / "part-00001.parquet"
+    kept_inode = kept.stat().st_ino
+    shutil.rmtree(root / "silver" / "sales_data_part_0003.csv")
+    marker = {"fingerprint": silver_fingerprint(Settings(max_quantity=15))}  # as a run killed before its end leaves it
+    (root / "runs" / "reprocess-all.json").write_text(json.dumps(marker))
+    resumed = run_cli("--data-root", str(root), "--until", "gold", "--reprocess-all", env=env)
+    assert resumed.returncode == 0, resumed.stdout + resumed.stderr
+    assert "reprocess-all: resuming" in resumed.stdout, resumed.stdout
+    assert kept.stat().st_ino == kept_inode  # silver cleaned under the new settings is kept, not cleaned again
+    assert not (root / "runs" / "reprocess-all.json").exists()
+    fresh = tmp_path / "fresh"
+    shutil.copytree(root / "bronze", fresh / "bronze")
+    assert run_cli("--data-root", str(fresh), "--until", "gold", env=env).returncode == 0
+    assert_same_gold(root, fresh)
+    afresh = run_cli("--data-root", str(root), "--until", "gold", "--reprocess-all", env=env)
+    assert "reprocess-all: dropped silver" in afresh.stdout  # once finished, the command starts afresh
+
+
+def test_a_maintenance_command_with_an_unreachable_scheduler_changes_nothing(tmp_path: Path) -> None:
+    import socket
+
+    root = tmp_path / "data"
+    generate_bronze(root / "bronze", rows=1_000, files=2, seed=14)
+    assert run_cli("--data-root", str(root), "--until", "gold").returncode == 0
+    before = sorted(p.relative_to(root).as_posix() for p in root.rglob("*") if "runs" not in p.parts)
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]  # nothing listens there once closed
+    for command in (["--reprocess", "sales_data_part_0001.csv"], ["--rebuild-gold"], ["--reprocess-all"]):
+        result = run_cli("--data-root", str(root), "--scheduler-host", "127.0.0.1", "--scheduler-port", str(port), *command)
+        assert result.returncode == 2
+        assert "cannot be reached" in one_error_line(result) and "nothing was changed" in result.stderr
+        assert sorted(p.relative_to(root).as_posix() for p in root.rglob("*") if "runs" not in p.parts) == before
+
+
+# --- 12. a status and a summary that tell the truth ---------------------------------------------
+
+def test_status_is_not_ok_with_a_gone_a_changed_or_an_unreadable_file(tmp_path: Path) -> None:
+    import json
+
+    root = tmp_path / "data"
+    generate_bronze(root / "bronze", rows=1_000, files=2, seed=15)
+    assert run_cli("--data-root", str(root), "--until", "gold").returncode == 0
+    clean = run_cli("status", "--data-root", str(root), "--json")
+    assert clean.returncode == 0 and json.loads(clean.stdout)["ok"] is True
+    (root / "bronze" / "sales_data_part_0002.csv").unlink()
+    (root / "bronze" / "broken.csv.gz").write_bytes(b"\x1f\x8b\x08\x00 not really gzip")
+    status = run_cli("status", "--data-root", str(root), "--json")
+    account = json.loads(status.stdout)
+    assert status.returncode == 1 and account["ok"] is False
+    assert account["gone"] == ["sales_data_part_0002.csv"]
+    states = {f["source_file"]: f["state"] for f in account["files"]}
+    assert states["broken.csv.gz"] == "unreadable", states
+    assert "broken.csv.gz: UNREADABLE: not a valid gzip stream" in status.stderr
+
+
+def test_a_file_with_every_row_rejected_is_warned_about_in_summary_json_status_and_report(tmp_path: Path) -> None:
+    import json
+
+    root = tmp_path / "data"
+    generate_bronze(root / "bronze", rows=1_000, files=1, seed=16)
+    rows = [f"A{i},Widget,fashion,1,1.00,0,north,2024-01-01,x@y.z," for i in range(50)]  # a trailing comma: 10 fields
+    (root / "bronze" / "trailing_comma.csv").write_text(HEADER + "\n" + "\n".join(rows) + "\n")
+    result = run_cli("--data-root", str(root), "--json")
+    assert result.returncode == 0, result.stderr
+    warned = json.loads(result.stdout)["mostly_rejected"]
+    assert [w["source_file"] for w in warned] == ["trailing_comma.csv"] and warned[0]["share"] == 1.0
+    assert "WARNING trailing_comma.csv: 50 of its 50 rows rejected (100%, mostly malformed_row)" in result.stderr
+    status = run_cli("status", "--data-root", str(root))
+    assert "WARNING trailing_comma.csv: 50 of its 50 rows rejected" in status.stdout
+    page = (root / "report" / "index.html").read_text()
+    assert "Files mostly rejected" in page and "trailing_comma.csv" in page
+
+
+# --- 8. a rebuild never leaves a reader without gold ---------------------------------------------
+
+def test_rebuild_gold_with_a_corrupt_silver_part_keeps_the_published_gold_and_fails_in_one_line(tmp_path: Path) -> None:
+    root, reference = tmp_path / "data", tmp_path / "reference"
+    generate_bronze(root / "bronze", rows=3_000, files=3, seed=17)
+    assert run_cli("--data-root", str(root), "--until", "gold").returncode == 0
+    before = gold(root)
+    part = root / "silver" / "sales_data_part_0002.csv" / "part-00001.parquet"
+    data = bytearray(part.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    part.write_bytes(bytes(data))
+    rebuild = run_cli("--data-root", str(root), "--until", "gold", "--rebuild-gold")
+    assert rebuild.returncode == 1
+    assert "is corrupt or truncated" in one_error_line(rebuild) and "--reprocess sales_data_part_0002.csv" in rebuild.stdout
+    after = gold(root)  # every table still there, as published before
+    assert all(after[name].equals(before[name]) for name in GOLD_TABLES)
+    redone = run_cli("--data-root", str(root), "--until", "gold", "--reprocess", "sales_data_part_0002.csv")
+    assert redone.returncode == 0, redone.stdout + redone.stderr
+    shutil.copytree(root / "bronze", reference / "bronze")
+    assert run_cli("--data-root", str(reference), "--until", "gold").returncode == 0
+    assert_same_gold(root, reference)

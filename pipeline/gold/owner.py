@@ -24,6 +24,7 @@ from pipeline.layout import DataLayout
 class Ownership:
     owner_host: str
     ours: bool
+    owner_state_dir: str = ""
 
 
 def this_host() -> str:
@@ -75,7 +76,15 @@ def claim(layout: DataLayout) -> Ownership:
         # rebuilt from silver: see silver_to_gold.stale_state_reason).
         write_text_atomic(layout.state_id_path, record["state_id"])
         mine = record["state_id"]
-    return Ownership(record["host"], mine == record["state_id"])
+    return Ownership(record["host"], mine == record["state_id"], record["state_dir"])
+
+
+def not_owner_note(layout: DataLayout, ownership: Ownership) -> str:
+    """What a run that may not build gold says: where gold is built, and the command that moves it here."""
+    where = (f"from another state folder on this host ({ownership.owner_state_dir}), not from {layout.state_dir.resolve()}"
+             if ownership.owner_host == this_host() else f"on host {ownership.owner_host}")
+    return (f"gold of {layout.root} is built {where}: this run cleans silver only "
+            "(`python run.py --take-gold` here moves gold to this state)")
 
 
 def take_over(layout: DataLayout) -> str | None:
