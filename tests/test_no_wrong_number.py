@@ -26,7 +26,7 @@ from pipeline.layout import DataLayout
 from pipeline.settings import Settings
 from tests.conftest import HEADER, run_cli
 
-FLIP_TRIALS = int(os.environ.get("BITFLIP_TRIALS", "24"))
+FLIP_TRIALS = int(os.environ.get("BITFLIP_TRIALS", "12"))
 
 
 def gold(root: Path) -> dict[str, pa.Table]:
