@@ -126,7 +126,7 @@ def command_generate(args: argparse.Namespace) -> int:
 
 def command_status(args: argparse.Namespace) -> int:
     from pipeline.bronze.discovery import scan_bronze
-    from pipeline.inventory import file_status, gone_files, header_problem, mostly_rejected_files, mostly_rejected_line
+    from pipeline.inventory import file_status, gone_files, header_problem, mostly_rejected_line, mostly_rejected_of, silver_totals
     from pipeline.layout import DataLayout
     from pipeline.silver_settings import settings_problem
     from tasks.config import load_settings
@@ -175,7 +175,7 @@ def command_status(args: argparse.Namespace) -> int:
         print(f"  {path}: GONE from bronze since it was ingested: restore it, or run with --forget {path}")
     print(f"bronze -> silver: {len(files) - pending} of {len(files)} files done, {pending} pending"
           + (f", {len(gone)} gone" if gone else ""))
-    warned = mostly_rejected_files(layout, files, settings.rejected_share_warning)
+    warned = mostly_rejected_of(silver_totals(layout, files).summaries, settings.rejected_share_warning)
     for entry in warned:
         print(f"  WARNING {mostly_rejected_line(entry)}")
     problem = settings_problem(layout, settings)
@@ -480,11 +480,11 @@ def _totals_account(totals) -> dict:
             "rows_rejected": dict(totals.rows_rejected)}
 
 
-def _warn_mostly_rejected(args: argparse.Namespace, layout, files) -> list[dict]:
-    from pipeline.inventory import mostly_rejected_files, mostly_rejected_line
+def _warn_mostly_rejected(layout, totals) -> list[dict]:
+    from pipeline.inventory import mostly_rejected_line, mostly_rejected_of
     from tasks.config import settings_for_root
 
-    found = mostly_rejected_files(layout, files, settings_for_root(str(layout.root)).rejected_share_warning)
+    found = mostly_rejected_of(totals.summaries, settings_for_root(str(layout.root)).rejected_share_warning)
     for entry in found:
         print(f"WARNING {mostly_rejected_line(entry)}")
     return found
@@ -507,7 +507,7 @@ def _print_summary(args: argparse.Namespace, layout, files, work, seconds: float
         print(f"gold: merged {gold['rows_merged']:,} silver rows ({gold['new_unique_orders']:,} new unique orders) in "
               f"{gold['merge_seconds']:.1f} s, wrote {len(gold['tables_written'])} tables to {layout.gold_dir}")
     print(f"this run: {work.rows_cleaned:,} rows cleaned, whole run {seconds:.1f} s ({rate:,.0f} rows/s) with {args.workers} worker(s)")
-    warned = _warn_mostly_rejected(args, layout, files)
+    warned = _warn_mostly_rejected(layout, totals)  # the summaries silver_totals read, not read again
     args.account.update(seconds=round(seconds, 3), silver=_totals_account(totals), gold=gold, mostly_rejected=warned,
                         this_run={"rows_cleaned": work.rows_cleaned, "chunks_cleaned": work.chunks_cleaned,
                                   "small_file_groups": work.small_file_groups, "rows_per_second": round(rate)})

@@ -117,8 +117,10 @@ class Totals:
 
     def __post_init__(self) -> None:
         self.rows_rejected: dict[str, int] = {r: 0 for r in REJECT_REASONS}
+        self.summaries: list[FileMetrics] = []  # each file's, as added
 
     def add(self, metrics: FileMetrics) -> None:
+        self.summaries.append(metrics)
         self.files += 1
         self.chunks += metrics.chunks
         self.rows_read += metrics.rows_read
@@ -127,20 +129,16 @@ class Totals:
             self.rows_rejected[reason] = self.rows_rejected.get(reason, 0) + count
 
 
-def mostly_rejected_files(layout: DataLayout, files: list[BronzeFile], threshold: float) -> list[dict]:
-    """The files (with silver) whose rejected share is above `threshold`, with their main reason."""
+def mostly_rejected_of(summaries: list[FileMetrics], threshold: float) -> list[dict]:
+    """The files whose rejected share is above `threshold`, with their main reason."""
     from pipeline.contract import mostly_rejected
 
     found = []
-    for bronze in files:
-        path = layout.file_summary_path(bronze.relative_path)
-        if not path.exists():
-            continue
-        metrics = FileMetrics.from_json(path.read_text(encoding="utf-8"))
+    for metrics in summaries:
         rejected = sum(metrics.rows_rejected.values())
         if mostly_rejected(metrics.rows_read, rejected, threshold):
             reason = max(metrics.rows_rejected, key=lambda r: metrics.rows_rejected[r])
-            found.append({"source_file": bronze.relative_path, "rows_read": metrics.rows_read, "rows_rejected": rejected,
+            found.append({"source_file": metrics.source_file, "rows_read": metrics.rows_read, "rows_rejected": rejected,
                           "share": round(rejected / metrics.rows_read, 4), "main_reason": reason})
     return found
 
@@ -179,9 +177,10 @@ def gold_status(layout: DataLayout, part_names: list[str]) -> GoldStatus:
     batch_parts = 0
     if state_path(layout.state_dir).exists():
         with open_state(layout.state_dir) as state:
-            merged = set(records.read_merged_parts(state))
-            batch = records.read_batch(state)
-            batch_parts = len(batch.parts) if batch else 0
+            if not records.is_new(state):  # a state created but not yet reset holds no record to read
+                merged = set(records.read_merged_parts(state))
+                batch = records.read_batch(state)
+                batch_parts = len(batch.parts) if batch else 0
     tables = [name for name in GOLD_TABLES if layout.gold_table_path(name).exists()]
     written = max((layout.gold_table_path(n).stat().st_mtime for n in tables), default=None)
     from pipeline.locking import is_locked

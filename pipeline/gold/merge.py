@@ -106,10 +106,10 @@ def _load_aggregates(state: StateStore, prefix: str) -> Aggregates:
     return Aggregates(*(state.get_table(records.aggregate_key(prefix, grain)) for grain in records.GRAINS))
 
 
-def _initial_records() -> dict[str, object]:
-    """The records a state holds from the moment it is emptied: empty totals, delta and anomalies."""
+def _initial_records() -> dict[str, pa.Table]:
+    """The tables a state holds from the moment it is emptied: empty totals, delta and anomalies."""
     empty = Aggregates.empty()
-    initial: dict[str, object] = {"anomalies": ANOMALY_SCHEMA.empty_table()}
+    initial: dict[str, pa.Table] = {"anomalies": ANOMALY_SCHEMA.empty_table()}
     for prefix in ("agg", "delta"):
         initial.update({records.aggregate_key(prefix, grain): getattr(empty, grain) for grain in records.GRAINS})
     return initial

@@ -26,6 +26,8 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, replace
 
+import pyarrow as pa
+
 from pipeline.errors import StateDamaged
 from pipeline.gold.state_store import StateStore
 
@@ -92,9 +94,9 @@ def check_format(state: StateStore) -> None:
         raise StateDamaged(f"it is of format {found}, this version writes format {STATE_FORMAT}")
 
 
-def reset(state: StateStore, settings_values: dict, initial: dict[str, object]) -> None:
+def reset(state: StateStore, settings_values: dict, initial_tables: dict[str, pa.Table]) -> None:
     """Empty the state (committed by the caller): its format, the settings it depends on, and every
-    record that must always exist (`initial`: key -> empty value, JSON or an Arrow table)."""
+    record that must always exist (`initial_tables`: key -> the empty table it starts as)."""
     for key in state.keys_with_prefix(""):
         state.delete(key)
     state.put_json("format", STATE_FORMAT)
@@ -103,11 +105,8 @@ def reset(state: StateStore, settings_values: dict, initial: dict[str, object]) 
     write_batches_merged(state, 0)
     write_covers(state, Covers())
     write_gold_files(state, {})
-    for key, value in initial.items():
-        if isinstance(value, dict):
-            state.put_json(key, value)
-        else:
-            state.put_table(key, value)  # type: ignore[arg-type]
+    for key, table in initial_tables.items():
+        state.put_table(key, table)
 
 
 def read_settings(state: StateStore) -> dict | None:

@@ -41,8 +41,12 @@ _HEAD = 1 + _CRC.size  # type byte + checksum
 _REQUIRED = object()  # get_json's default: a missing record is damage, not "empty"
 
 
+def _checksum(key: str, payload: bytes | memoryview) -> int:
+    return zlib.crc32(payload, zlib.crc32(key.encode("utf-8") + b"\0"))
+
+
 def _seal(kind: bytes, key: str, payload: bytes) -> bytes:
-    return kind + _CRC.pack(zlib.crc32(payload, zlib.crc32(key.encode("utf-8") + b"\0"))) + payload
+    return kind + _CRC.pack(_checksum(key, payload)) + payload
 
 
 def _open(raw: bytes, key: str, kind: bytes) -> memoryview:
@@ -51,7 +55,7 @@ def _open(raw: bytes, key: str, kind: bytes) -> memoryview:
     if len(view) < _HEAD or view[:1] != kind:
         raise StateDamaged(f"state value {key!r} is not of the type it was written with")
     payload = view[_HEAD:]
-    if _CRC.unpack(view[1:_HEAD])[0] != zlib.crc32(payload, zlib.crc32(key.encode("utf-8") + b"\0")):
+    if _CRC.unpack(view[1:_HEAD])[0] != _checksum(key, payload):
         raise StateDamaged(f"state value {key!r} fails its checksum")
     return payload
 
@@ -194,7 +198,6 @@ def open_state(state_dir: Path) -> Iterator[StateStore]:
         raise _corrupt(path, err) from None
     finally:
         db.close()
-
 
 
 def _check_header(path: Path) -> None:
