@@ -22,6 +22,10 @@ INPUT_COLUMNS: tuple[str, ...] = (
 )
 REQUIRED_COLUMNS: tuple[str, ...] = ("order_id", "quantity", "unit_price")
 
+# The cleaned columns that may form the dedup key (`[gold] dedup_key`, default order_id alone).
+DEDUP_KEY_COLUMNS: tuple[str, ...] = (*INPUT_COLUMNS, "product_key", "sale_month")
+DEFAULT_DEDUP_KEY: tuple[str, ...] = ("order_id",)
+
 # Tokens that mean "missing" after trimming, compared case-insensitively.
 NULL_TOKENS: tuple[str, ...] = ("", "null", "none", "nan", "n/a", "na")
 
@@ -92,7 +96,7 @@ SILVER_SCHEMA = pa.schema(
         ("discount_amount", MONEY_TYPE),
         ("source_file", pa.string()),
         ("source_row", pa.int64()),
-        ("order_hash", pa.uint64()),
+        ("key_hash", pa.uint64()),  # XXH64 of the dedup key (pipeline.bronze.hashing)
         ("bucket", pa.int32()),
     ]
     + [(default_flag_column(f), pa.bool_()) for f in SOFT_FIELDS]

@@ -9,13 +9,13 @@ from __future__ import annotations
 import datetime as dt
 import json
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
 from pipeline.atomic import write_text_atomic
-from pipeline.contract import REJECT_REASONS, SENTINEL_DATE, SENTINEL_MONTH, SOFT_FIELDS, mostly_rejected
+from pipeline.contract import DEFAULT_DEDUP_KEY, REJECT_REASONS, SENTINEL_DATE, SENTINEL_MONTH, SOFT_FIELDS, mostly_rejected
 from pipeline.layout import GOLD_RUN_FILE, RUN_RECORD_FILE
 from pipeline.timestamps import utc_iso
 from reports import charts
@@ -51,11 +51,16 @@ def _unknown_date_detail(h: Headline) -> str:
     return f"{money(h.unknown_date_revenue)} in {count(h.unknown_date_orders)} orders dated {SENTINEL_DATE}"
 
 
-def headline_section(gold: Gold) -> Section:
+def key_words(dedup_key: Sequence[str]) -> str:
+    """How the report names the dedup key: `order_id`, or `(order_id, product_key)`."""
+    return dedup_key[0] if len(dedup_key) == 1 else f"({', '.join(dedup_key)})"
+
+
+def headline_section(gold: Gold, dedup_key: Sequence[str]) -> Section:
     h = headline(gold)
     cards = [
         card("Revenue", money(h.revenue), "after discounts"),
-        card("Orders", count(h.orders), "unique order_ids"),
+        card("Orders", count(h.orders), f"unique {key_words(dedup_key)}"),
         card("Units", count(h.units), "items sold"),
         card("Average order value", money(h.avg_order_value) if h.avg_order_value is not None else NO_VALUE,
              "revenue ÷ orders"),
@@ -186,13 +191,13 @@ def anomaly_section(gold: Gold) -> Section:
 
 # --- data quality --------------------------------------------------------------------------------
 
-def _funnel(gold: Gold) -> str:
+def _funnel(gold: Gold, dedup_key: Sequence[str]) -> str:
     q = gold.quality
     read, valid = sum(r["rows_read"] for r in q), sum(r["rows_valid"] for r in q)
     duplicates = sum(r["duplicates_dropped"] for r in q)
     unique, in_gold = valid - duplicates, sum(m["order_count"] for m in gold.monthly)
     steps = [("Rows read", read, "", ""), ("Valid", valid, count(read - valid), "rejected by a hard rule"),
-             ("Unique orders", unique, count(duplicates), "duplicate order_id (the first occurrence wins)"),
+             ("Unique orders", unique, count(duplicates), f"duplicate {key_words(dedup_key)} (the first occurrence wins)"),
              ("In gold", in_gold, count(unique - in_gold), "unique orders not (yet) in gold")]
     chart = charts.bar_chart("chart-funnel", "Rows from bronze to gold", [s[0] for s in steps],
                              [Panel([float(s[1]) for s in steps], "Rows", "count")])
@@ -255,10 +260,10 @@ def _mostly_rejected(gold: Gold, threshold: float) -> str:
     return "<h3>Files mostly rejected</h3>" + note + table(columns, cells)
 
 
-def quality_section(gold: Gold, rejected_share_warning: float = 0.5) -> Section:
+def quality_section(gold: Gold, rejected_share_warning: float, dedup_key: Sequence[str]) -> Section:
     if not gold.quality:
         return Section("quality", "Data quality", empty("No bronze file has been ingested yet."))
-    body = (_mostly_rejected(gold, rejected_share_warning) + _funnel(gold) + _reasons_and_defaults(gold) + _per_file(gold)
+    body = (_mostly_rejected(gold, rejected_share_warning) + _funnel(gold, dedup_key) + _reasons_and_defaults(gold) + _per_file(gold)
             + _schema_drift(gold))
     return Section("quality", "Data quality", body)
 
@@ -336,22 +341,24 @@ def run_section(run_info: dict[str, Any] | None, render_seconds: float) -> Secti
 
 # --- the page ------------------------------------------------------------------------------------
 
-def render_report(gold_dir: Path, run_info: dict[str, Any] | None, rejected_share_warning: float = 0.5) -> str:
+def render_report(gold_dir: Path, run_info: dict[str, Any] | None, rejected_share_warning: float = 0.5,
+                  dedup_key: Sequence[str] = DEFAULT_DEDUP_KEY) -> str:
     """The whole page as HTML text, from the gold tables in `gold_dir` and the run metadata
-    (`rejected_share_warning`: `[pipeline] rejected_share_warning`)."""
+    (`rejected_share_warning`: `[pipeline] rejected_share_warning`; `dedup_key`: `[gold] dedup_key`)."""
     started = time.monotonic()
     gold = read_gold(Path(gold_dir))
-    content = [headline_section(gold), time_section(gold), region_section(gold), category_section(gold),
-               product_section(gold), anomaly_section(gold), quality_section(gold, rejected_share_warning)]
+    content = [headline_section(gold, dedup_key), time_section(gold), region_section(gold), category_section(gold),
+               product_section(gold), anomaly_section(gold), quality_section(gold, rejected_share_warning, dedup_key)]
     sections = content + [run_section(run_info, time.monotonic() - started)]
     footer = ("Rendered from the gold tables only; self-contained: it needs no network and no scripts. "
               "Money is exact to the cent in tables and cards; charts round to whole units.")
     return page(TITLE, _period(headline(gold)), sections, footer)
 
 
-def write_report(gold_dir: Path, report_path: Path, run_info: dict[str, Any] | None, rejected_share_warning: float = 0.5) -> None:
+def write_report(gold_dir: Path, report_path: Path, run_info: dict[str, Any] | None, rejected_share_warning: float = 0.5,
+                 dedup_key: Sequence[str] = DEFAULT_DEDUP_KEY) -> None:
     """Render and publish atomically: a reader sees the old page or the new one, never half."""
-    write_text_atomic(report_path, render_report(gold_dir, run_info, rejected_share_warning))
+    write_text_atomic(report_path, render_report(gold_dir, run_info, rejected_share_warning, dedup_key))
 
 
 def _read_json(path: Path) -> dict | None:

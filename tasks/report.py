@@ -53,7 +53,8 @@ class Report(PipelineTask):
         with exclusive_lock(layout.gold_lock_path, f"report of {layout.root}", GOLD_LOCK_WAIT_SECONDS):
             self.report_progress(0, "rendering the report from gold")
             fingerprint = gold_fingerprint(layout.gold_dir)
-            write_report(layout.gold_dir, layout.report_path, load_run_info(layout.gold_dir), self.settings.rejected_share_warning)
+            write_report(layout.gold_dir, layout.report_path, load_run_info(layout.gold_dir), self.settings.rejected_share_warning,
+                         self.settings.dedup_key)
             for old in layout.rendered_markers():
                 old.unlink()
             marker = {"inputs": self.inputs, "gold": fingerprint, "report": layout.report_path.name}

@@ -21,7 +21,7 @@ TIERS = {
              "test_gold_units", "test_hashing", "test_package_map", "test_progress", "test_reader_triage", "test_settings_model"],
     "e2e": ["test_bronze_pipeline", "test_change_safety", "test_compressed_input", "test_generator", "test_gold",
             "test_gold_files", "test_gold_with_pandas", "test_header_and_config", "test_hostile_input", "test_line_endings",
-            "test_no_wrong_number",
+            "test_no_wrong_number", "test_dedup_key",
             "test_operator_errors", "test_run_account", "test_small_files"],
     "crash": ["test_atomic", "test_faults", "test_gold_crash", "test_signals", "test_warm_workers"],
     "scheduler": ["test_luigi_native", "test_scheduler"],

@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 
 from pipeline import contract as c
 from pipeline.bronze.cleaning import CleanResult, clean_records
-from pipeline.bronze.hashing import order_hash
+from pipeline.bronze.hashing import xxh64
 from pipeline.settings import Settings
 
 SETTINGS = Settings()
@@ -364,8 +364,8 @@ def test_silver_is_grouped_by_bucket_in_input_order_with_lineage_and_trimmed_ids
     assert silver.column("order_id").to_pylist() == ["A", "B", "A"]
     assert silver.column("source_row").to_pylist() == [1, 2, 7]
     assert silver.column("source_file").to_pylist() == [SOURCE] * 3
-    hashes = silver.column("order_hash").to_pylist()
-    assert hashes[0] == hashes[2] == int(order_hash(pa.array(["A"]))[0])  # the trimmed id is hashed
+    hashes = silver.column("key_hash").to_pylist()
+    assert hashes[0] == hashes[2] == int(xxh64(pa.array(["A"]))[0])  # the trimmed id is hashed
     buckets = silver.column("bucket").to_numpy()
     assert ((buckets >= 0) & (buckets < SETTINGS.silver_buckets)).all()
     assert (buckets == np.array(hashes, dtype=np.uint64) % np.uint64(SETTINGS.silver_buckets)).all()

@@ -15,7 +15,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from pipeline.atomic import write_text_atomic
-from pipeline.bronze.hashing import order_hash
+from pipeline.bronze.hashing import xxh64
 from pipeline.bronze.silver import FileMetrics, process_chunk, scan_to_manifest, summarise_file
 from pipeline.gold.aggregates import aggregate_orders, sum_aggregates
 from pipeline.gold.dedup import SeenSegment, first_wins
@@ -131,29 +131,41 @@ def test_a_second_merge_of_the_same_parts_adds_nothing(tmp_path: Path) -> None:
     assert (again.parts_merged, again.rows_merged, again.unique_orders) == (0, 0, 0)
 
 
-def silver_rows(ids: list[str], files: list[str]) -> pa.Table:
-    id_array = pa.array(ids)
-    return pa.table({"order_id": id_array, "order_hash": pa.array(order_hash(id_array)), "source_file": pa.array(files)})
-
-
 def test_first_wins_inside_a_batch_and_against_earlier_batches() -> None:
-    earlier = first_wins(silver_rows(["X", "Y"], ["f1", "f1"]), [])
+    first = pa.array(["X", "Y"])
+    earlier = first_wins(first, xxh64(first), [])
     assert earlier.keep.to_pylist() == [True, True] and earlier.unique_count == 2
-    later = first_wins(silver_rows(["Z", "X", "Z", "W"], ["f2", "f2", "f2", "f3"]), [SeenSegment.from_table(earlier.new_keys)])
+    then = pa.array(["Z", "X", "Z", "W"])
+    later = first_wins(then, xxh64(then), [SeenSegment.from_table(earlier.new_keys)])
     assert later.keep.to_pylist() == [True, False, False, True]
-    assert sorted(later.new_keys.column("order_id").to_pylist()) == ["W", "Z"]
-    assert dict(zip(*later.duplicates_by_file.select(["source_file", "duplicates_dropped"]).to_pydict().values())) == {"f2": 2}
+    assert sorted(later.new_keys.column("key").to_pylist()) == ["W", "Z"]
+
+
+def test_duplicates_are_counted_per_file_and_only_unique_orders_are_summed() -> None:
+    rows = pa.table({"sale_date": pa.array([dt.date(2024, 1, 1)] * 4), "sale_month": ["2024-01"] * 4, "region": ["north"] * 4,
+                     "category": ["fashion"] * 4, "product_key": ["p"] * 4, "source_file": ["f2", "f2", "f2", "f3"],
+                     "quantity": [1, 2, 4, 8], "gross_revenue": pa.array([D("1.00")] * 4, pa.decimal128(18, 2)),
+                     "revenue": pa.array([D("1.00")] * 4, pa.decimal128(18, 2)),
+                     "discount_percent": pa.array([D("0")] * 4, pa.decimal128(7, 6))})
+    aggregates = aggregate_orders(rows, pa.array([True, False, False, True]))
+    assert aggregates["files"].to_pylist() == [{"source_file": "f2", "rows_in_gold": 1, "duplicates_dropped": 2},
+                                               {"source_file": "f3", "rows_in_gold": 1, "duplicates_dropped": 0}]
+    assert aggregates["daily"].column("total_quantity").to_pylist() == [9]
+    assert aggregates["products"].column("order_count").to_pylist() == [2]
 
 
 def test_aggregates_of_halves_add_up_to_the_aggregates_of_the_whole(tmp_path: Path) -> None:
     settings = Settings(data_root=str(tmp_path), chunk_rows=2)
     layout, _metrics = build_silver(tmp_path, settings)
     rows = pa.concat_tables([pq.read_table(p.path) for p in silver_parts(layout, FILES)])
-    none = pa.table({"source_file": pa.array([], pa.string()), "duplicates_dropped": pa.array([], pa.int64())})
-    whole = aggregate_orders(rows, none)
-    halves = sum_aggregates([aggregate_orders(rows.slice(0, 3), none), aggregate_orders(rows.slice(3), none)])
+    def all_kept(table: pa.Table) -> pa.Array:
+        return pa.array([True] * table.num_rows)
+
+    whole = aggregate_orders(rows, all_kept(rows))
+    halves = sum_aggregates([aggregate_orders(rows.slice(0, 3), all_kept(rows.slice(0, 3))),
+                             aggregate_orders(rows.slice(3), all_kept(rows.slice(3)))])
     for grain in ("daily", "products", "files"):
-        assert getattr(halves, grain).equals(getattr(whole, grain)), grain
+        assert halves[grain].equals(whole[grain]), grain
 
 
 def test_top_products_breaks_revenue_ties_by_product_key() -> None:
@@ -167,7 +179,7 @@ def test_gold_from_empty_aggregates_is_every_table_with_no_rows() -> None:
     from pipeline.gold.aggregates import Aggregates
     from pipeline.gold.merge import ANOMALY_SCHEMA
 
-    tables = build_gold_tables(Aggregates.empty(), ANOMALY_SCHEMA.empty_table(), [], 10, 20)
+    tables = build_gold_tables(Aggregates.empty(), ANOMALY_SCHEMA.empty_table(), [], 10, 20, ("order_id",))
     assert set(tables) == set(GOLD_TABLES) and all(t.num_rows == 0 for t in tables.values())
 
 

@@ -20,7 +20,7 @@ import pytest
 from pipeline.contract import GOLD_TABLES
 from pipeline.errors import PipelineError
 from pipeline.generator import generate_bronze
-from pipeline.gold.aggregates import DAILY_SCHEMA, sum_aggregates
+from pipeline.gold.aggregates import GRAIN, sum_aggregates
 from pipeline.gold.step import is_published, merge_and_publish
 from pipeline.layout import DataLayout
 from pipeline.settings import Settings
@@ -182,15 +182,15 @@ def test_settings_whose_sums_could_not_be_exact_are_refused_at_start(tmp_path: P
 def test_a_total_past_int64_fails_in_one_line_instead_of_wrapping() -> None:
     from pipeline.gold.aggregates import Aggregates
 
-    big = pa.table({"sale_date": pa.array([0], pa.date32()), "region": ["north"], "category": ["fashion"], "order_count": [1],
-                    "total_quantity": [2**62], "gross_revenue": pa.array([0], DAILY_SCHEMA.field("gross_revenue").type),
-                    "total_revenue": pa.array([0], DAILY_SCHEMA.field("total_revenue").type),
-                    "discount_sum": pa.array([0], DAILY_SCHEMA.field("discount_sum").type)}).cast(DAILY_SCHEMA)
-    empty = Aggregates.empty()
-    half = Aggregates(big, empty.products, empty.files)
+    daily = GRAIN["daily"].schema
+    big = pa.table({"sale_date": pa.array([0], pa.date32()), "sale_month": ["1970-01"], "region": ["north"], "category": ["fashion"],
+                    "order_count": [1], "total_quantity": [2**62], "gross_revenue": pa.array([0], daily.field("gross_revenue").type),
+                    "total_revenue": pa.array([0], daily.field("total_revenue").type),
+                    "discount_sum": pa.array([0], daily.field("discount_sum").type)}).cast(daily)
+    half = Aggregates({**Aggregates.empty(), "daily": big})
     with pytest.raises(PipelineError, match="total_quantity passes the int64 range"):
         sum_aggregates([half, half])
-    assert sum_aggregates([half]).daily.column("total_quantity").to_pylist() == [2**62]
+    assert sum_aggregates([half])["daily"].column("total_quantity").to_pylist() == [2**62]
 
 
 # --- 4. a header longer than the head the reader looks at ------------------------------------------

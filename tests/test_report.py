@@ -20,7 +20,7 @@ import pytest
 from pipeline.bronze.discovery import discover_bronze
 from pipeline.bronze.silver import FileMetrics
 from pipeline.contract import REJECT_REASONS, SILVER_SCHEMA, SOFT_FIELDS
-from pipeline.gold.aggregates import DAILY_SCHEMA, FILE_SCHEMA, PRODUCT_SCHEMA, Aggregates
+from pipeline.gold.aggregates import GRAIN, Aggregates
 from pipeline.gold.tables import build_gold_tables, write_gold_table
 from pipeline.layout import DataLayout
 from reports.formatting import EMAIL_PATTERN, money, percent
@@ -63,9 +63,14 @@ BUYER_EMAIL = "buyer.one@example.com"
 
 
 def _daily_table(rows: list[tuple]) -> pa.Table:
-    columns = list(zip(*rows)) if rows else [[] for _ in DAILY_SCHEMA]
-    values = [[dt.date.fromisoformat(d) for d in columns[0]], *columns[1:5], *([D(v) for v in c] for c in columns[5:])]
-    return pa.table([pa.array(v, f.type) for v, f in zip(values, DAILY_SCHEMA)], schema=DAILY_SCHEMA)
+    """(sale_date, region, category, order_count, total_quantity, gross, revenue, discount_sum) rows."""
+    names = ["sale_date", "region", "category", "order_count", "total_quantity", "gross_revenue", "total_revenue", "discount_sum"]
+    columns = dict(zip(names, zip(*rows))) if rows else {name: () for name in names}
+    values = {**columns, "sale_date": [dt.date.fromisoformat(d) for d in columns["sale_date"]],
+              "sale_month": [d[:7] for d in columns["sale_date"]],
+              **{name: [D(v) for v in columns[name]] for name in names[5:]}}
+    schema = GRAIN["daily"].schema
+    return pa.table({f.name: pa.array(values[f.name], f.type) for f in schema}, schema=schema)
 
 
 def _anomalies() -> pa.Table:
@@ -73,7 +78,7 @@ def _anomalies() -> pa.Table:
     base = {"product_key": "dyson_v15", "category": "home_appliance", "quantity": 4, "unit_price": D("1250.00"),
             "discount_percent": D("0.100000"), "region": "east", "sale_date": dt.date(2024, 3, 2), "sale_month": "2024-03",
             "gross_revenue": D("5000.00"), "revenue": D("4500.00"), "discount_amount": D("500.00"),
-            "customer_email": BUYER_EMAIL, "source_file": "date=2024-03-02/b.csv", "order_hash": 1, "bucket": 0,
+            "customer_email": BUYER_EMAIL, "source_file": "date=2024-03-02/b.csv", "key_hash": 1, "bucket": 0,
             **{f"default_{f}": False for f in SOFT_FIELDS}}
     rows = [{**base, "order_id": "ORD-2", "product_name": "dyson v15", "source_row": 3},
             {**base, "order_id": "ORD-1", "product_name": "gift card for jane.doe@example.org", "source_row": 1,
@@ -84,14 +89,14 @@ def _anomalies() -> pa.Table:
 def _aggregates(daily: list[tuple], products: list[tuple], files: list[tuple]) -> Aggregates:
     product_rows = [{"product_key": k, "order_count": o, "total_quantity": q, "total_revenue": D(r)} for k, o, q, r in products]
     file_rows = [{"source_file": f, "rows_in_gold": g, "duplicates_dropped": d} for f, g, d in files]
-    return Aggregates(_daily_table(daily), pa.Table.from_pylist(product_rows, schema=PRODUCT_SCHEMA),
-                      pa.Table.from_pylist(file_rows, schema=FILE_SCHEMA))
+    return Aggregates({"daily": _daily_table(daily), "products": pa.Table.from_pylist(product_rows, schema=GRAIN["products"].schema),
+                       "files": pa.Table.from_pylist(file_rows, schema=GRAIN["files"].schema)})
 
 
 def write_gold(root: Path, aggregates: Aggregates, anomalies: pa.Table, metrics: list[FileMetrics]) -> Path:
     """Gold exactly as pipeline.gold.tables builds and writes it."""
     layout = DataLayout(root)
-    for name, table in build_gold_tables(aggregates, anomalies, metrics, top_products_n=10, anomaly_top_n=20).items():
+    for name, table in build_gold_tables(aggregates, anomalies, metrics, top_products_n=10, anomaly_top_n=20, key=("order_id",)).items():
         write_gold_table(layout.gold_table_path(name), table, covers="test")
     return layout.gold_dir
 

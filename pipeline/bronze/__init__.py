@@ -23,8 +23,8 @@ it and the tests that pin it:
   test_date_parsing.
 - exact money: unit_price to the cent half up, revenue and discount amounts: `cleaning._money`; tested in
   test_cleaning_rules, test_gold_units.
-- order_hash and the silver bucket of an order: `hashing.order_hash`, `hashing.bucket_of`; tested in
-  test_hashing.
+- the dedup key ([gold] dedup_key, from cleaned values), its XXH64 key_hash and the silver bucket:
+  `hashing.key_text`, `hashing.xxh64`, `hashing.bucket_of`; tested in test_hashing, test_dedup_key.
 - nothing is lost: read = silver + quarantine, lineage source_file / source_row: `silver.assemble_chunk`,
   `silver.summarise_file`; tested in test_bronze_pipeline, test_hostile_input.
 - a file changed after ingest is refused until --reprocess: `silver.ensure_unchanged`; tested in

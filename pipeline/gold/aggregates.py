@@ -1,64 +1,115 @@
 """Exact additive aggregates of unique orders: the state from which every gold table is derived.
 
-Three grains cover all gold tables: (sale_date, region, category) for the time, region and
-category tables; product_key for top products; source_file for data quality. Money sums are
-decimal(38, 2) and discount sums decimal(38, 6): exact, and they never overflow.
+`GRAINS` is the one registry of them: a grain's keys (silver columns) and measures (`MEASURES`)
+give its schema, its state records (pipeline.gold.state_records names them by grain), the merge's
+encodings and the silver columns the merge reads; the gold tables say which grain they roll up
+(pipeline.gold.tables). Money sums are decimal(38, 2) and discount sums decimal(38, 6): exact,
+and they never overflow.
 """
 from __future__ import annotations
 
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from pipeline.contract import MONEY_SUM_TYPE
+from pipeline.contract import MONEY_SUM_TYPE, SILVER_SCHEMA
 from pipeline.errors import PipelineError
 
 SUM_MONEY = MONEY_SUM_TYPE  # decimal(38, 2): the contract's type of summed money
 SUM_DISCOUNT = pa.decimal128(38, 6)
-
-DAILY_KEYS = ("sale_date", "region", "category")
-PRODUCT_KEYS = ("product_key",)
-FILE_KEYS = ("source_file",)
-
-DAILY_SCHEMA = pa.schema([("sale_date", pa.date32()), ("region", pa.string()), ("category", pa.string()),
-                          ("order_count", pa.int64()), ("total_quantity", pa.int64()), ("gross_revenue", SUM_MONEY),
-                          ("total_revenue", SUM_MONEY), ("discount_sum", SUM_DISCOUNT)])
-PRODUCT_SCHEMA = pa.schema([("product_key", pa.string()), ("order_count", pa.int64()), ("total_quantity", pa.int64()),
-                            ("total_revenue", SUM_MONEY)])
-FILE_SCHEMA = pa.schema([("source_file", pa.string()), ("rows_in_gold", pa.int64()), ("duplicates_dropped", pa.int64())])
+UNIQUE = "1 per unique order"
+DUPLICATE = "1 per duplicate dropped"
 
 
 @dataclass(frozen=True)
-class Aggregates:
-    daily: pa.Table
-    products: pa.Table
-    files: pa.Table
+class Measure:
+    """A sum: of a silver column over the unique orders, or a count (UNIQUE, DUPLICATE)."""
+
+    name: str
+    type: pa.DataType
+    source: str
+
+
+MEASURES: dict[str, Measure] = {m.name: m for m in (
+    Measure("order_count", pa.int64(), UNIQUE),
+    Measure("total_quantity", pa.int64(), "quantity"),
+    Measure("gross_revenue", SUM_MONEY, "gross_revenue"),
+    Measure("total_revenue", SUM_MONEY, "revenue"),
+    Measure("discount_sum", SUM_DISCOUNT, "discount_percent"),
+    Measure("rows_in_gold", pa.int64(), UNIQUE),
+    Measure("duplicates_dropped", pa.int64(), DUPLICATE),
+)}
+
+
+@dataclass(frozen=True)
+class Grain:
+    """Sums of `measures` by `keys`. A grain that counts duplicates groups every row (its sums
+    of columns are over the unique ones); the others group the unique orders only, so a group
+    of duplicates alone is never a row of zeros."""
+
+    name: str
+    keys: tuple[str, ...]
+    measures: tuple[str, ...]
+
+    @property
+    def schema(self) -> pa.Schema:
+        return pa.schema([SILVER_SCHEMA.field(k) for k in self.keys] + [(m, MEASURES[m].type) for m in self.measures])
+
+    @property
+    def counts_duplicates(self) -> bool:
+        return any(MEASURES[m].source == DUPLICATE for m in self.measures)
+
+
+GRAINS: tuple[Grain, ...] = (
+    # sale_month rides along with sale_date (it is a function of it): the monthly table rolls it up
+    Grain("daily", ("sale_date", "sale_month", "region", "category"),
+          ("order_count", "total_quantity", "gross_revenue", "total_revenue", "discount_sum")),
+    Grain("products", ("product_key",), ("order_count", "total_quantity", "total_revenue")),
+    Grain("files", ("source_file",), ("rows_in_gold", "duplicates_dropped")),
+)
+GRAIN: dict[str, Grain] = {g.name: g for g in GRAINS}
+# The silver columns aggregation reads: every grain's keys and every summed column.
+AGGREGATE_INPUT_COLUMNS: tuple[str, ...] = tuple(dict.fromkeys(
+    [k for g in GRAINS for k in g.keys] + [m.source for m in MEASURES.values() if m.source in SILVER_SCHEMA.names]))
+
+
+@dataclass(frozen=True)
+class Aggregates(Mapping[str, pa.Table]):
+    """grain name -> its table (the grain's schema), for every grain."""
+
+    tables: Mapping[str, pa.Table]
+
+    def __getitem__(self, grain: str) -> pa.Table:
+        return self.tables[grain]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.tables)
+
+    def __len__(self) -> int:
+        return len(self.tables)
 
     @classmethod
     def empty(cls) -> Aggregates:
-        return cls(DAILY_SCHEMA.empty_table(), PRODUCT_SCHEMA.empty_table(), FILE_SCHEMA.empty_table())
+        return cls({g.name: g.schema.empty_table() for g in GRAINS})
 
     def plus(self, other: Aggregates) -> Aggregates:
         return sum_aggregates([self, other])
 
 
-def sum_aggregates(parts: list[Aggregates]) -> Aggregates:
+def sum_aggregates(parts: Sequence[Aggregates]) -> Aggregates:
     """Sum many aggregates at once (one group-by per grain, whatever the number of parts)."""
-    return Aggregates(
-        daily=_add([p.daily for p in parts], DAILY_KEYS, DAILY_SCHEMA),
-        products=_add([p.products for p in parts], PRODUCT_KEYS, PRODUCT_SCHEMA),
-        files=_add([p.files for p in parts], FILE_KEYS, FILE_SCHEMA),
-    )
+    return Aggregates({g.name: _add([p[g.name] for p in parts], g) for g in GRAINS})
 
 
-def _add(tables: list[pa.Table], keys: tuple[str, ...], schema: pa.Schema) -> pa.Table:
+def _add(tables: list[pa.Table], grain: Grain) -> pa.Table:
     """Sum aggregate tables by key, checked (totals over all history); sorted by key, so deterministic."""
-    return _sum_by(pa.concat_tables([t.cast(schema) for t in tables]), keys, schema, checked=True)
+    return _sum_by(pa.concat_tables([t.cast(grain.schema) for t in tables]), grain, checked=True)
 
 
-def _sum_by(table: pa.Table, keys: tuple[str, ...], schema: pa.Schema, checked: bool = False) -> pa.Table:
+def _sum_by(table: pa.Table, grain: Grain, checked: bool = False) -> pa.Table:
     """Sum `table`'s measures by key, then cast to `schema` (keys may still be dictionaries here,
     so only the grouped result is decoded) and sort by key.
 
@@ -66,9 +117,9 @@ def _sum_by(table: pa.Table, keys: tuple[str, ...], schema: pa.Schema, checked: 
     batch, which cannot pass int64: settings.validate bounds quantity by 1e9, and a batch holds far
     fewer than 9e9 rows. Every sum of sums (`checked`) is summed exactly and refused past int64.
     """
-    measures = [f.name for f in schema if f.name not in keys]
-    summed = sum_by_key(table.select(schema.names), list(keys), measures, checked)
-    return summed.select(schema.names).cast(schema).sort_by([(k, "ascending") for k in keys])
+    schema = grain.schema
+    summed = sum_by_key(table.select(schema.names), list(grain.keys), list(grain.measures), checked)
+    return summed.select(schema.names).cast(schema).sort_by([(k, "ascending") for k in grain.keys])
 
 
 _EXACT_INTEGER = pa.decimal128(38, 0)
@@ -92,41 +143,44 @@ def sum_by_key(table: pa.Table, keys: list[str], measures: list[str], checked: b
     return summed
 
 
-def aggregate_orders(unique: pa.Table, duplicates_by_file: pa.Table) -> Aggregates:
-    """Aggregates of a set of unique orders (silver rows) and of the duplicates they displaced."""
-    ones = pa.array(np.ones(unique.num_rows, dtype=np.int64))
-    base = pa.table({
-        "sale_date": unique.column("sale_date"),
-        "region": unique.column("region"),
-        "category": unique.column("category"),
-        "product_key": unique.column("product_key"),
-        "source_file": unique.column("source_file"),
-        "order_count": ones,
-        "total_quantity": unique.column("quantity"),
-        "gross_revenue": unique.column("gross_revenue").cast(SUM_MONEY),
-        "total_revenue": unique.column("revenue").cast(SUM_MONEY),
-        "discount_sum": unique.column("discount_percent").cast(SUM_DISCOUNT),
-        "rows_in_gold": ones,
-        "duplicates_dropped": pa.array(np.zeros(unique.num_rows, dtype=np.int64)),
-    })
-    daily = _sum_by(base, DAILY_KEYS, DAILY_SCHEMA)
-    products = _sum_by(base, PRODUCT_KEYS, PRODUCT_SCHEMA)
-    dup = duplicates_by_file.append_column("rows_in_gold", pa.array(np.zeros(duplicates_by_file.num_rows, dtype=np.int64)))
-    files = _add([_sum_by(base, FILE_KEYS, FILE_SCHEMA), dup.select(FILE_SCHEMA.names)], FILE_KEYS, FILE_SCHEMA)
-    return Aggregates(daily=daily, products=products, files=files)
+def aggregate_orders(rows: pa.Table, keep: pa.Array) -> Aggregates:
+    """Aggregates of a bucket's rows (AGGREGATE_INPUT_COLUMNS), `keep` marking the unique orders."""
+    kept = np.asarray(keep.to_numpy(zero_copy_only=False), dtype=bool)
+    unique = rows.filter(keep)
+    tables = {}
+    for grain in GRAINS:
+        over, flags = (rows, kept) if grain.counts_duplicates else (unique, np.ones(unique.num_rows, dtype=bool))
+        columns = {k: over.column(k) for k in grain.keys}
+        for name in grain.measures:
+            columns[name] = _measure_values(over, flags, MEASURES[name])
+        tables[grain.name] = _sum_by(pa.table(columns), grain)
+    return Aggregates(tables)
 
 
-TOP_REVENUE_ORDER = [("revenue", "descending"), ("order_id", "ascending")]
+def _measure_values(rows: pa.Table, kept: np.ndarray, measure: Measure) -> pa.Array:
+    """What each row adds to `measure`: a count, or its column's value where the order is unique."""
+    if measure.source in (UNIQUE, DUPLICATE):
+        return pa.array((kept if measure.source == UNIQUE else ~kept).astype(np.int64))
+    values = rows.column(measure.source).cast(measure.type)
+    if kept.all():
+        return values
+    return pc.if_else(pa.array(kept), values, pa.scalar(0, measure.type).cast(measure.type))
 
 
-def top_revenue_orders(candidates: pa.Table, n: int) -> pa.Table:
-    """The n orders with the highest revenue, ties broken by order_id ascending, in that order.
+def revenue_order(key: Sequence[str]) -> list[tuple[str, str]]:
+    """Highest revenue first, ties by the dedup key ascending: the anomaly ranking."""
+    return [("revenue", "descending"), *((name, "ascending") for name in key)]
+
+
+def top_revenue_orders(candidates: pa.Table, n: int, key: Sequence[str]) -> pa.Table:
+    """The n orders with the highest revenue (`revenue_order`), in that order.
 
     A top-k selection, not a full sort: buckets hold hundreds of thousands of orders.
     """
     if candidates.num_rows == 0:
         return candidates
+    order = revenue_order(key)
     if candidates.num_rows > n:
-        keys = candidates.select(["revenue", "order_id"])
-        candidates = candidates.take(pc.select_k_unstable(keys, k=n, sort_keys=TOP_REVENUE_ORDER))
-    return candidates.sort_by(TOP_REVENUE_ORDER)
+        keys = candidates.select([name for name, _ in order])
+        candidates = candidates.take(pc.select_k_unstable(keys, k=n, sort_keys=order))
+    return candidates.sort_by(order)

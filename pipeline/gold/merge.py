@@ -22,20 +22,13 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from pipeline.bronze.hashing import key_text
 from pipeline.bronze.silver import FileMetrics, read_manifest
-from pipeline.contract import GOLD_TABLES, SILVER_SCHEMA
+from pipeline.contract import GOLD_TABLES, SILVER_DICTIONARY_COLUMNS, SILVER_SCHEMA
 from pipeline.cores import usable_cores
 from pipeline.errors import PipelineError
 from pipeline.gold import state_records as records
-from pipeline.gold.aggregates import (
-    DAILY_SCHEMA,
-    FILE_SCHEMA,
-    PRODUCT_SCHEMA,
-    Aggregates,
-    aggregate_orders,
-    sum_aggregates,
-    top_revenue_orders,
-)
+from pipeline.gold.aggregates import AGGREGATE_INPUT_COLUMNS, GRAINS, Aggregates, aggregate_orders, sum_aggregates, top_revenue_orders
 from pipeline.gold.dedup import SeenSegment, first_wins
 from pipeline.gold.state_records import Batch, Covers
 from pipeline.gold.state_store import StateReader, StateStore, encode_table, open_state, state_path
@@ -50,19 +43,25 @@ Progress = Callable[[int, str], None]
 # keys, aggregates and "done" marks together; a crash redoes at most this many.
 COMMIT_EVERY_BUCKETS = 8
 POOL_MAX_ROWS = 1_000_000  # rows of small parts held whole by one batch: bounds its memory
-AGGREGATE_INPUT_COLUMNS = ["sale_date", "region", "category", "product_key", "source_file", "quantity", "gross_revenue", "revenue",
-                           "discount_percent"]
-# Only what dedup, aggregation and the anomaly ranking need: the whole rows of the few anomaly
-# winners are read at the end of the batch (`_anomaly_rows`), not for every order.
-MERGE_COLUMNS = ["order_id", "order_hash", "source_row", *AGGREGATE_INPUT_COLUMNS]
-# Low-cardinality text is read as dictionaries: grouped and filtered as integers, never decoded.
-MERGE_DICTIONARIES = ("region", "category", "product_key", "source_file")
-MERGE_SCHEMA = pa.schema([SILVER_SCHEMA.field(c).with_type(pa.dictionary(pa.int32(), pa.string())) if c in MERGE_DICTIONARIES
-                          else SILVER_SCHEMA.field(c) for c in MERGE_COLUMNS])
 ANOMALY_SCHEMA = pa.schema([SILVER_SCHEMA.field(c) for c in ANOMALY_COLUMNS])
-# A bucket's anomaly candidates: enough to rank them and to find their rows again.
-CANDIDATE_SCHEMA = pa.schema([SILVER_SCHEMA.field("revenue"), SILVER_SCHEMA.field("order_id"), ("part", pa.int32()),
-                              ("bucket", pa.int32()), SILVER_SCHEMA.field("source_row")])
+
+
+def merge_columns(key: tuple[str, ...]) -> list[str]:
+    """Only what dedup, aggregation and the anomaly ranking need: the whole rows of the few anomaly
+    winners are read at the end of the batch (`_anomaly_rows`), not for every order."""
+    return list(dict.fromkeys([*key, "key_hash", "source_row", "revenue", *AGGREGATE_INPUT_COLUMNS]))
+
+
+def merge_schema(key: tuple[str, ...]) -> pa.Schema:
+    """Low-cardinality text is read as dictionaries: grouped and filtered as integers, never decoded."""
+    return pa.schema([SILVER_SCHEMA.field(c).with_type(pa.dictionary(pa.int32(), pa.string())) if c in SILVER_DICTIONARY_COLUMNS
+                      else SILVER_SCHEMA.field(c) for c in merge_columns(key)])
+
+
+def candidate_schema(key: tuple[str, ...]) -> pa.Schema:
+    """A bucket's anomaly candidates: enough to rank them and to find their rows again."""
+    return pa.schema([SILVER_SCHEMA.field("revenue"), *(SILVER_SCHEMA.field(k) for k in key), ("part", pa.int32()),
+                      ("bucket", pa.int32()), SILVER_SCHEMA.field("source_row")])
 
 
 @dataclass(frozen=True)
@@ -103,21 +102,20 @@ def silver_parts(layout: DataLayout, source_files: list[str]) -> list[SilverPart
 
 
 def _load_aggregates(state: StateStore, prefix: str) -> Aggregates:
-    return Aggregates(*(state.get_table(records.aggregate_key(prefix, grain)) for grain in records.GRAINS))
+    return Aggregates({g.name: state.get_table(records.aggregate_key(prefix, g.name)) for g in GRAINS})
 
 
 def _initial_records() -> dict[str, pa.Table]:
     """The tables a state holds from the moment it is emptied: empty totals, delta and anomalies."""
-    empty = Aggregates.empty()
     initial: dict[str, pa.Table] = {"anomalies": ANOMALY_SCHEMA.empty_table()}
     for prefix in ("agg", "delta"):
-        initial.update({records.aggregate_key(prefix, grain): getattr(empty, grain) for grain in records.GRAINS})
+        initial.update({records.aggregate_key(prefix, g.name): g.schema.empty_table() for g in GRAINS})
     return initial
 
 
 def _store_aggregates(state: StateStore, prefix: str, aggregates: Aggregates) -> None:
-    for grain, schema in zip(records.GRAINS, (DAILY_SCHEMA, PRODUCT_SCHEMA, FILE_SCHEMA)):
-        state.put_table(records.aggregate_key(prefix, grain), getattr(aggregates, grain).cast(schema))
+    for grain in GRAINS:
+        state.put_table(records.aggregate_key(prefix, grain.name), aggregates[grain.name].cast(grain.schema))
 
 
 def merge_silver(layout: DataLayout, settings: Settings, parts: list[SilverPart], progress: Progress | None = None,
@@ -214,7 +212,7 @@ def _merge_one_batch(layout: DataLayout, settings: Settings, parts: list[SilverP
     `merge_batch_rows` valid rows, so a bucket's rows in memory stay bounded whatever the input).
 
     Each bucket commits the keys it newly saw (an append-only segment `seen/<b>/<batch>`, sorted by
-    order_hash so later batches binary-search it: old keys are never rewritten) and its own small
+    key_hash so later batches binary-search it: old keys are never rewritten) and its own small
     aggregates (`bucket/<b>/...`) together; the final commit folds the buckets' aggregates into the
     totals and marks the parts merged.
     """
@@ -249,10 +247,10 @@ def _merge_one_batch(layout: DataLayout, settings: Settings, parts: list[SilverP
             parallel += _verify_parts([by_name[name] for name in batch.parts], metrics, usable_cores(), silver_fingerprint(settings))
             waited += time.monotonic() - asked
         done = set(batch.done_buckets)
-        jobs = [BucketJob(bucket, str(state_path(layout.state_dir)), batch.number, settings.anomaly_top_n)
+        jobs = [BucketJob(bucket, str(state_path(layout.state_dir)), batch.number, settings.anomaly_top_n, tuple(settings.dedup_key))
                 for bucket in range(settings.silver_buckets) if bucket not in done]
         asked = time.monotonic()
-        with _bucket_results([by_name[n].path for n in batch.parts], jobs, workers) as (results, pool_cpu):
+        with _bucket_results([by_name[n].path for n in batch.parts], jobs, workers, tuple(settings.dedup_key)) as (results, pool_cpu):
             waited += time.monotonic() - asked  # reading the small parts into the pool, on every core
             parallel += pool_cpu
             while True:
@@ -264,7 +262,7 @@ def _merge_one_batch(layout: DataLayout, settings: Settings, parts: list[SilverP
                 parallel += result.cpu_seconds
                 # Every bucket's segment, an empty one too: a missing one is then damage, never "no keys".
                 state.put_encoded(records.seen_key(result.bucket, batch.number), result.encoded["seen"])
-                for name in (*records.GRAINS, "anomalies"):
+                for name in (*(g.name for g in GRAINS), "anomalies"):
                     state.put_encoded(records.bucket_key(result.bucket, name), result.encoded[name])
                 done.add(result.bucket)
                 uncommitted += 1
@@ -310,6 +308,7 @@ class BucketJob:
     state_file: str
     batch_number: int
     anomaly_top_n: int
+    key: tuple[str, ...]  # [gold] dedup_key
 
 
 @dataclass(frozen=True)
@@ -327,18 +326,17 @@ class BucketResult:
 def merge_bucket(reader: SilverPartReader, job: BucketJob) -> BucketResult:
     """Dedup and aggregate one bucket: reads silver and committed seen segments, writes nothing."""
     cpu = time.thread_time()
-    rows = reader.read_bucket(job.bucket, MERGE_SCHEMA, part_column="part")
+    rows = reader.read_bucket(job.bucket, merge_schema(job.key), part_column="part")
     state = StateReader(Path(job.state_file))
     try:
-        result = first_wins(rows, _seen_keys(state, job.bucket, job.batch_number))
+        keys = key_text(rows, job.key)
+        result = first_wins(keys, rows.column("key_hash").to_numpy(), _seen_keys(state, job.bucket, job.batch_number))
     finally:
         state.close()
-    unique = rows.select(AGGREGATE_INPUT_COLUMNS).filter(result.keep)
-    aggregates = aggregate_orders(unique, result.duplicates_by_file)
-    anomalies = _anomaly_candidates(rows, result.keep, job.bucket, job.anomaly_top_n)
+    aggregates = aggregate_orders(rows.select(list(AGGREGATE_INPUT_COLUMNS)), result.keep)
+    anomalies = _anomaly_candidates(rows, result.keep, job)
     # Encoded here, on the merge thread: the thread that commits the state only writes.
-    values = {"daily": aggregates.daily.cast(DAILY_SCHEMA), "products": aggregates.products.cast(PRODUCT_SCHEMA),
-              "files": aggregates.files.cast(FILE_SCHEMA), "anomalies": anomalies}
+    values = {**{g.name: aggregates[g.name].cast(g.schema) for g in GRAINS}, "anomalies": anomalies}
     encoded = {name: encode_table(records.bucket_key(job.bucket, name), table) for name, table in values.items()}
     encoded["seen"] = encode_table(records.seen_key(job.bucket, job.batch_number), result.new_keys)
     return BucketResult(
@@ -355,7 +353,8 @@ def _parallel_workers(rows: int, min_rows: int) -> int:
 
 
 @contextmanager
-def _bucket_results(part_paths: list[Path], jobs: list[BucketJob], workers: int) -> Iterator[tuple[Iterator[BucketResult], float]]:
+def _bucket_results(part_paths: list[Path], jobs: list[BucketJob], workers: int,
+                    key: tuple[str, ...]) -> Iterator[tuple[Iterator[BucketResult], float]]:
     """Results in bucket order, computed by `workers` threads (or here when 0).
 
     Threads, not processes: the work is Arrow and numpy kernels that release the GIL, so two
@@ -365,9 +364,9 @@ def _bucket_results(part_paths: list[Path], jobs: list[BucketJob], workers: int)
     way. At most `workers + 1` buckets are in flight, so memory stays bounded by a few buckets.
     """
     readers: queue.SimpleQueue[SilverPartReader] = queue.SimpleQueue()
-    pool = SmallPartPool(part_paths, MERGE_COLUMNS, MERGE_SCHEMA, threads=usable_cores())
+    pool = SmallPartPool(part_paths, merge_columns(key), merge_schema(key), threads=usable_cores())
     pool_cpu = pool.read_cpu_seconds
-    opened = [SilverPartReader(part_paths, MERGE_COLUMNS, MERGE_SCHEMA, pool) for _ in range(max(workers, 1))]
+    opened = [SilverPartReader(part_paths, merge_columns(key), merge_schema(key), pool) for _ in range(max(workers, 1))]
     for reader in opened:
         readers.put(reader)
 
@@ -408,15 +407,17 @@ def _seen_keys(state: StateReader, bucket: int, batches: int) -> list[SeenSegmen
     return [SeenSegment.from_table(table) for table in segments if table.num_rows]
 
 
-def _anomaly_candidates(rows: pa.Table, keep: pa.Array, bucket: int, n: int) -> pa.Table:
-    """The bucket's top-n unique orders by revenue, as CANDIDATE_SCHEMA rows (a top-k, not a sort)."""
+def _anomaly_candidates(rows: pa.Table, keep: pa.Array, job: BucketJob) -> pa.Table:
+    """The bucket's top-n unique orders by revenue, as candidate_schema rows (a top-k, not a sort)."""
+    schema = candidate_schema(job.key)
     positions = pc.indices_nonzero(keep)
-    ranking = pa.table({"revenue": rows.column("revenue").take(positions), "order_id": rows.column("order_id").take(positions),
-                        "position": positions})
-    top = top_revenue_orders(ranking, n).column("position")
-    return pa.table({"revenue": rows.column("revenue").take(top), "order_id": rows.column("order_id").take(top),
-                     "part": rows.column("part").take(top), "bucket": pa.repeat(pa.scalar(bucket, pa.int32()), len(top)),
-                     "source_row": rows.column("source_row").take(top)}, schema=CANDIDATE_SCHEMA)
+    key_columns = {k: rows.column(k).take(positions).cast(schema.field(k).type) for k in job.key}
+    ranking = pa.table({"revenue": rows.column("revenue").take(positions), **key_columns, "position": positions})
+    top = top_revenue_orders(ranking, job.anomaly_top_n, job.key)
+    at = top.column("position")
+    return pa.table({"revenue": top.column("revenue"), **{k: top.column(k) for k in job.key},
+                     "part": rows.column("part").take(at), "bucket": pa.repeat(pa.scalar(job.bucket, pa.int32()), len(top)),
+                     "source_row": rows.column("source_row").take(at)}, schema=schema)
 
 
 def _advance_covers(state: StateStore, merged: dict[str, str], source_files: list[str] | None) -> bool:
@@ -462,12 +463,14 @@ def _fold_buckets(state: StateStore, settings: Settings, part_paths: list[Path])
     delta = sum_aggregates([Aggregates.empty(), *buckets])
     _store_aggregates(state, "agg", _load_aggregates(state, "agg").plus(delta))
     _store_aggregates(state, "delta", delta)
+    key = tuple(settings.dedup_key)
+    schema = candidate_schema(key)
     stored = [state.get_table(records.bucket_key(bucket, "anomalies")) for bucket in range(settings.silver_buckets)]
-    fresh = pa.concat_tables([CANDIDATE_SCHEMA.empty_table(), *(t.cast(CANDIDATE_SCHEMA) for t in stored)])
-    fresh = top_revenue_orders(fresh, settings.anomaly_top_n)
+    fresh = pa.concat_tables([schema.empty_table(), *(t.cast(schema) for t in stored)])
+    fresh = top_revenue_orders(fresh, settings.anomaly_top_n, key)
     current = state.get_table("anomalies")
     anomalies = pa.concat_tables([current.cast(ANOMALY_SCHEMA), _anomaly_rows(fresh, part_paths)])
-    state.put_table("anomalies", top_revenue_orders(anomalies, settings.anomaly_top_n))
+    state.put_table("anomalies", top_revenue_orders(anomalies, settings.anomaly_top_n, key))
     for key in state.keys_with_prefix(records.BUCKET_PREFIX):
         state.delete(key)
 
@@ -503,7 +506,8 @@ def publish_gold(layout: DataLayout, settings: Settings, file_metrics: list[File
     stamp = gold_fingerprint(settings)
     current = f"{covers.current or covers_digest([])}+{stamp}"
     previous = f"{covers.previous}+{stamp}" if covers.previous else None
-    fresh = build_gold_tables(totals, anomalies, file_metrics, settings.top_products_n, settings.anomaly_top_n)
+    fresh = build_gold_tables(totals, anomalies, file_metrics, settings.top_products_n, settings.anomaly_top_n,
+                              tuple(settings.dedup_key))
     paths = {name: layout.gold_table_path(name) for name in GOLD_TABLES}
     written = publish(paths, fresh, current, previous, settings.gold_mode, touched_keys(delta), checksums)
     if written:

@@ -31,9 +31,8 @@ import pyarrow as pa
 from pipeline.errors import StateDamaged
 from pipeline.gold.state_store import StateStore
 
-STATE_FORMAT = 3  # 1: before the format was recorded; 2: values without checksums
+STATE_FORMAT = 4  # 1: before the format was recorded; 2: values without checksums; 3: keys were order_ids, daily had no sale_month
 BUCKET_PREFIX = "bucket/"
-GRAINS = ("daily", "products", "files")
 
 
 def seen_key(bucket: int, batch_number: int) -> str:
@@ -41,7 +40,7 @@ def seen_key(bucket: int, batch_number: int) -> str:
 
 
 def bucket_key(bucket: int, name: str) -> str:
-    """`name`: one of GRAINS, or "anomalies" (the bucket's candidates)."""
+    """`name`: a grain's (pipeline.gold.aggregates.GRAINS), or "anomalies" (the bucket's candidates)."""
     return f"{BUCKET_PREFIX}{bucket}/{name}"
 
 

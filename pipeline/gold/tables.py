@@ -15,21 +15,29 @@ from decimal import ROUND_HALF_UP, Decimal
 from pathlib import Path
 
 import pyarrow as pa
-import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from pipeline.atomic import write_bytes_atomic
 from pipeline.bronze.discovery import natural_key
 from pipeline.bronze.silver import FileMetrics
 from pipeline.contract import AVG_DISCOUNT_SCALE, GOLD_TABLES, REJECT_REASONS, SILVER_SCHEMA, SOFT_FIELDS
-from pipeline.gold.aggregates import DAILY_KEYS, SUM_MONEY, Aggregates, sum_by_key
+from pipeline.gold.aggregates import SUM_MONEY, Aggregates, revenue_order, sum_by_key
 from pipeline.parquet_io import bytes_digest, file_digest
 
 COVERS_KEY = b"pipeline.covers"
 AVG_DISCOUNT_TYPE = pa.decimal128(5, AVG_DISCOUNT_SCALE)
 # Gold never holds customer emails; hashes and buckets are internal.
-ANOMALY_COLUMNS = tuple(f.name for f in SILVER_SCHEMA if f.name not in ("customer_email", "order_hash", "bucket"))
+ANOMALY_COLUMNS = tuple(f.name for f in SILVER_SCHEMA if f.name not in ("customer_email", "key_hash", "bucket"))
 RANKED_TABLES = ("top_products", "anomaly_records")
+# The grain (pipeline.gold.aggregates.GRAINS) each keyed table rolls up: its key columns are some of
+# the grain's, so the keys a batch touches are its delta's rows, projected (`touched_keys`).
+ROLLED_UP_FROM: dict[str, str] = {
+    "monthly_sales_summary": "daily",
+    "daily_sales": "daily",
+    "region_wise_performance": "daily",
+    "category_discount_map": "daily",
+    "data_quality": "files",
+}
 
 
 def covers_digest(part_names: Iterable[str]) -> str:
@@ -56,14 +64,13 @@ def _rollup(daily: pa.Table, keys: list[str], measures: list[str]) -> pa.Table:
 
 
 def monthly_sales_summary(daily: pa.Table) -> pa.Table:
-    with_month = daily.append_column("sale_month", pc.strftime(daily.column("sale_date").cast(pa.timestamp("s")), format="%Y-%m"))
-    rolled = _rollup(with_month, ["sale_month"], ["order_count", "total_quantity", "gross_revenue", "total_revenue", "discount_sum"])
+    rolled = _rollup(daily, ["sale_month"], ["order_count", "total_quantity", "gross_revenue", "total_revenue", "discount_sum"])
     avg = _avg(rolled.column("discount_sum"), rolled.column("order_count"))
     return rolled.drop_columns(["discount_sum"]).append_column("avg_discount", avg)
 
 
 def daily_sales(daily: pa.Table) -> pa.Table:
-    return _rollup(daily, list(DAILY_KEYS), ["order_count", "total_quantity", "total_revenue"])
+    return _rollup(daily, list(GOLD_TABLES["daily_sales"]), ["order_count", "total_quantity", "total_revenue"])
 
 
 def region_wise_performance(daily: pa.Table) -> pa.Table:
@@ -87,8 +94,8 @@ def top_products(products: pa.Table, n: int) -> pa.Table:
     return ranked.select(["rank", "product_key", "total_quantity", "total_revenue", "order_count"])
 
 
-def anomaly_records(anomalies: pa.Table, n: int) -> pa.Table:
-    return _ranked(anomalies.select(list(ANOMALY_COLUMNS)), [("revenue", "descending"), ("order_id", "ascending")], n)
+def anomaly_records(anomalies: pa.Table, n: int, key: tuple[str, ...]) -> pa.Table:
+    return _ranked(anomalies.select(list(ANOMALY_COLUMNS)), revenue_order(key), n)
 
 
 def data_quality(file_metrics: list[FileMetrics], files: pa.Table) -> pa.Table:
@@ -112,17 +119,17 @@ def data_quality(file_metrics: list[FileMetrics], files: pa.Table) -> pa.Table:
 
 
 def build_gold_tables(aggregates: Aggregates, anomalies: pa.Table, file_metrics: list[FileMetrics],
-                      top_products_n: int, anomaly_top_n: int) -> dict[str, pa.Table]:
+                      top_products_n: int, anomaly_top_n: int, key: tuple[str, ...]) -> dict[str, pa.Table]:
     """Every gold table of the contract, from the state alone (this is `overwrite`)."""
-    daily = aggregates.daily
+    daily = aggregates["daily"]
     tables = {
         "monthly_sales_summary": monthly_sales_summary(daily),
         "daily_sales": daily_sales(daily),
         "region_wise_performance": region_wise_performance(daily),
         "category_discount_map": category_discount_map(daily),
-        "top_products": top_products(aggregates.products, top_products_n),
-        "anomaly_records": anomaly_records(anomalies, anomaly_top_n),
-        "data_quality": data_quality(file_metrics, aggregates.files),
+        "top_products": top_products(aggregates["products"], top_products_n),
+        "anomaly_records": anomaly_records(anomalies, anomaly_top_n, key),
+        "data_quality": data_quality(file_metrics, aggregates["files"]),
     }
     assert set(tables) == set(GOLD_TABLES)
     return tables
@@ -144,15 +151,7 @@ def upsert(old: pa.Table, fresh: pa.Table, keys: tuple[str, ...], touched: pa.Ta
 
 def touched_keys(delta: Aggregates) -> dict[str, pa.Table]:
     """Keys of each keyed gold table that this batch's new orders change."""
-    daily = delta.daily
-    months = pc.strftime(daily.column("sale_date").cast(pa.timestamp("s")), format="%Y-%m")
-    return {
-        "monthly_sales_summary": pa.table({"sale_month": months}),
-        "daily_sales": daily.select(list(DAILY_KEYS)),
-        "region_wise_performance": daily.select(["region"]),
-        "category_discount_map": daily.select(["category"]),
-        "data_quality": delta.files.select(["source_file"]),
-    }
+    return {name: delta[grain].select(list(GOLD_TABLES[name])) for name, grain in ROLLED_UP_FROM.items()}
 
 
 def gold_covers(path: Path) -> str | None:
