@@ -347,7 +347,7 @@ def settings_fields() -> list[str]:
 
 def _default_text(spec: SettingSpec) -> str:
     value = _canonical(getattr(Settings(), spec.field))
-    text = value if isinstance(value, str) else json.dumps(value)
+    text = value if isinstance(value, str) else ", ".join(value) if spec.parse is _names else json.dumps(value)
     return f"`{text}`" if len(text) <= 48 else "see `luigi.cfg`"
 
 

@@ -1,11 +1,11 @@
 """Silver -> Gold exactly once: merge new silver parts bucket by bucket into the state, then publish.
 
 Crash safety comes from the order of commits. A batch (the next silver parts not yet merged, up
-to `merge_batch_rows` valid rows) is recorded first; each bucket then commits the keys it newly
-saw, its aggregates and its own "done" mark in one SQLite transaction; the last commit folds the
-buckets into the totals and marks the batch's parts as merged. A re-run resumes the same batch at
-the first bucket not done. Gold is published afterwards from
-the state alone, idempotently (see pipeline.gold.tables).
+to `merge_batch_rows` valid rows) is recorded first; then every COMMIT_EVERY_BUCKETS (8) buckets
+commit, in one SQLite transaction, the keys each newly saw, its aggregates and its own "done"
+mark; the last commit folds the buckets into the totals and marks the batch's parts as merged. A
+re-run resumes the same batch at the first bucket not done. Gold is published afterwards from the
+state alone, idempotently (see pipeline.gold.tables).
 """
 from __future__ import annotations
 
@@ -211,7 +211,7 @@ def _merge_one_batch(layout: DataLayout, settings: Settings, parts: list[SilverP
     """Merge one batch: the interrupted one, else the next parts not yet merged (up to
     `merge_batch_rows` valid rows, so a bucket's rows in memory stay bounded whatever the input).
 
-    Each bucket commits the keys it newly saw (an append-only segment `seen/<b>/<batch>`, sorted by
+    Each bucket writes the keys it newly saw (an append-only segment `seen/<b>/<batch>`, sorted by
     key_hash so later batches binary-search it: old keys are never rewritten) and its own small
     aggregates (`bucket/<b>/...`) together; the final commit folds the buckets' aggregates into the
     totals and marks the parts merged.
