@@ -1,17 +1,16 @@
 """sale_date parsing (pipeline/bronze/cleaning.py `_clean_sale_date`) against Python's own `strptime`.
 
-The vectorised path translates each format into an RE2 pattern and checks the calendar in numpy;
-formats it cannot translate fall back to `strptime`. The reference here is the plain loop the
-contract describes: trim, missing tokens, then `datetime.strptime(text, fmt).date()` format by
-format, the first real date wins, text holding a non-ASCII digit is refused.
+The code runs `strptime` once per distinct text (and an ISO timestamp's date part), vectorised
+around it. The reference here is the plain loop the contract describes, row by row: trim, missing
+tokens, then `datetime.strptime(text, fmt).date()` format by format, the first real date wins,
+text holding a non-ASCII digit is refused.
 
 - test_formats_agree_with_strptime (hypothesis): lists of texts shaped like the formats (every
   directive filled with good and bad numbers, leap days, years 0000/0001/9999, ` 5`, non-ASCII
   digits, literal letters in other cases or as `K`/`ſ`/`İ`) and free mixes of fragments, for the
   default formats and other format lists: ambiguous runs of digits, white space, `%%`, formats
-  without a year, and formats that use the strptime fallback (`%b`, a literal `i`).
+  without a year, month names (`%b`), a literal `i`.
 - test_iso_timestamps_give_their_real_date (hypothesis): the date of an ISO timestamp.
-- test_days_match_numpy_calendar: every day of years 1..9999 against numpy's proleptic calendar.
 
 Environment: DATE_PARSING_EXAMPLES (default 100) sets the hypothesis examples per test and format
 list, e.g. 5000 for a long run.
@@ -23,31 +22,30 @@ import os
 import re
 from collections.abc import Sequence
 
-import numpy as np
 import pyarrow as pa
 import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from pipeline import contract as c
-from pipeline.bronze.cleaning import _civil_days, _clean_sale_date, _format_pattern
+from pipeline.bronze import cleaning
+from pipeline.bronze.cleaning import _clean_sale_date
 from pipeline.settings import DEFAULT_DATE_FORMATS
 
 EXAMPLES = int(os.environ.get("DATE_PARSING_EXAMPLES", "100"))
 SENTINEL = dt.date(1970, 1, 1)
 HYPOTHESIS = settings(max_examples=EXAMPLES, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
-# Format lists and whether each format is read by RE2 (True) or by the strptime fallback (False).
-FORMAT_LISTS: list[tuple[tuple[str, ...], tuple[bool, ...]]] = [
-    (DEFAULT_DATE_FORMATS, (True, True, True, True)),
-    (("%d.%m.%Y",), (True,)),
-    (("%Y%m%d",), (True,)),
-    (("%m/%d/%Y", "%Y-%m-%d"), (True, True)),
-    (("%b %d %Y", "%Y-%m-%d"), (False, True)),  # %b: strptime, then RE2
-    (("%d %m %Y", "%Y %m"), (True, True)),  # white space runs; a format without a day
-    (("%Y%m%d", "%Y%d%m", "%m%d"), (True, True, True)),  # ambiguous digit runs; no year (1900)
-    (("week %d/%m, %Y", "%Y%%%m%%%d"), (True, True)),  # literal letters (K, ſ fold to k, s); %%
-    (("%Y is %m-%d", "%d-%m-%Y"), (False, True)),  # literal `i`: strptime (İ and ı match it there)
+FORMAT_LISTS: list[tuple[str, ...]] = [
+    DEFAULT_DATE_FORMATS,
+    ("%d.%m.%Y",),
+    ("%Y%m%d",),
+    ("%m/%d/%Y", "%Y-%m-%d"),
+    ("%b %d %Y", "%Y-%m-%d"),  # a month name
+    ("%d %m %Y", "%Y %m"),  # white space runs; a format without a day
+    ("%Y%m%d", "%Y%d%m", "%m%d"),  # ambiguous digit runs; no year (1900)
+    ("week %d/%m, %Y", "%Y%%%m%%%d"),  # literal letters (K, ſ fold to k, s); %%
+    ("%Y is %m-%d", "%d-%m-%Y"),  # literal `i` (İ and ı match it in strptime)
 ]
 
 
@@ -130,18 +128,7 @@ def texts_for(formats: Sequence[str]) -> st.SearchStrategy[list[str | None]]:
 # Tests.
 # =================================================================================================
 
-@pytest.mark.parametrize("formats, uses_re2", FORMAT_LISTS, ids=lambda v: "|".join(map(str, v)))
-def test_format_lists_exercise_both_paths(formats: tuple[str, ...], uses_re2: tuple[bool, ...]) -> None:
-    """The default formats take the vectorised path; the fallback lists really fall back."""
-    assert tuple(_format_pattern(f) is not None for f in formats) == uses_re2
-
-
-@pytest.mark.parametrize("fmt", ["%Y-%Y", "%Y年%m月%d日", "%", "%Y-%", "%Y-% d", "%Y-%m-%dT%H", "%y-%m-%d"])
-def test_formats_re2_cannot_read_fall_back(fmt: str) -> None:
-    assert _format_pattern(fmt) is None
-
-
-@pytest.mark.parametrize("formats", [f for f, _ in FORMAT_LISTS], ids=lambda f: "|".join(f))
+@pytest.mark.parametrize("formats", FORMAT_LISTS, ids=lambda f: "|".join(f))
 def test_formats_agree_with_strptime(formats: tuple[str, ...]) -> None:
     @HYPOTHESIS
     @given(texts=texts_for(formats))
@@ -214,7 +201,7 @@ def test_hand_cases_default_formats(text: str | None, date: dt.date | None) -> N
     (("%d.%m.%Y", "%m/%d/%Y"), "03/05/2024", dt.date(2024, 3, 5)),
     (("%d.%m.%Y", "%m/%d/%Y"), "2024-03-05", None),
     (("%m/%d",), "02/29", None),  # no year: 1900, not a leap year
-    (("%b %d %Y",), "mar 05 2024", dt.date(2024, 3, 5)),  # the strptime fallback
+    (("%b %d %Y",), "mar 05 2024", dt.date(2024, 3, 5)),  # a month name, any case
     (("%b %d %Y",), "Feb 30 2024", None),
 ])
 def test_hand_cases_configured_formats(formats: tuple[str, ...], text: str, date: dt.date | None) -> None:
@@ -222,29 +209,18 @@ def test_hand_cases_configured_formats(formats: tuple[str, ...], text: str, date
     assert reference_date(text, formats) == date  # the table agrees with strptime itself
 
 
-def test_days_match_numpy_calendar() -> None:
-    """Every day of years 1..9999: real, and the same day number as numpy's proleptic Gregorian calendar."""
-    days = np.arange(np.datetime64("0001-01-01"), np.datetime64("10000-01-01"))
-    months = days.astype("datetime64[M]")
-    fields = {
-        "Y": days.astype("datetime64[Y]").astype(np.int64) + 1970,
-        "m": months.astype(np.int64) % 12 + 1,
-        "d": (days - months).astype(np.int64) + 1,
-    }
-    real, numbers = _civil_days(fields)
-    assert real.all()
-    assert np.array_equal(numbers, days.astype(np.int64))
+def test_strptime_runs_once_per_distinct_text(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Rows repeat few date texts: each distinct text (a timestamp: its date part) is parsed once."""
+    calls: list[str] = []
 
+    def counting(text: str, formats: tuple[str, ...]) -> int | None:
+        calls.append(text)
+        return reference(text, formats)
 
-@HYPOTHESIS
-@given(st.lists(st.tuples(st.integers(-2, 10_001), st.integers(-1, 14), st.integers(-1, 33)), min_size=1, max_size=50))
-def test_calendar_check_agrees_with_datetime(triples: list[tuple[int, int, int]]) -> None:
-    year, month, day = (np.array(v, dtype=np.int64) for v in zip(*triples))
-    real, numbers = _civil_days({"Y": year, "m": month, "d": day})
-    for (y, m, d), is_real, number in zip(triples, real, numbers):
-        try:
-            want = (dt.date(y, m, d) - SENTINEL).days
-        except ValueError:
-            assert not is_real, (y, m, d)
-        else:
-            assert is_real and number == want, (y, m, d)
+    reference = cleaning._date_days.__wrapped__  # not the cache: every call counts
+    monkeypatch.setattr(cleaning, "_date_days", counting)
+    texts = ["2024-03-05", " 2024-03-05", "05/03/2024", "nope", None] * 200
+    stamps = [f"2024-03-0{1 + i % 2}T{i % 24:02d}:{i % 60:02d}:00" for i in range(1000)]
+    assert parsed(texts + stamps, DEFAULT_DATE_FORMATS) == expected(texts, DEFAULT_DATE_FORMATS) + [
+        (dt.date(2024, 3, 1 + i % 2), False) for i in range(1000)]
+    assert sorted(calls) == sorted(["2024-03-05", "05/03/2024", "nope", "2024-03-01", "2024-03-02"])

@@ -1,10 +1,12 @@
 """A chunk with a few bad records is triaged, vectorised; it must read exactly as an independent
 reference reads it (Python's own `csv` module, record by record, with the project's documented
-differences spelled out), and the record-by-record last resort must not be what read it."""
+differences spelled out), with pyarrow agreeing with the scan at the first parse. Where they are
+made to disagree, the records in question are quarantined as malformed_row, none lost."""
 from __future__ import annotations
 
 import csv
 import dataclasses
+import logging
 import os
 import tempfile
 from collections.abc import Iterator
@@ -20,7 +22,7 @@ from hypothesis import strategies as st
 from pipeline.bronze import reader
 from pipeline.bronze.chunking import Chunk, record_spans, scan_file
 from pipeline.bronze.header import layout_header
-from pipeline.bronze.reader import _parse_record_by_record, parse_chunk
+from pipeline.bronze.reader import parse_chunk
 
 HEADER = ["order_id", "quantity", "unit_price"]
 LAYOUT = layout_header(HEADER, "t.csv")
@@ -192,23 +194,24 @@ def _holding_a_cr(reference: list[tuple]) -> int:
 
 @contextmanager
 def _watching_the_python_paths() -> Iterator[dict[str, int]]:
-    """Count calls of the record-by-record last resort and of the Python record split."""
-    calls = {"record_by_record": 0, "split_record": 0}
-    by_record, split = reader._parse_record_by_record, reader._split_record
+    """Count calls of pyarrow's parse of the triaged records (more than one: it disagreed with the
+    scan, and halves were parsed again) and of the Python record split."""
+    calls = {"triaged_parses": 0, "split_record": 0}
+    agreeing, split = reader._parse_agreeing, reader._split_record
 
-    def counting_by_record(*args, **kwargs):
-        calls["record_by_record"] += 1
-        return by_record(*args, **kwargs)
+    def counting_agreeing(*args, **kwargs):
+        calls["triaged_parses"] += 1
+        return agreeing(*args, **kwargs)
 
     def counting_split(*args, **kwargs):
         calls["split_record"] += 1
         return split(*args, **kwargs)
 
-    reader._parse_record_by_record, reader._split_record = counting_by_record, counting_split
+    reader._parse_agreeing, reader._split_record = counting_agreeing, counting_split
     try:
         yield calls
     finally:
-        reader._parse_record_by_record, reader._split_record = by_record, split
+        reader._parse_agreeing, reader._split_record = agreeing, split
 
 
 @settings(max_examples=EXAMPLES, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -226,8 +229,8 @@ def test_triaged_parse_equals_the_csv_module_and_stays_vectorised(records, blank
     assert parsed.records_read == len(reference)
     assert _as_rows(parsed.raw, parsed.malformed) == _reference_rows(reference)
     assert parsed.raw.column("source_row").to_pylist() == sorted(parsed.raw.column("source_row").to_pylist())
-    # Which path read it. The last resort is for pyarrow and the scan disagreeing, never for these records.
-    assert calls["record_by_record"] == 0, "a triaged chunk was split record by record (the last resort)"
+    # Which path read it. pyarrow agrees with the scan on these records at its first parse.
+    assert calls["triaged_parses"] <= 1, "pyarrow and the scan disagreed: the triaged records were parsed again by halves"
     # Only the well-formed records holding a CR that is not their line end may be split in Python.
     assert calls["split_record"] <= _holding_a_cr(reference), f"{calls['split_record']} records split in Python"
     malformed = any(row[0] == "bad" for row in reference)
@@ -235,10 +238,6 @@ def test_triaged_parse_equals_the_csv_module_and_stays_vectorised(records, blank
         assert not parsed.used_slow_path, "well-formed records without a CR must take pyarrow's fast path"
     if malformed:
         assert parsed.used_slow_path
-    # The last resort itself (run directly) reads it the same way.
-    last_resort = _parse_record_by_record(data, record_spans(data), chunk, LAYOUT, "t.csv")
-    assert _as_rows(last_resort.raw, last_resort.malformed) == _reference_rows(reference)
-    assert last_resort.records_read == len(records) + (open_tail is not None)
 
 
 # Any bytes of a CSV's alphabet: quotes opening, closing and escaped across lines, bare CRs, CRLFs,
@@ -262,7 +261,7 @@ def test_any_chunk_reads_as_the_csv_module_reads_it(data: bytes, first_row: int)
         parsed = reader.parse_chunk(data, chunk, LAYOUT, "t.csv")
     assert parsed.records_read == len(reference)
     assert _as_rows(parsed.raw, parsed.malformed) == _reference_rows(reference)
-    assert calls["record_by_record"] == 0, "a triaged chunk was split record by record (the last resort)"
+    assert calls["triaged_parses"] <= 1, "pyarrow and the scan disagreed: the triaged records were parsed again by halves"
     assert calls["split_record"] <= _holding_a_cr(reference), f"{calls['split_record']} records split in Python"
 
 
@@ -321,28 +320,101 @@ def test_unterminated_quote_at_the_end_is_malformed() -> None:
     assert parsed.malformed.column("source_row").to_pylist() == [2]
 
 
-def test_bare_cr_and_bad_records_never_need_the_last_resort(monkeypatch) -> None:
-    from pipeline.bronze import reader
+def _whole_chunk(data: bytes) -> Chunk:
+    return Chunk(index=0, start=0, end=len(data), first_row=1, records=len(record_spans(data)))
 
-    def refuse(*_args, **_kwargs):
-        raise AssertionError("fell back to splitting every record in Python")
 
-    monkeypatch.setattr(reader, "_parse_record_by_record", refuse)
+def test_bare_cr_and_bad_records_agree_at_the_first_parse(caplog) -> None:
     data = b'a,1,2\nb,1\rstill b,2\nc,"q\r\nx",3\nd,\x00,1\ne,\xff,1\nf,1,2,3\ng,1,2\r\n'
-    spans = record_spans(data)
-    chunk = Chunk(index=0, start=0, end=len(data), first_row=1, records=len(spans))
-    parsed = reader.parse_chunk(data, chunk, LAYOUT, "t.csv")
+    with _watching_the_python_paths() as calls:
+        parsed = reader.parse_chunk(data, _whole_chunk(data), LAYOUT, "t.csv")
+    assert calls["triaged_parses"] == 1 and not caplog.records
     assert parsed.raw.column("order_id").to_pylist() == ["a", "b", "c", "g"]
     assert parsed.raw.column("quantity").to_pylist() == ["1", "1\rstill b", "q\r\nx", "1"]
     assert parsed.malformed.column("source_row").to_pylist() == [4, 5, 6]
 
 
-def test_a_chunk_of_only_malformed_records_is_triaged(monkeypatch) -> None:
-    from pipeline.bronze import reader
-
-    monkeypatch.setattr(reader, "_parse_record_by_record", lambda *_a, **_k: (_ for _ in ()).throw(AssertionError("last resort")))
+def test_a_chunk_of_only_malformed_records_is_triaged() -> None:
     data = b"".join(f"A{i};1;2\n".encode() for i in range(1000))  # a ';' export: one field per record
-    spans = record_spans(data)
-    parsed = reader.parse_chunk(data, Chunk(index=0, start=0, end=len(data), first_row=1, records=len(spans)), LAYOUT, "t.csv")
+    with _watching_the_python_paths() as calls:
+        parsed = reader.parse_chunk(data, _whole_chunk(data), LAYOUT, "t.csv")
+    assert calls["triaged_parses"] == 1
     assert parsed.raw.num_rows == 0 and parsed.malformed.num_rows == 1000
     assert parsed.malformed.column("source_row").to_pylist() == list(range(1, 1001))
+
+
+# --- pyarrow (or the Python split) made to read records otherwise than the scan -------------------
+
+def _disagreeing_on(monkeypatch, marker: bytes) -> list[int]:
+    """pyarrow 'disagrees' with the scan on any bytes holding `marker`; returns the list its
+    parses' record counts go to."""
+    parses: list[int] = []
+    parse_fast = reader._parse_fast
+
+    def disagreeing(data: bytes, records: int, *args, **kwargs):
+        parses.append(records)
+        return None if marker in data else parse_fast(data, records, *args, **kwargs)
+
+    monkeypatch.setattr(reader, "_parse_fast", disagreeing)
+    return parses
+
+
+def _numbered(count: int) -> list[bytes]:
+    return [f"ORD-{i},{i % 7 + 1},{i}.25".encode() for i in range(count)]
+
+
+def test_records_pyarrow_reads_otherwise_are_quarantined_and_the_rest_kept(monkeypatch, caplog) -> None:
+    """The records in question, and only they, become malformed_row with their raw text; each costs
+    a few parses of halves (about two parses of the chunk), not a parse in Python."""
+    rows = _numbered(20_000)
+    rows[1_234] += b',"odd"'  # ragged: sends the chunk to triage anyway
+    data = b"\n".join(rows) + b"\n"
+    parses = _disagreeing_on(monkeypatch, b"ORD-777,")
+    with caplog.at_level(logging.WARNING, logger="pipeline"):
+        parsed = reader.parse_chunk(data, _whole_chunk(data), LAYOUT, "t.csv")
+    assert parsed.records_read == 20_000
+    assert parsed.malformed.column("source_row").to_pylist() == [778, 1_235]
+    assert parsed.malformed.column("reason").to_pylist() == ["malformed_row"] * 2
+    assert parsed.malformed.column("raw_text").to_pylist()[0] == "ORD-777,1,777.25"
+    kept = [i for i in range(20_000) if i not in (777, 1_234)]
+    assert parsed.raw.column("source_row").to_pylist() == [i + 1 for i in kept]
+    assert parsed.raw.column("order_id").to_pylist() == [f"ORD-{i}" for i in kept]
+    assert parsed.raw.column("unit_price").to_pylist() == [f"{i}.25" for i in kept]
+    assert [r.getMessage() for r in caplog.records] == [
+        "t.csv: records 778 read otherwise by the parser than by the scan: quarantined as malformed_row"]
+    # The fast path, the triaged parse, then halves: two of 10,000 records, two of 5,000... (two parses more)
+    assert len(parses) <= 2 + 2 * 15 and sum(parses) <= 4 * 20_000, parses
+
+
+def test_a_chunk_pyarrow_reads_wholly_otherwise_is_quarantined_whole(monkeypatch) -> None:
+    data = b"\n".join(_numbered(40)) + b"\n"
+    _disagreeing_on(monkeypatch, b"ORD-")
+    parsed = reader.parse_chunk(data, _whole_chunk(data), LAYOUT, "t.csv")
+    assert parsed.raw.num_rows == 0 and parsed.records_read == 40
+    assert parsed.malformed.column("source_row").to_pylist() == list(range(1, 41))
+    assert parsed.malformed.column("raw_text").to_pylist() == [row.decode() for row in _numbered(40)]
+
+
+def test_a_bare_cr_record_the_split_reads_otherwise_is_quarantined(monkeypatch, caplog) -> None:
+    split_record = reader._split_record
+    monkeypatch.setattr(reader, "_split_record", lambda record, width: None if b"still" in record else split_record(record, width))
+    data = b'a,1,2\nb,1\rstill b,2\nc,"q\r\nx",3\nd,1,2\n'
+    parsed = reader.parse_chunk(data, _whole_chunk(data), LAYOUT, "t.csv")
+    assert parsed.raw.column("order_id").to_pylist() == ["a", "c", "d"]
+    assert parsed.raw.column("source_row").to_pylist() == [1, 3, 4]
+    assert parsed.malformed.column("raw_text").to_pylist() == ["b,1\rstill b,2"]
+    assert parsed.malformed.column("source_row").to_pylist() == [2]
+    assert "records 2 read otherwise" in caplog.text
+
+
+def test_a_record_longer_than_pyarrows_block_is_read(monkeypatch) -> None:
+    """pyarrow cannot read a record over about two blocks (32 MB by default); triage gives it a block
+    as long as the longest record, so such a record is read, not quarantined (here blocks of 64 bytes)."""
+    monkeypatch.setattr(reader, "BLOCK_BYTES", 64)
+    long_value = "x" * 500
+    data = f'a,1,2\nb,"{long_value}",2\nc,{long_value},3\nd,1\n'.encode()  # d is ragged: triage
+    with _watching_the_python_paths() as calls:
+        parsed = reader.parse_chunk(data, _whole_chunk(data), LAYOUT, "t.csv")
+    assert calls["triaged_parses"] == 1
+    assert parsed.raw.column("quantity").to_pylist() == ["1", long_value, long_value]
+    assert parsed.malformed.column("source_row").to_pylist() == [4]

@@ -15,8 +15,9 @@ it and the tests that pin it:
   `chunking.scan_file`; tested in test_chunking, test_bronze_pipeline.
 - header names trimmed and lower-cased; required columns; duplicates; extra and missing optional columns:
   `header.layout_header`; tested in test_header_and_config, test_hostile_input.
-- malformed_row: wrong field count, invalid UTF-8, NUL, a quote left open; raw text kept:
-  `reader.parse_chunk`, `chunking.split_fields`; tested in test_reader_triage, test_hostile_input.
+- malformed_row: wrong field count, invalid UTF-8, NUL, a quote left open; raw text kept (also for a record
+  the parser reads otherwise than the scan): `reader.parse_chunk`, `reader._parse_agreeing`, `chunking.split_fields`;
+  tested in test_reader_triage, test_hostile_input.
 - field rules: trimming, missing tokens, hard rules in order, soft defaults, numbers, dates, aliases, e-mail,
   product_key: `cleaning.clean_records` (with `cleaning._clean_sale_date`, `cleaning._clean_alias`,
   `cleaning._clean_email`, `cleaning._clean_product`); tested in test_cleaning_rules, test_cleaning_oracle,

@@ -426,8 +426,8 @@ def record_spans(data: bytes) -> RecordSpans:
 
 def split_fields(record: bytes) -> list[bytes] | None:
     """The field values of one record (no line end), by the scanner's quote rules; None when a
-    quote is left open. Only for the rare records read in Python (a bare CR inside, the last
-    resort): chunks are split by pyarrow, whose output is checked against the same scanner."""
+    quote is left open. Only for the rare records read in Python (a bare CR inside): chunks are
+    split by pyarrow, whose output is checked against the same scanner."""
     arr = np.frombuffer(record, dtype=np.uint8)
     scanner = _RecordScanner(start_offset=0)
     commas, _, _ = scanner.unquoted(arr, np.flatnonzero(arr == COMMA))

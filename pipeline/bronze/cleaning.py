@@ -8,8 +8,9 @@ This is the hot path, so every rule runs on whole Arrow arrays, never row by row
   column that turns out to have many distinct values is still fast.
 - Python runs only where Arrow cannot give the contract's answer, and only on distinct values:
   lower-casing non-ASCII text (Arrow and Python differ on `İ` and final `Σ`; Python's
-  `str.lower` is the reference), numbers written with an exponent, and the rare date formats
-  that RE2 cannot read exactly as `strptime` does (`_format_pattern`).
+  `str.lower` is the reference), numbers written with an exponent, and dates: `strptime` itself
+  reads each distinct date text once (`_date_days`, cached across chunks), since the contract's
+  dates are whatever `strptime` accepts and a chunk holds a few thousand distinct ones.
 - Money is exact integer arithmetic on int64 cents (`_money`), turned into decimals at the end.
 
 White space means Python's `str.isspace` (the same 29 code points Arrow's `utf8_trim_whitespace`
@@ -19,7 +20,6 @@ from __future__ import annotations
 
 import datetime as dt
 import functools
-import re
 import sys
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -39,21 +39,12 @@ _WS = r"\t\n\x{0B}\f\r \x{1C}-\x{1F}\x{85}\x{A0}\x{1680}\x{2000}-\x{200A}\x{2028
 _WS_RUN = f"[{_WS}]+"
 # local@domain.tld: no white space, exactly one @, domain labels non-empty and dot separated.
 _EMAIL = f"^[^@{_WS}]+@[^@.{_WS}]+(?:\\.[^@.{_WS}]+)+$"
-# An ISO timestamp with a valid clock time; its date Y-m-d is checked as a calendar date later.
+# An ISO timestamp with a valid clock time; its date part (the first 10 characters) is parsed later.
 _ISO_TIMESTAMP = (
-    r"^(?P<Y>[0-9]{4})-(?P<m>[0-9]{2})-(?P<d>[0-9]{2})[Tt ](?:[01][0-9]|2[0-3]):[0-5][0-9]"
+    r"^[0-9]{4}-[0-9]{2}-[0-9]{2}[Tt ](?:[01][0-9]|2[0-3]):[0-5][0-9]"
     r"(?::[0-5][0-9](?:[.,][0-9]+)?)?(?:[Zz]|[+-](?:[01][0-9]|2[0-3]):?[0-5][0-9])?$"
 )
-# strptime's regex of each date directive (CPython 3.11 Lib/_strptime.py) with [0-9] for \d, and the
-# value strptime gives a directive the format lacks. Other directives stay with strptime itself.
-_DATE_DIRECTIVES = {
-    "Y": ("(?P<Y>[0-9][0-9][0-9][0-9])", 1900),
-    "m": ("(?P<m>1[0-2]|0[1-9]|[1-9])", 1),
-    "d": ("(?P<d>3[01]|[12][0-9]|0[1-9]|[1-9]| [1-9])", 1),
-}
-# One piece of a strptime format: a directive (or a stray %), a white space run, one literal.
-_FORMAT_PIECE = re.compile(r"%.?|\s+|.", re.DOTALL)
-_DAYS_IN_MONTH = np.array([31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31], dtype=np.int64)
+_ISO_DATE = ("%Y-%m-%d",)  # the format of that date part, whose shape the pattern has checked
 _NULL_TOKENS = pa.array(c.NULL_TOKENS, pa.string())
 _NULL_STRING = pa.scalar(None, pa.string())
 _MONEY_COLUMNS = ("gross_revenue", "revenue", "discount_amount")  # derived from quantity, price and discount
@@ -390,15 +381,15 @@ def _clean_sale_date(raw: pa.Array, formats: Sequence[str]) -> Columns:
     """sale_date and sale_month; an ISO timestamp gives its date, other text goes through the formats.
 
     A timestamp whose date is no real date gets the default: it is not tried with the formats.
+    Only a timestamp's date part is parsed, so timestamps with many clock times still cost one parse per day.
     """
     text = _present_values(raw)
-    stamp = pc.extract_regex(text, pattern=_ISO_TIMESTAMP)
-    is_stamp = _np_bool(stamp.is_valid())
-    stamp_real, stamp_days = _civil_days(_date_fields(stamp))
-    format_real, format_days = _format_dates(pc.if_else(pa.array(is_stamp), _NULL_STRING, text), formats)
-    real = np.where(is_stamp, stamp_real, format_real)
-    days = np.where(real, np.where(is_stamp, stamp_days, format_days), 0).astype(np.int32)
-    day = pa.array(days, pa.date32())
+    is_stamp = pc.fill_null(pc.match_substring_regex(text, pattern=_ISO_TIMESTAMP), False)
+    stamp_days = _days_per_distinct(pc.if_else(is_stamp, pc.utf8_slice_codeunits(text, 0, 10), _NULL_STRING), _ISO_DATE)
+    other_days = _days_per_distinct(pc.if_else(is_stamp, _NULL_STRING, text), tuple(formats))
+    days = pc.coalesce(stamp_days, other_days)
+    real = _np_bool(days.is_valid())
+    day = pc.fill_null(days, 0).cast(pa.date32())
     return {
         "sale_date": day,
         "sale_month": pc.utf8_slice_codeunits(pc.cast(day, pa.string()), 0, 7),
@@ -406,124 +397,30 @@ def _clean_sale_date(raw: pa.Array, formats: Sequence[str]) -> Columns:
     }
 
 
-def _format_dates(text: pa.Array, formats: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
-    """(real, days since 1970-01-01): per value, the first format that reads it as a real date.
-
-    A value one format reads as no real date (`2024-02-30`) is still tried with the next formats.
-    """
-    real = np.zeros(len(text), dtype=bool)
-    days = np.zeros(len(text), dtype=np.int64)
-    pending = _np_bool(text.is_valid())
-    for fmt in formats:
-        rows = np.flatnonzero(pending)
-        if not len(rows):
-            break
-        pattern = _format_pattern(fmt)
-        candidates = pc.take(text, pa.array(rows))
-        if pattern is None:
-            found, found_days = _strptime_dates(candidates, fmt)
-        else:
-            found, found_days = _civil_days(_date_fields(pc.extract_regex(candidates, pattern=pattern)))
-        hits = rows[found]
-        real[hits], days[hits], pending[hits] = True, found_days[found], False
-    return real, days
-
-
-@functools.lru_cache(maxsize=64)
-def _format_pattern(fmt: str) -> str | None:
-    """RE2 pattern that reads text exactly as `strptime(text, fmt)` does, None when RE2 cannot.
-
-    Same regex as strptime's (white space runs become a white space run, case is ignored), plus
-    `rest`: strptime takes the first match, then fails when text remains. RE2 picks the same first
-    match (leftmost-first, like Python), and `rest` keeps it that way by construction rather than
-    by an argument that an anchored match would agree. None (strptime is used) for other
-    directives, a repeated one, non-ASCII literals and `i`/`I` (Python's re.IGNORECASE also matches
-    `İ` and `ı` to them, RE2 does not). With [0-9] and ASCII literals, text holding a non-ASCII
-    digit can never match, as the contract wants.
-    """
-    pieces, seen = [], set()
-    for piece in _FORMAT_PIECE.findall(fmt):
-        if piece == "%%":
-            pieces.append(_re2_literal("%"))
-        elif piece.startswith("%"):
-            directive = piece[1:]
-            if directive not in _DATE_DIRECTIVES or directive in seen:
-                return None
-            seen.add(directive)
-            pieces.append(_DATE_DIRECTIVES[directive][0])
-        elif piece.isspace():
-            pieces.append(_WS_RUN)
-        elif piece.isascii() and piece not in "iI":
-            pieces.append(_re2_literal(piece))
-        else:
-            return None
-    return "(?is)^" + "".join(pieces) + "(?P<rest>.*)$"
-
-
-def _re2_literal(char: str) -> str:
-    return f"\\x{{{ord(char):x}}}"
-
-
-def _date_fields(parts: pa.StructArray) -> dict[str, np.ndarray]:
-    """Y, m and d as int64 (strptime's value for a missing directive), -1 where the text did not match.
-
-    A match counts only when nothing remains after it (`rest`, see _format_pattern).
-    """
-    names = {f.name for f in parts.type}
-    matched = _np_bool(parts.is_valid())
-    if "rest" in names:
-        matched &= _np_bool(pc.fill_null(pc.equal(pc.struct_field(parts, "rest"), ""), False))
-    fields = {}
-    for name, (_, missing) in _DATE_DIRECTIVES.items():
-        if name in names:
-            digits = pc.utf8_ltrim(pc.struct_field(parts, name), characters=" ")  # `%d` takes ` 5`
-            value = _np_int(pc.cast(digits, pa.int64()))
-        else:
-            value = np.full(len(parts), missing, dtype=np.int64)
-        fields[name] = np.where(matched, value, -1)
-    return fields
-
-
-def _civil_days(fields: Mapping[str, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
-    """(real, days since 1970-01-01) of Y/m/d: real when `datetime.date(Y, m, d)` would accept it.
-
-    Days by H. Hinnant's days_from_civil: years counted from March, so February's leap day is the
-    last day of its year and the day of the year needs no leap test.
-    """
-    year, month, day = fields["Y"], fields["m"], fields["d"]
-    leap = (year % 4 == 0) & ((year % 100 != 0) | (year % 400 == 0))
-    known_month = (month >= 1) & (month <= 12)
-    month_days = _DAYS_IN_MONTH[np.where(known_month, month, 1) - 1] + ((month == 2) & leap)
-    real = (year >= 1) & (year <= 9999) & known_month & (day >= 1) & (day <= month_days)
-    shifted_year = year - (month <= 2)
-    era = shifted_year // 400
-    year_of_era = shifted_year - era * 400
-    day_of_year = (153 * ((month + 9) % 12) + 2) // 5 + day - 1
-    day_of_era = year_of_era * 365 + year_of_era // 4 - year_of_era // 100 + day_of_year
-    return real, np.where(real, era * 146_097 + day_of_era - 719_468, 0)
-
-
-def _strptime_dates(text: pa.Array, fmt: str) -> tuple[np.ndarray, np.ndarray]:
-    """(real, days since 1970-01-01) by strptime itself, for formats _format_pattern cannot translate."""
-    dates = [_format_date(value, fmt) for value in text.to_pylist()]
-    real = np.array([d is not None for d in dates], dtype=bool)
-    days = np.array([0 if d is None else (d - _EPOCH).days for d in dates], dtype=np.int64)
-    return real, days
+def _days_per_distinct(text: pa.Array, formats: tuple[str, ...]) -> pa.Array:
+    """Days since 1970-01-01 (int32, null: no real date, or no text) by `_date_days`, run once per
+    distinct text and spread back with `take`: date texts are few, strptime is the reference."""
+    encoded = pc.dictionary_encode(text)
+    days = pa.array([_date_days(value, formats) for value in encoded.dictionary.to_pylist()], pa.int32())
+    return pc.take(days, encoded.indices)
 
 
 @functools.lru_cache(maxsize=1 << 16)
-def _format_date(text: str, fmt: str) -> dt.date | None:
-    """The date `fmt` reads from `text`; strptime never rolls `2024-02-30` over.
+def _date_days(text: str, formats: tuple[str, ...]) -> int | None:
+    """Days since 1970-01-01 of the first format `datetime.strptime` reads `text` with, else None.
 
-    strptime's `\\d` accepts any Unicode digit (`٢٠٢٤`), which the contract does not: refused.
-    Only for formats _format_pattern cannot translate; cached because strptime costs about 10 us a try.
+    strptime never rolls `2024-02-30` over (a format reading no real date fails, the next is tried).
+    Its `\\d` accepts any Unicode digit (`٢٠٢٤`), which the contract does not: refused. Cached because
+    one strptime try costs about 5 us and every chunk of a file meets the same dates again.
     """
     if any(ch.isdecimal() and not ch.isascii() for ch in text):
         return None
-    try:
-        return dt.datetime.strptime(text, fmt).date()
-    except ValueError:
-        return None
+    for fmt in formats:
+        try:
+            return (dt.datetime.strptime(text, fmt).date() - _EPOCH).days
+        except ValueError:
+            continue
+    return None
 
 
 def _clean_email(raw: pa.Array) -> Columns:

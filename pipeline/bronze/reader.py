@@ -5,13 +5,19 @@ the records the scan counted and finds no ragged record. Otherwise (a ragged rec
 UTF-8, a NUL byte, a bare CR) the chunk is triaged, still vectorised: the scan's quote rules
 locate every record and count its fields, the malformed records are set aside with their raw
 text, the few records with a bare CR inside are split in Python, and pyarrow parses all the
-others in one go. Only if pyarrow and the scan then disagree does the chunk fall back to
-splitting every record in Python, so one bad line never costs a chunk more than a few percent.
+others in one go, so one bad line never costs a chunk more than a few percent.
+
+There is no third parser. Should pyarrow (or the split) still read a record otherwise than the
+scan, that record is quarantined as malformed_row with its raw text and a warning: silver only
+holds records both readers agree on, and every record is still accounted for. pyarrow's
+disagreement is localised by parsing halves again (`_parse_agreeing`), about two parses of the
+records for one such record.
 """
 from __future__ import annotations
 
 import codecs
 import io
+import logging
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -23,6 +29,10 @@ import pyarrow.csv as pacsv
 from pipeline.bronze.chunking import CR, Chunk, RecordSpans, record_spans, split_fields
 from pipeline.bronze.header import HeaderLayout
 from pipeline.contract import INPUT_COLUMNS, MALFORMED_ROW, QUARANTINE_SCHEMA
+
+log = logging.getLogger("pipeline")
+# pyarrow's block: it reads records up to about twice as long, triage passes a larger one when needed.
+BLOCK_BYTES = 1 << 24
 
 
 @dataclass(frozen=True)
@@ -53,7 +63,7 @@ def parse_chunk(data: bytes, chunk: Chunk, layout: HeaderLayout, source_file: st
     return _parse_triaged(data, chunk, layout, source_file)
 
 
-def _parse_fast(data: bytes, records: int, layout: HeaderLayout) -> dict[str, pa.ChunkedArray] | None:
+def _parse_fast(data: bytes, records: int, layout: HeaderLayout, block_size: int = BLOCK_BYTES) -> dict[str, pa.ChunkedArray] | None:
     """pyarrow's parse of `data` as exactly `records` well-formed records, else None."""
     ragged: list[object] = []
 
@@ -66,7 +76,7 @@ def _parse_fast(data: bytes, records: int, layout: HeaderLayout) -> dict[str, pa
     try:
         table = pacsv.read_csv(
             io.BytesIO(data),
-            read_options=pacsv.ReadOptions(column_names=field_names, use_threads=False, block_size=1 << 24),
+            read_options=pacsv.ReadOptions(column_names=field_names, use_threads=False, block_size=block_size),
             parse_options=pacsv.ParseOptions(newlines_in_values=True, ignore_empty_lines=True, invalid_row_handler=note_ragged),
             convert_options=pacsv.ConvertOptions(
                 include_columns=[field_names[i] for i in wanted],
@@ -90,35 +100,79 @@ def _assemble(columns: dict[str, pa.ChunkedArray | pa.Array], rows: int, first_r
 
 
 def _parse_triaged(data: bytes, chunk: Chunk, layout: HeaderLayout, source_file: str) -> RawChunk:
-    """Malformed records aside, bare-CR records split in Python, every other record parsed by pyarrow."""
+    """Malformed records aside, bare-CR records split in Python, every other record parsed by pyarrow;
+    a record either parser reads otherwise than the scan is quarantined with the malformed ones."""
     spans = record_spans(data)
     if len(spans) != chunk.records:
         raise ValueError(f"{source_file}: chunk {chunk.index} has {len(spans)} records, the scan counted {chunk.records}")
     arr = np.frombuffer(data, dtype=np.uint8)
-    bad = spans.fields != layout.width
+    bad = _malformed(data, arr, spans, layout.width)
+    by_python = ~bad & _has_bare_cr(arr, spans)
+    arrow_rows, python_rows = np.flatnonzero(~bad & ~by_python), np.flatnonzero(by_python)
+    pieces, arrow_refused = _parse_agreeing(data, spans, arrow_rows, layout, _block_size(spans))
+    split = [_split_record(data[start:stop], layout.width) for start, stop in _spans_of(spans, python_rows)]
+    split_ok = np.array([fields is not None for fields in split], dtype=bool)
+    refused = np.zeros(len(spans), dtype=bool)
+    refused[arrow_refused] = refused[python_rows[~split_ok]] = True
+    if refused.any():
+        log.warning("%s: records %s read otherwise by the parser than by the scan: quarantined as %s",
+                    source_file, _row_list(np.flatnonzero(refused) + chunk.first_row), MALFORMED_ROW)
+        bad |= refused
+
+    first = chunk.first_row
+    columns = {name: pa.chunked_array([c for piece in pieces for c in piece[name].chunks], pa.string()) for name in layout.positions}
+    kept = arrow_rows[~refused[arrow_rows]]
+    raw = _assemble(columns, len(kept), first, pa.array(kept + first, pa.int64()))
+    if split_ok.any():
+        values = [fields for fields in split if fields is not None]
+        extra = {name: pa.array([fields[pos] for fields in values], pa.string()) for name, pos in layout.positions.items()}
+        raw = pa.concat_tables([raw, _assemble(extra, len(values), first, pa.array(python_rows[split_ok] + first, pa.int64()))])
+        raw = raw.take(pc.sort_indices(raw.column("source_row")))
+    bad_rows = np.flatnonzero(bad)
+    texts = [data[start:stop].decode("utf-8", errors="replace") for start, stop in _spans_of(spans, bad_rows)]
+    malformed = malformed_rows(source_file, (bad_rows + first).tolist(), texts)
+    return RawChunk(raw=raw, malformed=malformed, records_read=len(spans), used_slow_path=True)
+
+
+def _malformed(data: bytes, arr: np.ndarray, spans: RecordSpans, width: int) -> np.ndarray:
+    """The malformed records: wrong field count, a NUL byte, invalid UTF-8, a quote open at the end."""
+    bad = spans.fields != width
     bad[spans.record_of(np.flatnonzero(arr == 0))] = True
     bad[spans.record_of(_invalid_utf8_offsets(data))] = True
     if spans.open_quote_at_end and len(spans):
         bad[-1] = True
-    by_python = ~bad & _has_bare_cr(arr, spans)
-    by_arrow = ~bad & ~by_python
-    if by_arrow.any():
-        columns = _parse_fast(_records_bytes(data, spans, by_arrow), int(by_arrow.sum()), layout)
-    else:  # nothing for pyarrow (every record malformed): no parse, and no reason for the last resort
-        columns = {name: pa.array([], pa.string()) for name in layout.positions}
-    python_rows = [_split_record(data[start:stop], layout.width) for start, stop in _spans_of(spans, by_python)]
-    if columns is None or any(fields is None for fields in python_rows):
-        return _parse_record_by_record(data, spans, chunk, layout, source_file)
-    first = chunk.first_row
-    raw = _assemble(columns, int(by_arrow.sum()), first, pa.array(np.flatnonzero(by_arrow) + first, pa.int64()))
-    if python_rows:
-        extra = {name: pa.array([fields[pos] for fields in python_rows], pa.string()) for name, pos in layout.positions.items()}
-        raw = pa.concat_tables([raw, _assemble(extra, len(python_rows), first, pa.array(np.flatnonzero(by_python) + first, pa.int64()))])
-        raw = raw.take(pc.sort_indices(raw.column("source_row")))
-    bad_rows = np.flatnonzero(bad)
-    texts = [data[start:stop].decode("utf-8", errors="replace") for start, stop in _spans_of(spans, bad)]
-    malformed = malformed_rows(source_file, (bad_rows + first).tolist(), texts)
-    return RawChunk(raw=raw, malformed=malformed, records_read=len(spans), used_slow_path=True)
+    return bad
+
+
+def _block_size(spans: RecordSpans) -> int:
+    """pyarrow's block for these records: at least the longest (pyarrow fails on a record over about two blocks)."""
+    return max(BLOCK_BYTES, int((spans.line_ends - spans.starts).max(initial=0)) + 1)
+
+
+def _parse_agreeing(data: bytes, spans: RecordSpans, rows: np.ndarray, layout: HeaderLayout,
+                    block_size: int) -> tuple[list[dict[str, pa.ChunkedArray]], np.ndarray]:
+    """pyarrow's parse of the records `rows` (ascending indices), in pieces in order, and the
+    records it reads otherwise than the scan (a ragged record, another count, an error).
+
+    A parse that disagrees is tried again on each half, down to the single records at fault, so
+    every record kept was read by pyarrow exactly as the scan delimits it.
+    """
+    if not len(rows):
+        return [], rows
+    columns = _parse_fast(_records_bytes(data, spans, rows), len(rows), layout, block_size)
+    if columns is not None:
+        return [columns], rows[:0]
+    if len(rows) == 1:
+        return [], rows
+    middle = len(rows) // 2
+    first, first_refused = _parse_agreeing(data, spans, rows[:middle], layout, block_size)
+    second, second_refused = _parse_agreeing(data, spans, rows[middle:], layout, block_size)
+    return first + second, np.concatenate([first_refused, second_refused])
+
+
+def _row_list(rows: np.ndarray, shown: int = 10) -> str:
+    listed = ", ".join(str(row) for row in rows[:shown].tolist())
+    return listed + (f" and {len(rows) - shown} more" if len(rows) > shown else "")
 
 
 def _invalid_utf8_offsets(data: bytes) -> np.ndarray:
@@ -153,38 +207,17 @@ def _spans_of(spans: RecordSpans, rows: np.ndarray) -> list[tuple[int, int]]:
 
 
 def _records_bytes(data: bytes, spans: RecordSpans, rows: np.ndarray) -> bytes:
-    """The chosen records, each with its own line end, in order: one slice per run of chosen records."""
-    edges = np.diff(np.concatenate(([False], rows, [False])).astype(np.int8))
-    firsts, lasts = np.flatnonzero(edges == 1), np.flatnonzero(edges == -1) - 1
+    """The records `rows` (ascending indices, at least one), each with its own line end, in order:
+    one slice per run of consecutive records."""
+    breaks = np.flatnonzero(np.diff(rows) != 1)
+    firsts, lasts = rows[np.concatenate(([0], breaks + 1))], rows[np.concatenate((breaks, [len(rows) - 1]))]
     return b"".join(data[start:end] for start, end in zip(spans.starts[firsts].tolist(), spans.line_ends[lasts].tolist()))
-
-
-def _parse_record_by_record(data: bytes, spans: RecordSpans, chunk: Chunk, layout: HeaderLayout, source_file: str) -> RawChunk:
-    """The last resort: every record split in Python (pyarrow and the scan disagreed on this chunk)."""
-    valid_values: dict[str, list[str]] = {name: [] for name in layout.positions}
-    valid_rows: list[int] = []
-    bad_rows: list[int] = []
-    bad_texts: list[str] = []
-    for offset, (start, stop) in enumerate(_spans_of(spans, np.ones(len(spans), dtype=bool))):
-        row_number = chunk.first_row + offset
-        record = data[start:stop]
-        fields = _split_record(record, layout.width)
-        if fields is None:
-            bad_rows.append(row_number)
-            bad_texts.append(record.decode("utf-8", errors="replace"))
-            continue
-        valid_rows.append(row_number)
-        for name, pos in layout.positions.items():
-            valid_values[name].append(fields[pos])
-    columns = {name: pa.array(values, pa.string()) for name, values in valid_values.items()}
-    raw = _assemble(columns, len(valid_rows), chunk.first_row, pa.array(valid_rows, pa.int64()))
-    malformed = malformed_rows(source_file, bad_rows, bad_texts)
-    return RawChunk(raw=raw, malformed=malformed, records_read=len(spans), used_slow_path=True)
 
 
 def _split_record(record: bytes, width: int) -> list[str] | None:
     """The fields of one record (chunking.split_fields: the scan's own quote rules), or None when it
-    is not valid UTF-8, holds a NUL byte, leaves a quote open or has the wrong width."""
+    is not valid UTF-8, holds a NUL byte, leaves a quote open or has the wrong width (which triage
+    has ruled out: None means the split and the scan disagree)."""
     if b"\x00" in record:
         return None
     fields = split_fields(record)
