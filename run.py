@@ -109,7 +109,7 @@ def _setup_logging(verbose: bool) -> None:
 
 def command_generate(args: argparse.Namespace) -> int:
     from pipeline.generator import generate_bronze
-    from pipeline.layout import DataLayout
+    from pipeline.storage.layout import DataLayout
     from tasks.config import load_settings
 
     settings = load_settings(args.data_root)
@@ -126,9 +126,9 @@ def command_generate(args: argparse.Namespace) -> int:
 
 def command_status(args: argparse.Namespace) -> int:
     from pipeline.bronze.discovery import scan_bronze
-    from pipeline.inventory import file_status, gone_files, header_problem, mostly_rejected_line, mostly_rejected_of, silver_totals
-    from pipeline.layout import DataLayout
-    from pipeline.silver_settings import settings_problem
+    from pipeline.running.inventory import file_status, gone_files, header_problem, mostly_rejected_line, mostly_rejected_of, silver_totals
+    from pipeline.running.silver_settings import settings_problem
+    from pipeline.storage.layout import DataLayout
     from tasks.config import load_settings
 
     settings = load_settings(args.data_root)
@@ -194,7 +194,7 @@ def command_status(args: argparse.Namespace) -> int:
 
 def _print_gold_status(layout, scanned_files: list[str], account: dict) -> None:
     from pipeline.gold.merge import silver_parts
-    from pipeline.inventory import gold_status
+    from pipeline.running.inventory import gold_status
     from pipeline.timestamps import utc_iso
 
     names = [p.name for p in silver_parts(layout, scanned_files) if p.path.exists()]
@@ -227,7 +227,7 @@ def _no_user_input(args: argparse.Namespace, settings, layout) -> bool:
 def _resolve_root(args: argparse.Namespace):
     """The data root to run on; with no input at all, the embedded sample in its own folder."""
     from pipeline.bronze.discovery import discover_bronze
-    from pipeline.layout import DataLayout
+    from pipeline.storage.layout import DataLayout
     from tasks.config import load_settings
 
     settings = load_settings(args.data_root)
@@ -246,10 +246,10 @@ def _resolve_root(args: argparse.Namespace):
 
 
 def command_run(args: argparse.Namespace) -> int:
-    from pipeline.inventory import silver_totals
-    from pipeline.journal import start_journal
-    from pipeline.maintenance import Maintenance, finish_reprocess_all
-    from pipeline.preflight import apply_request, discover_inputs, ensure_writable
+    from pipeline.running.inventory import silver_totals
+    from pipeline.running.maintenance import Maintenance, finish_reprocess_all
+    from pipeline.running.preflight import apply_request, discover_inputs, ensure_writable
+    from pipeline.storage.journal import start_journal
     from tasks.root import Pipeline
 
     settings, layout = _resolve_root(args)
@@ -290,9 +290,9 @@ def command_run(args: argparse.Namespace) -> int:
 
 
 def _run_and_report(args: argparse.Namespace, layout, root, plan, journal_file: Path) -> int:
-    from pipeline.journal import read_journal
-    from pipeline.maintenance import finish_reprocess_all
-    from pipeline.progress import run_work
+    from pipeline.running.maintenance import finish_reprocess_all
+    from pipeline.running.progress import run_work
+    from pipeline.storage.journal import read_journal
     from tasks.root import Pipeline
     from tasks.warm_workers import warm_workers
 
@@ -345,8 +345,8 @@ def _live_progress(args: argparse.Namespace, layout, runnable, journal_file: Pat
     if args.verbose or not sys.stdout.isatty():
         yield
         return
-    from pipeline.journal import read_journal
-    from pipeline.progress import pending_bytes, progress_line, run_work
+    from pipeline.running.progress import pending_bytes, progress_line, run_work
+    from pipeline.storage.journal import read_journal
     from tasks.base import STEP_LOG
 
     logging.getLogger(STEP_LOG).setLevel(logging.WARNING)
@@ -452,7 +452,7 @@ def _build(top, args: argparse.Namespace):
 def _record_run_start(layout, started_wall: float, args: argparse.Namespace, files: int) -> None:
     """gold/_run.json: what the report's run section says about this run. Written before the build,
     because the report is rendered inside it."""
-    from pipeline.atomic import write_text_atomic
+    from pipeline.storage.atomic import write_text_atomic
     from pipeline.timestamps import utc_iso
 
     started_at = utc_iso(started_wall)
@@ -481,7 +481,7 @@ def _totals_account(totals) -> dict:
 
 
 def _warn_mostly_rejected(layout, totals) -> list[dict]:
-    from pipeline.inventory import mostly_rejected_line, mostly_rejected_of
+    from pipeline.running.inventory import mostly_rejected_line, mostly_rejected_of
     from tasks.config import settings_for_root
 
     found = mostly_rejected_of(totals.summaries, settings_for_root(str(layout.root)).rejected_share_warning)
@@ -491,7 +491,7 @@ def _warn_mostly_rejected(layout, totals) -> list[dict]:
 
 
 def _print_summary(args: argparse.Namespace, layout, files, work, seconds: float) -> None:
-    from pipeline.inventory import silver_totals
+    from pipeline.running.inventory import silver_totals
 
     totals = silver_totals(layout, files)
     rate = work.rows_cleaned / seconds if seconds > 0 else 0.0

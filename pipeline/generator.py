@@ -21,9 +21,9 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from pipeline.atomic import atomic_path
 from pipeline.contract import INPUT_COLUMNS
 from pipeline.errors import PipelineError
+from pipeline.storage.atomic import atomic_path
 
 __all__ = ["generate_bronze"]
 

@@ -15,7 +15,7 @@ from pathlib import Path
 import pyarrow.parquet as pq
 
 from pipeline.contract import CENTS, GOLD_TABLES, SENTINEL_DATE, SENTINEL_MONTH
-from pipeline.layout import DataLayout
+from pipeline.storage.layout import DataLayout
 
 # Sums use Decimal's default 28 significant digits: exact for any total below 1e26 (1e11 orders at
 # the largest possible order value, 1e15), far beyond what a run can read.

@@ -14,9 +14,9 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-from pipeline.atomic import write_text_atomic
 from pipeline.contract import DEFAULT_DEDUP_KEY, REJECT_REASONS, SENTINEL_DATE, SENTINEL_MONTH, SOFT_FIELDS, mostly_rejected
-from pipeline.layout import GOLD_RUN_FILE, RUN_RECORD_FILE
+from pipeline.storage.atomic import write_text_atomic
+from pipeline.storage.layout import GOLD_RUN_FILE, RUN_RECORD_FILE
 from pipeline.timestamps import utc_iso
 from reports import charts
 from reports.charts import ColumnSeries, Panel

@@ -7,8 +7,8 @@ import signal
 import luigi
 import luigi.worker
 
-from pipeline.layout import DataLayout
 from pipeline.settings import Settings
+from pipeline.storage.layout import DataLayout
 from tasks.config import settings_for_root
 from tasks.failures import expected_failure, failure_line  # also registers the handler that journals failures
 from tasks.warm_workers import die_with_parent

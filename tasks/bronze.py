@@ -8,8 +8,6 @@ import time
 
 import luigi
 
-from pipeline import journal
-from pipeline.atomic import write_text_atomic
 from pipeline.bronze.silver import (
     process_chunk,
     read_manifest,
@@ -18,8 +16,10 @@ from pipeline.bronze.silver import (
 )
 from pipeline.bronze.small_files import file_sizes, process_small_files, silver_units
 from pipeline.errors import PipelineError
-from pipeline.locking import claim_work
-from pipeline.preflight import read_files_list, write_files_list
+from pipeline.running.preflight import read_files_list, write_files_list
+from pipeline.storage import journal
+from pipeline.storage.atomic import write_text_atomic
+from pipeline.storage.locking import claim_work
 from tasks import warm_workers
 from tasks.base import STEP_LOG, PipelineTask
 

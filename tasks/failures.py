@@ -6,8 +6,8 @@ import traceback
 
 import luigi
 
-from pipeline import journal
 from pipeline.errors import PipelineError, environment_line, is_environment_problem
+from pipeline.storage import journal
 
 log = logging.getLogger("pipeline")
 

@@ -7,7 +7,7 @@ import luigi
 
 from pipeline.gold.owner import refuse_unless_gold_owner
 from pipeline.gold.step import is_published, merge_and_publish
-from pipeline.preflight import read_files_list
+from pipeline.running.preflight import read_files_list
 from tasks.base import STEP_LOG, PipelineTask
 from tasks.bronze import silver_tasks
 
@@ -21,7 +21,7 @@ class SilverToGold(PipelineTask):
     files give a new `inputs` digest, so gold from an earlier run never counts as done.
     """
 
-    inputs = luigi.Parameter(description="digest of the inputs and gold settings (pipeline.preflight.gold_digest); "
+    inputs = luigi.Parameter(description="digest of the inputs and gold settings (pipeline.running.preflight.gold_digest); "
                                          "the files are listed in runs/files-<digest>.json")
 
     @property

@@ -1,13 +1,13 @@
 """The top of the task graph for one data root: which layer a run goes up to.
 
-File lists travel as digests of lists stored under `runs/` (pipeline.preflight.write_files_list),
+File lists travel as digests of lists stored under `runs/` (pipeline.running.preflight.write_files_list),
 never as task parameters: a luigid message and its UI stay small however many files there are.
 """
 from __future__ import annotations
 
 import luigi
 
-from pipeline.preflight import read_files_list
+from pipeline.running.preflight import read_files_list
 from tasks.base import PipelineTask
 from tasks.bronze import silver_tasks
 from tasks.gold import SilverToGold

@@ -6,10 +6,10 @@ from pathlib import Path
 
 import luigi
 
-from pipeline.atomic import write_text_atomic
 from pipeline.gold.owner import refuse_unless_gold_owner
 from pipeline.gold.step import GOLD_LOCK_WAIT_SECONDS
-from pipeline.locking import exclusive_lock
+from pipeline.storage.atomic import write_text_atomic
+from pipeline.storage.locking import exclusive_lock
 from reports.gold_data import gold_fingerprint
 from tasks.base import PipelineTask
 from tasks.gold import SilverToGold

@@ -13,7 +13,7 @@ import luigi
 
 from pipeline.errors import PipelineError
 from pipeline.gold.owner import claim, not_owner_note
-from pipeline.preflight import RunPlan, discover_inputs, gold_digest, plan_run, write_files_list
+from pipeline.running.preflight import RunPlan, discover_inputs, gold_digest, plan_run, write_files_list
 from tasks.base import PipelineTask
 from tasks.graph import top_task
 

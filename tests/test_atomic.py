@@ -8,7 +8,7 @@ import sys
 import time
 from pathlib import Path
 
-from pipeline.atomic import TEMP_PREFIX, atomic_path, remove_stale_temp_files
+from pipeline.storage.atomic import TEMP_PREFIX, atomic_path, remove_stale_temp_files
 
 
 def test_a_live_writers_temp_file_survives_cleanup(tmp_path: Path) -> None:
@@ -21,7 +21,7 @@ def test_a_live_writers_temp_file_survives_cleanup(tmp_path: Path) -> None:
 
 def test_a_killed_writers_temp_file_is_removed(tmp_path: Path) -> None:
     # A real process writes a temp file and exits without publishing it (as a SIGKILL would leave it).
-    script = ("import os, sys; sys.path.insert(0, sys.argv[2]); from pipeline.atomic import atomic_path; "
+    script = ("import os, sys; sys.path.insert(0, sys.argv[2]); from pipeline.storage.atomic import atomic_path; "
               "cm = atomic_path(sys.argv[1]); tmp = cm.__enter__(); tmp.write_bytes(b'x'); os._exit(0)")
     subprocess.run([sys.executable, "-c", script, str(tmp_path / "gold.parquet"), str(Path(__file__).resolve().parents[1])], check=True)
     left = list(tmp_path.glob(f"{TEMP_PREFIX}*"))
@@ -31,7 +31,7 @@ def test_a_killed_writers_temp_file_is_removed(tmp_path: Path) -> None:
 
 def test_a_killed_writer_that_is_still_a_zombie_counts_as_gone(tmp_path: Path) -> None:
     # Killed but never reaped (its parent died too, and the container's first process reaps no one).
-    script = ("import os, sys, time; sys.path.insert(0, sys.argv[2]); from pipeline.atomic import atomic_path; "
+    script = ("import os, sys, time; sys.path.insert(0, sys.argv[2]); from pipeline.storage.atomic import atomic_path; "
               "cm = atomic_path(sys.argv[1]); tmp = cm.__enter__(); tmp.write_bytes(b'x'); print(flush=True); time.sleep(60)")
     writer = subprocess.Popen([sys.executable, "-c", script, str(tmp_path / "q.parquet"), str(Path(__file__).resolve().parents[1])],
                               stdout=subprocess.PIPE)

@@ -11,7 +11,7 @@ import pytest
 
 from pipeline.contract import SILVER_SCHEMA
 from pipeline.generator import generate_bronze
-from pipeline.parquet_io import SINGLE_ROW_GROUP_ROWS, file_digest, silver_bucket_row_groups
+from pipeline.storage.parquet_io import SINGLE_ROW_GROUP_ROWS, file_digest, silver_bucket_row_groups
 from tests.conftest import HEADER, config_file, run_cli, write_bronze
 
 

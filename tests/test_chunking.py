@@ -8,10 +8,11 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from pipeline.bronze.chunking import scan_file, unchanged_since
+from pipeline.bronze.chunking import scan_file
 from pipeline.bronze.header import layout_header
 from pipeline.bronze.reader import parse_chunk, read_chunk_bytes
 from pipeline.errors import InputFileError
+from pipeline.storage.fingerprint import unchanged_since
 
 
 def records_of(path: Path, chunk_rows: int) -> tuple[list[tuple[int, str, str, str]], list[tuple[int, str]]]:

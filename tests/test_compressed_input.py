@@ -21,8 +21,8 @@ from pipeline.bronze.silver import chunk_source, parse_manifest_chunk, process_c
 from pipeline.bronze.small_files import process_small_files, silver_units
 from pipeline.errors import ChangedInputError, CompressedInputError
 from pipeline.generator import generate_bronze
-from pipeline.layout import DataLayout
 from pipeline.settings import Settings
+from pipeline.storage.layout import DataLayout
 from tests.conftest import HEADER, REPO, run_cli
 from tests.gold_helpers import assert_gold_equal, read_gold, run_gold
 
@@ -250,7 +250,7 @@ MEMORY_PROBE = """
 import json, sys, tracemalloc, zlib
 from pathlib import Path
 import pyarrow as pa
-from pipeline.bronze.chunking import fingerprint_file
+from pipeline.storage.fingerprint import fingerprint_file
 from pipeline.bronze.compressed import stage_copy
 source, staged = Path(sys.argv[1]), Path(sys.argv[2])
 fingerprint = fingerprint_file(source)

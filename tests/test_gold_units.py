@@ -14,15 +14,15 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from pipeline.atomic import write_text_atomic
 from pipeline.bronze.hashing import xxh64
 from pipeline.bronze.silver import FileMetrics, process_chunk, scan_to_manifest, summarise_file
 from pipeline.gold.aggregates import aggregate_orders, sum_aggregates
 from pipeline.gold.dedup import SeenSegment, first_wins
 from pipeline.gold.merge import merge_silver, publish_gold, silver_parts
 from pipeline.gold.tables import build_gold_tables, top_products
-from pipeline.layout import DataLayout
 from pipeline.settings import Settings
+from pipeline.storage.atomic import write_text_atomic
+from pipeline.storage.layout import DataLayout
 from tests import thread_probe
 from tests.conftest import HEADER, write_bronze
 

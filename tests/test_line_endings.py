@@ -11,7 +11,7 @@ from pipeline.bronze.discovery import BronzeFile
 from pipeline.bronze.header import layout_header
 from pipeline.bronze.reader import parse_chunk, read_chunk_bytes
 from pipeline.errors import InputFileError
-from pipeline.inventory import header_problem
+from pipeline.running.inventory import header_problem
 from tests.conftest import HEADER, run_cli, write_bronze
 from tests.gold_helpers import assert_gold_equal, read_gold
 

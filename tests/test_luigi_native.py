@@ -16,7 +16,7 @@ import pytest
 from pipeline.errors import PipelineError
 from pipeline.generator import generate_bronze
 from pipeline.gold.owner import claim, refuse_unless_gold_owner
-from pipeline.layout import DataLayout
+from pipeline.storage.layout import DataLayout
 from tests.conftest import REPO, run_cli
 from tests.gold_helpers import assert_gold_equal, read_gold, run_gold
 from tests.test_scheduler import api, start_luigid

@@ -22,8 +22,8 @@ from pipeline.errors import PipelineError
 from pipeline.generator import generate_bronze
 from pipeline.gold.aggregates import GRAIN, sum_aggregates
 from pipeline.gold.step import is_published, merge_and_publish
-from pipeline.layout import DataLayout
 from pipeline.settings import Settings
+from pipeline.storage.layout import DataLayout
 from tests.conftest import HEADER, run_cli
 
 FLIP_TRIALS = int(os.environ.get("BITFLIP_TRIALS", "12"))

@@ -1,8 +1,8 @@
 """The live progress line and the run's own work, from journal events alone (no run needed)."""
 from __future__ import annotations
 
-from pipeline import journal
-from pipeline.progress import progress_line, run_work
+from pipeline.running.progress import progress_line, run_work
+from pipeline.storage import journal
 
 
 def events(*chunks: tuple[int, int], gold_started: bool = False, gold: bool = False) -> list[dict]:

@@ -22,7 +22,7 @@ from pipeline.bronze.silver import FileMetrics
 from pipeline.contract import REJECT_REASONS, SILVER_SCHEMA, SOFT_FIELDS
 from pipeline.gold.aggregates import GRAIN, Aggregates
 from pipeline.gold.tables import build_gold_tables, write_gold_table
-from pipeline.layout import DataLayout
+from pipeline.storage.layout import DataLayout
 from reports.formatting import EMAIL_PATTERN, money, percent
 from reports.gold_data import latest_daily_revenue, monthly_revenue_by_region, read_gold
 from reports.render import load_run_info, render_report, run_section, write_report
@@ -301,8 +301,8 @@ def test_missing_gold_table_is_a_clear_error(own_gold: Path) -> None:
 
 def _report_task(root: Path):
     """The Report task a run on `root` as it is now would build (what tasks.Pipeline plans)."""
-    from pipeline.layout import DataLayout
-    from pipeline.preflight import gold_digest, plan_run, write_files_list
+    from pipeline.running.preflight import gold_digest, plan_run, write_files_list
+    from pipeline.storage.layout import DataLayout
     from tasks.config import load_settings
     from tasks.report import Report
 

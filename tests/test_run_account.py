@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from pipeline.layout import DataLayout
-from pipeline.locking import exclusive_lock
+from pipeline.storage.layout import DataLayout
+from pipeline.storage.locking import exclusive_lock
 from tests.conftest import REPO, run_cli
 from tests.gold_helpers import copy_bronze, generated_bronze
 

@@ -16,11 +16,11 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from pipeline import parquet_io
-from pipeline.atomic import deferred_publication, write_text_atomic
 from pipeline.bronze.small_files import GROUP_MAX_FILES, silver_units
 from pipeline.contract import SILVER_SCHEMA
 from pipeline.generator import generate_bronze
+from pipeline.storage import parquet_io
+from pipeline.storage.atomic import deferred_publication, write_text_atomic
 from tests.conftest import REPO, run_cli
 from tests.gold_helpers import assert_gold_equal, copy_bronze, read_gold, run_gold, temp_files
 

@@ -16,7 +16,6 @@ read as one header line and no records, so the file fails alone with a line sayi
 """
 from __future__ import annotations
 
-import os
 import re
 import zlib
 from dataclasses import asdict, dataclass, field
@@ -26,6 +25,7 @@ import numpy as np
 
 from pipeline.bronze.compressed import read_head
 from pipeline.errors import InputFileError
+from pipeline.storage.fingerprint import Fingerprint, fingerprint_of
 
 QUOTE = 0x22
 LF = 0x0A
@@ -48,36 +48,6 @@ class Chunk:
     # The file ends inside a quoted field (only ever its last chunk): the last record is malformed,
     # which a parser that closes the quote at the end of its input would not see.
     ends_in_open_quote: bool = False
-
-
-@dataclass(frozen=True)
-class Fingerprint:
-    """What identifies a bronze file's content: size, and a CRC-32 of all of its bytes.
-
-    CRC-32 runs at about 6.6 GB/s here, five times BLAKE2b: change detection needs no
-    cryptographic strength, and it is computed on every byte of every input.
-    """
-
-    size: int
-    crc32: int
-    # A shortcut only: the same size, mtime, ctime and inode mean unchanged without rehashing. mtime
-    # alone is not enough (`cp -p`, `touch -d`, rsync keep or restore it); ctime is set by the kernel
-    # on every write or restore, and no tool can set it back.
-    mtime_ns: int = 0
-    ctime_ns: int = 0
-    inode: int = 0
-
-    def same_content(self, other: Fingerprint) -> bool:
-        return self.size == other.size and self.crc32 == other.crc32
-
-    def same_stat(self, stat: os.stat_result) -> bool:
-        """Whether `stat` is the one this fingerprint was taken with (an older manifest, which
-        recorded no ctime or inode, never matches: its file is hashed again)."""
-        return (stat.st_size, stat.st_mtime_ns, stat.st_ctime_ns, stat.st_ino) == (self.size, self.mtime_ns, self.ctime_ns, self.inode)
-
-
-def _fingerprint(size: int, crc32: int, stat: os.stat_result) -> Fingerprint:
-    return Fingerprint(size=size, crc32=crc32, mtime_ns=stat.st_mtime_ns, ctime_ns=stat.st_ctime_ns, inode=stat.st_ino)
 
 
 @dataclass(frozen=True)
@@ -356,33 +326,10 @@ def scan_file(path: Path, source_file: str, chunk_rows: int) -> Manifest:
         if chunk_records or size > chunk_start:
             if chunk_records:
                 chunks.append(Chunk(len(chunks), chunk_start, size, next_row, chunk_records, ends_in_open_quote=scanner.in_quotes))
-    fingerprint = _fingerprint(size, crc, stat)
+    fingerprint = fingerprint_of(size, crc, stat)
     if stat.st_size != size:
         raise InputFileError(f"{path}: the file changed while it was being scanned")
     return Manifest(source_file=source_file, fingerprint=fingerprint, header_raw=header_raw, header_end=header_end, chunks=chunks)
-
-
-def fingerprint_file(path: Path) -> Fingerprint:
-    """Size and content hash of a file, read in blocks."""
-    crc = 0
-    size = 0
-    with open(path, "rb") as handle:
-        stat = os.fstat(handle.fileno())
-        for block in iter(lambda: handle.read(SCAN_BLOCK_BYTES), b""):
-            crc = zlib.crc32(block, crc)
-            size += len(block)
-    return _fingerprint(size, crc, stat)
-
-
-def unchanged_since(path: Path, recorded: Fingerprint) -> bool:
-    """True when `path` still has the recorded content: cheap when its stat is the recorded one,
-    else every byte is hashed again (an edit that kept size and mtime is caught here)."""
-    stat = path.stat()
-    if stat.st_size != recorded.size:
-        return False
-    if recorded.same_stat(stat):
-        return True
-    return fingerprint_file(path).same_content(recorded)
 
 
 @dataclass(frozen=True)

@@ -21,8 +21,8 @@ from typing import BinaryIO
 
 import pyarrow as pa
 
-from pipeline.atomic import atomic_path
 from pipeline.errors import ChangedInputError, CompressedInputError
+from pipeline.storage.atomic import atomic_path
 
 COMPRESSIONS = {".gz": "gzip", ".zst": "zstd"}  # file name suffix -> pyarrow codec
 STAGE_BLOCK_BYTES = 4 * 1024 * 1024  # decompressed bytes held at a time while staging or skipping

@@ -7,9 +7,9 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from pipeline.atomic import TEMP_PREFIX
 from pipeline.bronze.compressed import COMPRESSIONS
 from pipeline.errors import ConfigError
+from pipeline.storage.atomic import TEMP_PREFIX
 
 _DIGITS = re.compile(r"(\d+)")
 

@@ -14,17 +14,18 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from pipeline.atomic import remove_stale_temp_files, write_text_atomic
-from pipeline.bronze.chunking import Fingerprint, Manifest, fingerprint_file, scan_file, unchanged_since
+from pipeline.bronze.chunking import Manifest, scan_file
 from pipeline.bronze.cleaning import clean_records
 from pipeline.bronze.compressed import compression_of, read_range, stage_copy
 from pipeline.bronze.header import layout_header
 from pipeline.bronze.reader import RawChunk, parse_chunk, read_chunk_bytes
 from pipeline.contract import REJECT_REASONS, SOFT_FIELDS, default_flag_column
 from pipeline.errors import ChangedInputError, InputFileError
-from pipeline.layout import DataLayout
-from pipeline.parquet_io import write_silver_part, write_table_atomic
 from pipeline.settings import Settings, silver_fingerprint
+from pipeline.storage.atomic import remove_stale_temp_files, write_text_atomic
+from pipeline.storage.fingerprint import Fingerprint, fingerprint_file, unchanged_since
+from pipeline.storage.layout import DataLayout
+from pipeline.storage.parquet_io import write_silver_part, write_table_atomic
 
 Progress = Callable[[int, str], None]
 

@@ -20,7 +20,6 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from pipeline.atomic import deferred_publication, write_text_atomic
 from pipeline.bronze.chunking import Manifest
 from pipeline.bronze.cleaning import clean_records
 from pipeline.bronze.compressed import compression_of
@@ -37,8 +36,9 @@ from pipeline.bronze.silver import (
     write_chunk_outputs,
 )
 from pipeline.errors import PipelineError
-from pipeline.layout import DataLayout
 from pipeline.settings import Settings, silver_fingerprint
+from pipeline.storage.atomic import deferred_publication, write_text_atomic
+from pipeline.storage.layout import DataLayout
 
 GROUP_MAX_FILES = 250  # enough groups for every core at 2,000 files, few enough tasks at 20,000
 GROUP_MAX_BYTES = 64 * 1024 * 1024

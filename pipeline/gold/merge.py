@@ -33,9 +33,9 @@ from pipeline.gold.dedup import SeenSegment, first_wins
 from pipeline.gold.state_records import Batch, Covers
 from pipeline.gold.state_store import StateReader, StateStore, encode_table, open_state, state_path
 from pipeline.gold.tables import ANOMALY_COLUMNS, build_gold_tables, covers_digest, publish, touched_keys
-from pipeline.layout import DataLayout
-from pipeline.parquet_io import SINGLE_ROW_GROUP_ROWS, SilverPartReader, SmallPartPool, file_digest
 from pipeline.settings import Settings, gold_fingerprint, silver_fingerprint, state_values
+from pipeline.storage.layout import DataLayout
+from pipeline.storage.parquet_io import SINGLE_ROW_GROUP_ROWS, SilverPartReader, SmallPartPool, file_digest
 
 Progress = Callable[[int, str], None]
 # Buckets committed together: each commit is a SQLite transaction with an fsync, and one per

@@ -15,9 +15,9 @@ import socket
 import uuid
 from dataclasses import dataclass
 
-from pipeline.atomic import create_text_once, write_text_atomic
 from pipeline.errors import PipelineError
-from pipeline.layout import DataLayout
+from pipeline.storage.atomic import create_text_once, write_text_atomic
+from pipeline.storage.layout import DataLayout
 
 
 @dataclass(frozen=True)

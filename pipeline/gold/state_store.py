@@ -26,7 +26,7 @@ import pyarrow as pa
 from sqlitedict import SqliteDict
 
 from pipeline.errors import EnvironmentProblem, PipelineError, StateDamaged, environment_line
-from pipeline.layout import STATE_FILE, DataLayout
+from pipeline.storage.layout import STATE_FILE, DataLayout
 
 # sqlitedict logs a failed statement of its writer thread (with two stacks) before the caller gets
 # it raised: the caller's one line is the message; the log would print a traceback to stderr.

@@ -10,17 +10,17 @@ import json
 import time
 from collections.abc import Callable
 
-from pipeline import journal
-from pipeline.atomic import write_text_atomic
 from pipeline.bronze.silver import FileMetrics
 from pipeline.contract import GOLD_TABLES
 from pipeline.errors import StateDamaged
 from pipeline.gold.merge import MergeReport, merge_silver, publish_gold, silver_parts
 from pipeline.gold.state_store import delete_state
-from pipeline.layout import DataLayout
-from pipeline.locking import exclusive_lock
-from pipeline.parquet_io import file_digest
 from pipeline.settings import Settings
+from pipeline.storage import journal
+from pipeline.storage.atomic import write_text_atomic
+from pipeline.storage.layout import DataLayout
+from pipeline.storage.locking import exclusive_lock
+from pipeline.storage.parquet_io import file_digest
 from pipeline.timestamps import utc_iso
 
 GOLD_LOCK_WAIT_SECONDS = 600.0

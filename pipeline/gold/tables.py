@@ -17,12 +17,12 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from pipeline.atomic import write_bytes_atomic
 from pipeline.bronze.discovery import natural_key
 from pipeline.bronze.silver import FileMetrics
 from pipeline.contract import AVG_DISCOUNT_SCALE, GOLD_TABLES, REJECT_REASONS, SILVER_SCHEMA, SOFT_FIELDS
 from pipeline.gold.aggregates import SUM_MONEY, Aggregates, revenue_order, sum_by_key
-from pipeline.parquet_io import bytes_digest, file_digest
+from pipeline.storage.atomic import write_bytes_atomic
+from pipeline.storage.parquet_io import bytes_digest, file_digest
 
 COVERS_KEY = b"pipeline.covers"
 AVG_DISCOUNT_TYPE = pa.decimal128(5, AVG_DISCOUNT_SCALE)

@@ -17,15 +17,15 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
-from pipeline.atomic import write_text_atomic
 from pipeline.bronze.silver import remove_staged_copies
 from pipeline.errors import PipelineError
 from pipeline.gold.owner import take_over, this_host
 from pipeline.gold.state_store import delete_state
-from pipeline.layout import DataLayout
-from pipeline.locking import exclusive_lock
+from pipeline.running.silver_settings import settings_problem, write_record
 from pipeline.settings import Settings, silver_fingerprint
-from pipeline.silver_settings import settings_problem, write_record
+from pipeline.storage.atomic import write_text_atomic
+from pipeline.storage.layout import DataLayout
+from pipeline.storage.locking import exclusive_lock
 
 LOCK_WAIT_SECONDS = 600.0
 

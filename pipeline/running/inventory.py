@@ -4,11 +4,11 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from pipeline.bronze.chunking import unchanged_since
 from pipeline.bronze.discovery import BronzeFile
 from pipeline.bronze.silver import FileMetrics, read_manifest
 from pipeline.contract import REJECT_REASONS
-from pipeline.layout import DataLayout
+from pipeline.storage.fingerprint import unchanged_since
+from pipeline.storage.layout import DataLayout
 
 
 @dataclass(frozen=True)
@@ -183,7 +183,7 @@ def gold_status(layout: DataLayout, part_names: list[str]) -> GoldStatus:
                 batch_parts = len(batch.parts) if batch else 0
     tables = [name for name in GOLD_TABLES if layout.gold_table_path(name).exists()]
     written = max((layout.gold_table_path(n).stat().st_mtime for n in tables), default=None)
-    from pipeline.locking import is_locked
+    from pipeline.storage.locking import is_locked
 
     return GoldStatus(len(part_names), sum(n in merged for n in part_names), batch_parts, tables, written,
                       is_locked(layout.gold_lock_path))

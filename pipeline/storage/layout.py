@@ -138,7 +138,7 @@ class DataLayout:
 
     @property
     def silver_settings_path(self) -> Path:
-        """The settings every silver part under `silver/` was cleaned with (pipeline.silver_settings)."""
+        """The settings every silver part under `silver/` was cleaned with (pipeline.running.silver_settings)."""
         return self.silver_dir / "_settings.json"
 
     @property

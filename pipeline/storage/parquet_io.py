@@ -17,9 +17,9 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from pipeline.atomic import atomic_path
-from pipeline.bronze.chunking import fingerprint_file
 from pipeline.contract import SILVER_DICTIONARY_COLUMNS
+from pipeline.storage.atomic import atomic_path
+from pipeline.storage.fingerprint import fingerprint_file
 
 BUCKET_ROW_GROUPS_KEY = b"bucket_row_groups"
 # A part with fewer rows is written as one row group for all its buckets: a row group per bucket

@@ -13,7 +13,7 @@ import os
 import tempfile
 from pathlib import Path
 
-from pipeline.layout import JOURNAL_PREFIX, JOURNAL_SUFFIX
+from pipeline.storage.layout import JOURNAL_PREFIX, JOURNAL_SUFFIX
 
 JOURNAL_ENV = "PIPELINE_RUN_JOURNAL"
 CHUNK, SMALL_FILES, GOLD_STARTED, GOLD, FAILED = "chunk", "small_files", "gold_started", "gold", "failed"

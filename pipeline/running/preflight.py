@@ -10,14 +10,14 @@ import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
-from pipeline.atomic import TEMP_PREFIX, remove_stale_temp_files, remove_stale_temps, write_text_atomic
 from pipeline.bronze.discovery import BronzeFile, scan_bronze
 from pipeline.errors import PipelineError
-from pipeline.inventory import file_problems, files_in_gold, gold_inputs, gone_files, header_problem
-from pipeline.layout import DataLayout
-from pipeline.maintenance import Maintenance, apply, validate
+from pipeline.running.inventory import file_problems, files_in_gold, gold_inputs, gone_files, header_problem
+from pipeline.running.maintenance import Maintenance, apply, validate
+from pipeline.running.silver_settings import check_and_record
 from pipeline.settings import Settings, gold_fingerprint
-from pipeline.silver_settings import check_and_record
+from pipeline.storage.atomic import TEMP_PREFIX, remove_stale_temp_files, remove_stale_temps, write_text_atomic
+from pipeline.storage.layout import DataLayout
 
 
 @dataclass(frozen=True)

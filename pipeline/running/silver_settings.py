@@ -11,10 +11,10 @@ from __future__ import annotations
 
 import json
 
-from pipeline.atomic import write_text_atomic
 from pipeline.errors import PipelineError
-from pipeline.layout import DataLayout
 from pipeline.settings import Settings, describe_changes, silver_fingerprint, silver_values
+from pipeline.storage.atomic import write_text_atomic
+from pipeline.storage.layout import DataLayout
 
 REPROCESS_ALL = "python run.py --reprocess-all"
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from pipeline import journal
-from pipeline.layout import DataLayout
+from pipeline.storage import journal
+from pipeline.storage.layout import DataLayout
 
 
 @dataclass(frozen=True)
