@@ -11,6 +11,7 @@ from decimal import Decimal
 from pathlib import Path
 
 import pyarrow.parquet as pq
+import pytest
 
 from tests.conftest import HEADER, run_cli, write_bronze
 from tests.gold_helpers import layered_config, read_gold, run_gold
@@ -65,11 +66,12 @@ def test_a_changed_key_is_refused_until_reprocess_all(tmp_path: Path) -> None:
     assert _revenue_and_orders(root) == (Decimal("1110.00"), 3, 1)
 
 
-def test_a_key_column_that_is_not_a_cleaned_column_is_one_config_line(tmp_path: Path) -> None:
+@pytest.mark.parametrize("column", ["revenue", "customer_email"])
+def test_a_key_column_gold_cannot_show_is_one_config_line(tmp_path: Path, column: str) -> None:
     root = tmp_path / "data"
     write_bronze(root, {"lines.csv": LINE_ITEMS})
-    result = run_cli("--data-root", str(root), env=layered_config(tmp_path, "[gold]\ndedup_key = order_id, revenue\n"))
+    result = run_cli("--data-root", str(root), env=layered_config(tmp_path, f"[gold]\ndedup_key = order_id, {column}\n"))
     assert result.returncode == 2
     lines = [line for line in result.stderr.splitlines() if line.strip()]
-    assert len(lines) == 1 and "[gold] dedup_key" in lines[0] and "revenue" in lines[0], result.stderr
+    assert len(lines) == 1 and "[gold] dedup_key" in lines[0] and column in lines[0], result.stderr
     assert not (root / "silver").exists()
