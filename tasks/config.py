@@ -70,7 +70,7 @@ def load_settings(data_root: str | None = None) -> Settings:
         try:
             texts = cls()
         except configparser.Error as err:
-            hint = " (in luigi.cfg a literal % is written %%)" if "'%'" in str(err) else ""
+            hint = " (in luigi.cfg a literal % is written %%)" if isinstance(err, configparser.InterpolationSyntaxError) else ""
             raise ConfigError(f"config [{section}]: {' '.join(str(err).split())}{hint}") from None
         for key, spec in SECTIONS[section].items():
             raw = getattr(texts, key)

@@ -7,7 +7,7 @@ import traceback
 import luigi
 
 from pipeline import journal
-from pipeline.errors import PipelineError, environment_line, is_environment_problem
+from pipeline.errors import PipelineError, environment_line, is_transient
 
 log = logging.getLogger("pipeline")
 
@@ -30,7 +30,7 @@ def failure_line(task: luigi.Task, exception: BaseException) -> str:
     if outputs_vanished(exception):
         return (f"{where}: an input it was waiting for was removed (another command on this data root, such as "
                 "--rebuild-gold or --reprocess, ran meanwhile); run again")
-    if is_environment_problem(exception):  # permissions, a full disk: the machine, not the data
+    if isinstance(exception, OSError) and is_transient(exception):  # permissions, a full disk: the machine, not the data
         return f"{where}: {environment_line(exception)}"
     if isinstance(exception, OSError):  # a vanished file: the environment, not a bug
         return f"{where}: {exception.strerror or exception}" + (f": {exception.filename}" if exception.filename else "")
@@ -51,4 +51,4 @@ def _record_failure(task: luigi.Task, exception: BaseException) -> None:
     # A group of small files reports each file that failed in it, as its own line.
     for source_file, error in getattr(exception, "failures", None) or [(getattr(task, "source_file", None), line)]:
         journal.record(journal.FAILED, task=task.task_id, error=error, source_file=source_file,
-                       environment=is_environment_problem(exception))
+                       environment=is_transient(exception))
