@@ -41,6 +41,17 @@ def _add_common(parser: argparse.ArgumentParser) -> None:
                         help="print the command's account as one JSON object on stdout; the human lines go to stderr")
 
 
+def _at_least(low: int):
+    """An argparse type: an integer of at least `low` (a usage error, exit 2, otherwise)."""
+    def parse(text: str) -> int:
+        value = int(text)
+        if value < low:
+            raise argparse.ArgumentTypeError(f"must be >= {low}, got {value}")
+        return value
+    parse.__name__ = "integer"  # argparse names the type in its message for a non-integer
+    return parse
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="run.py", description="Bronze CSV -> silver Parquet -> gold tables -> HTML report, restartable and exactly once.",
@@ -70,9 +81,9 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--open", action="store_true", help="open the HTML report in the default browser at the end")
     generate = commands.add_parser("generate", help="write a deterministic dirty sample into DATA_ROOT/bronze/",
                                    description="write a deterministic dirty sample into DATA_ROOT/bronze/")
-    generate.add_argument("--rows", type=int, required=True)
-    generate.add_argument("--files", type=int, default=10)
-    generate.add_argument("--seed", type=int, default=42)
+    generate.add_argument("--rows", type=_at_least(0), required=True)
+    generate.add_argument("--files", type=_at_least(1), default=10)
+    generate.add_argument("--seed", type=_at_least(0), default=42)
     generate.add_argument("--date-folders", action="store_true", help="put files under hive-style date=YYYY-MM-DD/ folders")
     generate.add_argument("--force", action="store_true", help="overwrite existing files of the same names")
     _add_common(generate)
@@ -617,9 +628,7 @@ def _main(args: argparse.Namespace) -> int:
         print("interrupted: run the same command again to resume", file=sys.stderr)
         args.account["error"] = "interrupted"
         return EXIT_TERMINATED if isinstance(stop, Terminated) else EXIT_INTERRUPTED
-    except PipelineError as err:
-        return _fail(args, str(err))
-    except ValueError as err:  # e.g. generator arguments
+    except PipelineError as err:  # the project's own errors are one line; a bug shows its traceback (exit 1)
         return _fail(args, str(err))
     except OSError as err:  # permissions, a full disk, a read-only file system: the machine, not the data
         return _fail(args, environment_line(err))

@@ -231,3 +231,15 @@ def test_the_machine_is_told_from_the_data_by_the_error_type(tmp_path: Path) -> 
         db = sqlite3.connect(f"file:{read_only}?mode=ro", uri=True)
         db.execute("CREATE TABLE t (x)")
     assert caught.value.sqlite_errorname == "SQLITE_READONLY" and is_transient(caught.value)
+
+
+def test_a_bug_in_run_py_shows_its_traceback_and_is_no_user_error(tmp_path: Path) -> None:
+    """Only the project's own errors are one `ERROR` line; a ValueError is a bug (it used to be a user error)."""
+    program = ("import sys, run\n"
+               "def bug(args):\n    raise ValueError('a bug, not the user')\n"
+               "run.command_status = bug\n"
+               f"sys.exit(run.main(['status', '--data-root', {str(tmp_path)!r}]))\n")
+    result = subprocess.run([sys.executable, "-c", program], cwd=REPO, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 1
+    assert "Traceback" in result.stderr and "ValueError: a bug, not the user" in result.stderr
+    assert "ERROR a bug" not in result.stderr
