@@ -530,22 +530,21 @@ def _luigi_command_line(overrides: list[str]):
     options run.py does not know, such as `--cleaning-max-quantity 15`, are Luigi's to parse."""
     import io
 
-    from luigi.cmdline_parser import CmdlineParser
-
+    from tasks.luigi_private import command_line
     from tasks.root import Pipeline
 
     captured = io.StringIO()
+    line = command_line([Pipeline.get_task_family(), *overrides])
     try:
         with contextlib.redirect_stderr(captured):
-            parser = CmdlineParser.global_instance([Pipeline.get_task_family(), *overrides])
-            parser.__enter__()
+            line.__enter__()
     except SystemExit:
         lines = captured.getvalue().strip().splitlines()
         raise PipelineError(f"{lines[-1].split(': error: ', 1)[-1] if lines else 'bad options'} (see python run.py --help)") from None
     try:
         yield
     finally:
-        parser.__exit__(None, None, None)
+        line.__exit__(None, None, None)
 
 
 class Terminated(BaseException):
@@ -595,9 +594,8 @@ def _main(args: argparse.Namespace) -> int:
     import warnings
 
     # Luigi warns and goes on without a LUIGI_CONFIG_PATH that names no file; we stop, in one line.
+    # (Luigi warns as it is imported, so this filter is set here, before the first import of it.)
     warnings.filterwarnings("ignore", message="Config file does not exist")
-    # [core] rpc_retry_* are read by Luigi's RemoteScheduler, not by its `core` config class.
-    warnings.filterwarnings("ignore", message="The configuration contains the parameter 'rpc_retry")
     try:
         from luigi.configuration import get_config
 

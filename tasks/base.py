@@ -5,10 +5,10 @@ import multiprocessing
 import signal
 
 import luigi
-import luigi.worker
 
 from pipeline.layout import DataLayout
 from pipeline.settings import Settings
+from tasks import luigi_private
 from tasks.config import settings_for_root
 from tasks.failures import expected_failure, failure_line  # also registers the handler that journals failures
 from tasks.warm_workers import die_with_parent
@@ -31,7 +31,7 @@ class PipelineTask(luigi.Task):
 
     def on_failure(self, exception: BaseException) -> str:
         """What luigid shows as the task's error: our one line for errors a user can cause."""
-        if expected_failure(exception):
+        if expected_failure(self, exception):
             return failure_line(self, exception)
         return f"{failure_line(self, exception)}\n\n{super().on_failure(exception)}"
 
@@ -43,8 +43,7 @@ class PipelineTask(luigi.Task):
     def report_progress_of(self, other: luigi.Task, percent: int, message: str) -> None:
         """Progress of another task (a file task waiting for its chunks), through the scheduler
         this task reports to. Best effort: the UI, never the run, depends on it."""
-        reporter = getattr(self.set_status_message, "__self__", None)
-        scheduler = getattr(reporter, "_scheduler", None)
+        scheduler = luigi_private.scheduler_of(self)
         if scheduler is None:
             return
         try:
@@ -59,7 +58,7 @@ def _stop_with_the_run(task: luigi.Task) -> None:
     """A task process that Luigi forked (--workers > 1) dies with its run, like the warm workers:
     after a SIGKILL of run.py nothing of that run is left writing. A task run in the run's own
     process (one worker) is left alone."""
-    if isinstance(multiprocessing.current_process(), luigi.worker.TaskProcess):
+    if luigi_private.in_task_process():
         # Ctrl-C reaches the whole process group: the run alone answers it (one line, exit 130),
         # and its task processes die with it rather than each printing a traceback.
         signal.signal(signal.SIGINT, signal.SIG_IGN)

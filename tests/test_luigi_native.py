@@ -2,6 +2,8 @@
 and luigid's task history. Real processes, a real luigid on 127.0.0.1, real host names (unshare)."""
 from __future__ import annotations
 
+import contextlib
+import io
 import os
 import shutil
 import sqlite3
@@ -257,3 +259,58 @@ def test_a_warm_worker_call_reports_progress_while_it_runs() -> None:
     heard.clear()
     assert warm_workers.call("steps", _report_steps, 2, progress=lambda p, m: heard.append((p, m))) == 2  # in process
     assert heard == [(0, "step 0"), (1, "step 1")]
+
+
+# --- Luigi's private internals (tasks/luigi_private.py), pinned to the versions checked ---------
+
+def test_luigi_is_a_version_the_private_reaches_were_checked_with() -> None:
+    import luigi
+
+    from tasks import luigi_private
+
+    assert luigi.__version__ in luigi_private.CHECKED_WITH, (
+        f"Luigi {luigi.__version__}: check every function of tasks/luigi_private.py against it (the tests below "
+        f"exercise each), then add it to CHECKED_WITH {luigi_private.CHECKED_WITH}")
+
+
+def test_the_config_and_command_line_reaches(tmp_path: Path) -> None:
+    from luigi.configuration import LuigiConfigParser, get_config
+
+    from tasks import luigi_private
+    from tasks.config import REPO_CONFIG, SECTION_CLASSES
+
+    assert LuigiConfigParser._config_paths[0] == str(REPO_CONFIG)  # layered first at import: every other file wins
+    first = tmp_path / "first.cfg"
+    first.write_text("[probe_first]\nkey = from the first file\n[pipeline]\nchunk_rows = 7\n")
+    paths = list(LuigiConfigParser._config_paths)
+    try:
+        luigi_private.layer_config_first(str(first))
+        config = get_config()
+        assert config.get("probe_first", "key") == "from the first file"  # read again, in the new order
+        assert config.get("pipeline", "chunk_rows") == "500000"  # ... and the files after it win
+    finally:
+        LuigiConfigParser._config_paths[:] = paths
+        LuigiConfigParser._instance = None
+    with luigi_private.command_line(["Pipeline", "--cleaning-max-quantity", "15"]):
+        assert SECTION_CLASSES["cleaning"]().max_quantity == "15"
+    with pytest.raises(SystemExit), contextlib.redirect_stderr(io.StringIO()):
+        with luigi_private.command_line(["Pipeline", "--cleaning-max-quantitty", "15"]):
+            pass
+    import warnings
+
+    import luigi
+
+    with warnings.catch_warnings(record=True) as heard:
+        warnings.simplefilter("default")
+        luigi_private.quiet_rpc_retry_warnings()
+        config = get_config()
+        config.add_section("probe_section")
+        config.set("probe_section", "rpc_retry_attempts", "3")  # as Luigi's own `core` class meets [core] rpc_retry_*
+        config.set("probe_section", "probe_not_consumed", "1")
+        try:
+            type("probe_section", (luigi.Config,), {"__module__": __name__})()
+        finally:
+            config.remove_section("probe_section")
+    said = [str(w.message) for w in heard]
+    assert not [m for m in said if "rpc_retry_attempts" in m], said
+    assert [m for m in said if m.startswith("The configuration contains the parameter 'probe_not_consumed'")], said
