@@ -8,10 +8,13 @@ from __future__ import annotations
 
 import contextlib
 import multiprocessing
+import time
 import warnings
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import luigi
+import luigi.retcodes
+import luigi.rpc
 import luigi.worker
 from luigi.cmdline_parser import CmdlineParser
 from luigi.configuration import LuigiConfigParser
@@ -37,6 +40,20 @@ def command_line(args: list[str]) -> Iterator[None]:
         yield
 
 
+def run_command(argv: list[str]) -> int:
+    """What `luigi ARGV` does, in this process, and its exit code: the same parsing, scheduling and
+    [retcode] mapping (luigi.retcodes.run_with_retcodes), so both entry points exit alike. An
+    outer `command_line` block is set aside while it runs (Luigi allows one at a time)."""
+    outer, CmdlineParser._instance = CmdlineParser._instance, None
+    try:
+        luigi.retcodes.run_with_retcodes(argv)
+    except SystemExit as stop:
+        return stop.code if isinstance(stop.code, int) else 1
+    finally:
+        CmdlineParser._instance = outer
+    return 0
+
+
 def in_task_process() -> bool:
     """This process is one that Luigi's worker forked for a task (--workers > 1)."""
     return isinstance(multiprocessing.current_process(), luigi.worker.TaskProcess)
@@ -53,6 +70,41 @@ def dependency_vanished(task: luigi.Task, exception: BaseException) -> bool:
     removed its output after it was scheduled). Luigi raises a bare RuntimeError for it, and only
     its text says so; the dependencies themselves tell, without reading the text."""
     return type(exception) is RuntimeError and any(not dependency.complete() for dependency in task.deps())
+
+
+_original_keep_alive = luigi.worker.Worker._keep_alive
+
+
+def wait_for_other_workers(poll_seconds: float, say: Callable[[str], None]) -> None:
+    """A worker of a shared luigid that has nothing it may run while its root task is incomplete
+    (other workers hold the tasks it waits for) waits for them instead of ending, as long as none
+    of its own tasks failed or could not be scheduled: every `poll_seconds` it schedules its root
+    again (what another worker left undone becomes its own to run). Once the root is complete it
+    records what the others did as done here too, so Luigi's summary and exit code say success.
+    Luigi's own `[worker] keep_alive` waits after a failure too (a failed task counts as pending)."""
+
+    def _keep_alive(worker: luigi.worker.Worker, get_work_response) -> bool:
+        if _original_keep_alive(worker, get_work_response):
+            return True
+        if not isinstance(worker._scheduler, luigi.rpc.RemoteScheduler) or not worker.run_succeeded:
+            return False
+        if any(status in (luigi.worker.FAILED, luigi.worker.UNKNOWN) for _task, status, _ext in worker._add_task_history):
+            return False
+        root = worker._scheduled_tasks.get(worker._first_task)
+        if root is None:
+            return False
+        if root.complete():
+            for task in list(worker._scheduled_tasks.values()):
+                worker.add(task)
+            return False
+        if get_work_response.n_pending_tasks == 0:
+            return False
+        say("waiting for tasks that other workers are running ...")
+        time.sleep(poll_seconds)
+        worker.add(root)
+        return True
+
+    luigi.worker.Worker._keep_alive = _keep_alive
 
 
 def quiet_rpc_retry_warnings() -> None:
