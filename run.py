@@ -1,5 +1,6 @@
 #!/usr/bin/env python
-"""Command line: parse arguments, apply maintenance, build the root task, print the summary, exit code.
+"""Command line: parse arguments, apply maintenance, run the root task as Luigi's own command does
+(tasks/root.py holds the run's policy), print the summary, exit with Luigi's code.
 
     python run.py [--data-root DIR] [--workers N] [--scheduler-host H [--scheduler-port P]]
                   [--until L] [--reprocess PATH] [--forget PATH] [--rebuild-gold] [--reprocess-all]
@@ -29,7 +30,6 @@ EXIT_FAILED = 1
 EXIT_USAGE = 2
 EXIT_INTERRUPTED = 130  # 128 + SIGINT, as shells report it
 EXIT_TERMINATED = 143  # 128 + SIGTERM
-REMOTE_POLL_SECONDS = 3.0
 
 
 COMMANDS = ("run", "generate", "status")
@@ -39,6 +39,17 @@ def _add_common(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--data-root", help="data folder (default: [pipeline] data_root in luigi.cfg, 'data')")
     parser.add_argument("--json", action="store_true",
                         help="print the command's account as one JSON object on stdout; the human lines go to stderr")
+
+
+def _at_least(low: int):
+    """An argparse type: an integer of at least `low` (a usage error, exit 2, otherwise)."""
+    def parse(text: str) -> int:
+        value = int(text)
+        if value < low:
+            raise argparse.ArgumentTypeError(f"must be >= {low}, got {value}")
+        return value
+    parse.__name__ = "integer"  # argparse names the type in its message for a non-integer
+    return parse
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -70,9 +81,9 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--open", action="store_true", help="open the HTML report in the default browser at the end")
     generate = commands.add_parser("generate", help="write a deterministic dirty sample into DATA_ROOT/bronze/",
                                    description="write a deterministic dirty sample into DATA_ROOT/bronze/")
-    generate.add_argument("--rows", type=int, required=True)
-    generate.add_argument("--files", type=int, default=10)
-    generate.add_argument("--seed", type=int, default=42)
+    generate.add_argument("--rows", type=_at_least(0), required=True)
+    generate.add_argument("--files", type=_at_least(1), default=10)
+    generate.add_argument("--seed", type=_at_least(0), default=42)
     generate.add_argument("--date-folders", action="store_true", help="put files under hive-style date=YYYY-MM-DD/ folders")
     generate.add_argument("--force", action="store_true", help="overwrite existing files of the same names")
     _add_common(generate)
@@ -246,92 +257,90 @@ def _resolve_root(args: argparse.Namespace):
 
 
 def command_run(args: argparse.Namespace) -> int:
-    from pipeline.running.inventory import silver_totals
-    from pipeline.running.maintenance import Maintenance, finish_reprocess_all
+    """Maintenance first (run.py's own commands), then the root task exactly as `luigi --module
+    tasks Pipeline ...` runs it (tasks/root.py holds the run's whole policy), then the summary."""
+    from pipeline.running.maintenance import Maintenance
     from pipeline.running.preflight import apply_request, discover_inputs, ensure_writable
-    from pipeline.storage.journal import start_journal
+    from tasks.luigi_private import run_command
     from tasks.root import Pipeline
+    from tasks.warm_workers import warm_workers
 
     settings, layout = _resolve_root(args)
     ensure_writable(layout, args.until)
     files, refused = discover_inputs(layout, settings)
     args.account.update(data_root=str(layout.root), until=args.until, workers=args.workers, not_read=refused)
+    if "local_scheduler" not in _scheduler_options(args):
+        _ensure_scheduler_reachable(args)  # before a maintenance command deletes data, and in a few seconds
     request = Maintenance(tuple(args.reprocess), tuple(args.forget), args.rebuild_gold, args.reprocess_all, args.take_gold)
-    if request.requested and "local_scheduler" not in _scheduler_options(args):
-        _ensure_scheduler_reachable(args)  # a maintenance command deletes data: only when the run can follow it
     apply_request(layout, settings, files, request, say=print)
     root = Pipeline(data_root=str(layout.root), until=args.until)
     plan = root.plan()
     runnable = plan.run.runnable
     args.account.update(files=len(runnable), failures=list(plan.run.errors))
-    for note in plan.notes:
-        print(note)
-    if not plan.run.gold_files and not runnable:
-        _print_errors(plan.run.errors)
-        print("no bronze file can run; nothing done")
-        return EXIT_FAILED
-    if plan.top.complete():
-        _print_errors(plan.run.errors)
-        totals = silver_totals(layout, runnable)
-        # "Nothing to do" only when what was asked for is current: a run that may not build gold says so.
-        done_up_to = "silver (gold is not built by this run: see above)" if plan.notes else args.until
-        print(f"Nothing to do: all {len(runnable)} files are already done up to {done_up_to} "
-              f"({totals.rows_read:,} rows read, {totals.rows_valid:,} valid). Gold: {layout.gold_dir}")
-        args.account.update(nothing_to_do=True, gold_built_here=not plan.notes, silver=_totals_account(totals),
-                            report=_show_report(layout, args.open))
-        if not plan.run.errors:
-            finish_reprocess_all(layout)
-        return EXIT_FAILED if plan.run.errors else 0
-    journal_file = start_journal(layout.runs_dir)
-    try:
-        return _run_and_report(args, layout, root, plan, journal_file)
-    finally:
-        journal_file.unlink(missing_ok=True)  # also when interrupted: nothing of this run is left in runs/
+    if root.complete():  # what Luigi finds first too: nothing is run, exit 0
+        _print_nothing_to_do(args, layout, plan)
+        return 0
+    nothing_new = plan.top.complete() or not (plan.run.gold_files or runnable)  # only the plan's errors to tell
+    if not nothing_new:
+        print(f"running {len(runnable)} bronze files from {layout.bronze_dir} with {args.workers} worker(s)")
+    started = time.monotonic()
+    with warm_workers(args.workers if not nothing_new else 1), _live_progress(args, layout, runnable, plan.journal, started):
+        code = run_command(_luigi_argv(args, layout))
+    return _report_run(args, layout, root, code, time.monotonic() - started, nothing_new)
 
 
-def _run_and_report(args: argparse.Namespace, layout, root, plan, journal_file: Path) -> int:
-    from pipeline.running.maintenance import finish_reprocess_all
-    from pipeline.running.progress import run_work
-    from pipeline.storage.journal import read_journal
+def _luigi_argv(args: argparse.Namespace, layout) -> list[str]:
+    """The `luigi` command line of this run (after `luigi --module tasks`)."""
     from tasks.root import Pipeline
-    from tasks.warm_workers import warm_workers
 
+    options = _scheduler_options(args)
+    scheduler = (["--scheduler-host", options["scheduler_host"], "--scheduler-port", str(options["scheduler_port"])]
+                 if "scheduler_host" in options else ["--local-scheduler"] if options else [])
+    return [Pipeline.get_task_family(), "--data-root", str(layout.root), "--until", args.until, "--workers", str(args.workers),
+            "--log-level", "INFO" if args.verbose else "CRITICAL", *scheduler, *args.luigi_overrides]
+
+
+def _print_nothing_to_do(args: argparse.Namespace, layout, plan) -> None:
+    from pipeline.running.inventory import silver_totals
+
+    _print_errors(plan.run.errors)
     runnable = plan.run.runnable
-    print(f"running {len(runnable)} bronze files from {layout.bronze_dir} with {args.workers} worker(s)")
-    started_wall, started = time.time(), time.monotonic()
-    _record_run_start(layout, started_wall, args, len(runnable))
-    left_out: list[str] = []
-    with warm_workers(args.workers), _live_progress(args, layout, runnable, journal_file, started):
-        _build(root, args)
-        failed = {f["source_file"] for f in run_work(read_journal(journal_file)).failures if f.get("source_file")}
-        if failed and args.until != "silver" and not root.plan().top.complete():
-            # One failing file must not withhold gold for the others: gold without it is what a
-            # run on the other files alone gives, and the file is merged in input order once fixed.
-            left_out = sorted(failed)
-            print(f"building gold without the {len(left_out)} file(s) that failed: {', '.join(left_out)}")
-            root = Pipeline(data_root=str(layout.root), until=args.until, without=left_out)
-            _build(root, args)
-    seconds = time.monotonic() - started
-    work = run_work(read_journal(journal_file))
-    # The root task's own failure repeats the plan's errors or an input that vanished: said once, below.
-    failures = [f for f in work.failures if not f["task"].startswith(Pipeline.get_task_family())]
-    _print_summary(args, layout, runnable, work, seconds)
-    lines = plan.run.errors + _failure_lines(failures)
-    environment = any(f.get("environment") for f in failures)
+    totals = silver_totals(layout, runnable)
+    # "Nothing to do" only when what was asked for is current: a run that may not build gold says so.
+    done_up_to = "silver (gold is not built by this run: see above)" if plan.notes else args.until
+    print(f"Nothing to do: all {len(runnable)} files are already done up to {done_up_to} "
+          f"({totals.rows_read:,} rows read, {totals.rows_valid:,} valid). Gold: {layout.gold_dir}")
+    args.account.update(nothing_to_do=True, gold_built_here=not plan.notes, silver=_totals_account(totals),
+                        report=_show_report(layout, args.open))
+
+
+def _report_run(args: argparse.Namespace, layout, root, code: int, seconds: float, nothing_new: bool) -> int:
+    """The summary of a run from its journal; the exit code is Luigi's, as the `luigi` command's."""
+    from pipeline.running.progress import run_work
+    from pipeline.storage.journal import LEFT_OUT, read_journal
+    from tasks.failures import failure_lines
+
+    plan = root.plan()
+    events = read_journal(plan.journal)
+    lines = plan.run.errors + failure_lines(root.failures())
+    if nothing_new:
+        if plan.run.gold_files or plan.run.runnable:
+            _print_nothing_to_do(args, layout, plan)
+        else:
+            _print_errors(lines)
+            print("no bronze file can run; nothing done")
+        args.account["failures"] = lines
+        return code
+    _print_summary(args, layout, plan.run.runnable, run_work(events), seconds)
+    left_out = next((e["files"] for e in reversed(events) if e["event"] == LEFT_OUT), [])
     _print_errors(lines)
     if left_out:
         print(f"gold does not include {', '.join(left_out)} (failed above); run again once fixed")
     args.account.update(failures=lines, left_out=left_out, report=_show_report(layout, args.open))
-    # Complete top task = every task of the graph done (here or by another worker of a shared luigid).
-    complete = root.plan().top.complete()
-    ok = complete and not lines
-    if ok:
-        finish_reprocess_all(layout)
-    if not complete and not lines:
+    if code and not lines:
         print(f"FAILED {layout.root}: the run's {args.until} is not complete: another worker or command on this data root "
-              "changed it meanwhile (e.g. --rebuild-gold); run again")
-    code = 0 if ok else EXIT_USAGE if environment else EXIT_FAILED  # the machine's problems are fixed first
-    if not ok:
+              "changed it meanwhile (e.g. --rebuild-gold), or the scheduler went away (--verbose shows Luigi's log); run again")
+    if code:
         print(f"run finished with {max(len(lines), 1)} problem(s) (the FAILED lines above); exit {code}.")
     return code
 
@@ -382,15 +391,6 @@ def _print_errors(lines: list[str]) -> None:
         print(f"FAILED {line}")
 
 
-def _failure_lines(failures: list[dict]) -> list[str]:
-    """Each failure once: a file's first failing task, with how many more of its tasks failed."""
-    firsts: dict[str, list] = {}
-    for failure in failures:
-        key = failure.get("source_file") or failure["error"]
-        firsts.setdefault(key, [failure["error"], -1])[1] += 1
-    return [line + (f" (and {more} more task(s) of this file)" if more else "") for line, more in firsts.values()]
-
-
 def _scheduler_options(args: argparse.Namespace) -> dict:
     """--scheduler-host wins; else `[core] scheduler_host`/`scheduler_url` in luigi.cfg; else local."""
     from luigi.configuration import get_config
@@ -424,41 +424,6 @@ def _ensure_scheduler_reachable(args: argparse.Namespace) -> None:
     except OSError as err:
         raise EnvironmentProblem(f"scheduler {host}:{port} cannot be reached ({err.strerror or err}); is luigid running "
                                  "there? nothing was changed") from None
-
-
-def _build(top, args: argparse.Namespace):
-    """Run the graph. Against luigid, tasks held by other workers are waited for, not skipped."""
-    import luigi
-    import luigi.rpc
-
-    options = {"workers": args.workers, "detailed_summary": True, "log_level": "INFO" if args.verbose else "CRITICAL",
-               **_scheduler_options(args)}
-    remote = not options.get("local_scheduler")
-    while True:
-        try:
-            result = luigi.build([top], **options)
-        except luigi.rpc.RPCError as err:  # an environment problem, not the data's: exit 2, one line
-            where = f"{args.scheduler_host}:{args.scheduler_port}" if args.scheduler_host else "the one in luigi.cfg [core]"
-            from pipeline.errors import EnvironmentProblem
-
-            raise EnvironmentProblem(f"scheduler {where} cannot be reached ({' '.join(str(err).split())[:160]}); "
-                                "is luigid running there? ([core] rpc_retry_attempts / rpc_retry_wait bound the wait)") from None
-        if not remote or top.complete() or result.status.name not in ("NOT_RUN", "SUCCESS"):
-            return result
-        print("waiting for tasks that other workers are running ...")
-        time.sleep(REMOTE_POLL_SECONDS)
-
-
-def _record_run_start(layout, started_wall: float, args: argparse.Namespace, files: int) -> None:
-    """gold/_run.json: what the report's run section says about this run. Written before the build,
-    because the report is rendered inside it."""
-    from pipeline.storage.atomic import write_text_atomic
-    from pipeline.timestamps import utc_iso
-
-    started_at = utc_iso(started_wall)
-    scheduler = f"{args.scheduler_host}:{args.scheduler_port}" if args.scheduler_host else "local"
-    record = {"started_at": started_at, "workers": args.workers, "scheduler": scheduler, "bronze_files": files}
-    write_text_atomic(layout.run_record_path, json.dumps(record, indent=1, sort_keys=True))
 
 
 def _show_report(layout, open_it: bool) -> str | None:
@@ -519,22 +484,21 @@ def _luigi_command_line(overrides: list[str]):
     options run.py does not know, such as `--cleaning-max-quantity 15`, are Luigi's to parse."""
     import io
 
-    from luigi.cmdline_parser import CmdlineParser
-
+    from tasks.luigi_private import command_line
     from tasks.root import Pipeline
 
     captured = io.StringIO()
+    line = command_line([Pipeline.get_task_family(), *overrides])
     try:
         with contextlib.redirect_stderr(captured):
-            parser = CmdlineParser.global_instance([Pipeline.get_task_family(), *overrides])
-            parser.__enter__()
+            line.__enter__()
     except SystemExit:
         lines = captured.getvalue().strip().splitlines()
         raise PipelineError(f"{lines[-1].split(': error: ', 1)[-1] if lines else 'bad options'} (see python run.py --help)") from None
     try:
         yield
     finally:
-        parser.__exit__(None, None, None)
+        line.__exit__(None, None, None)
 
 
 class Terminated(BaseException):
@@ -584,9 +548,8 @@ def _main(args: argparse.Namespace) -> int:
     import warnings
 
     # Luigi warns and goes on without a LUIGI_CONFIG_PATH that names no file; we stop, in one line.
+    # (Luigi warns as it is imported, so this filter is set here, before the first import of it.)
     warnings.filterwarnings("ignore", message="Config file does not exist")
-    # [core] rpc_retry_* are read by Luigi's RemoteScheduler, not by its `core` config class.
-    warnings.filterwarnings("ignore", message="The configuration contains the parameter 'rpc_retry")
     try:
         from luigi.configuration import get_config
 
@@ -617,9 +580,7 @@ def _main(args: argparse.Namespace) -> int:
         print("interrupted: run the same command again to resume", file=sys.stderr)
         args.account["error"] = "interrupted"
         return EXIT_TERMINATED if isinstance(stop, Terminated) else EXIT_INTERRUPTED
-    except PipelineError as err:
-        return _fail(args, str(err))
-    except ValueError as err:  # e.g. generator arguments
+    except PipelineError as err:  # the project's own errors are one line; a bug shows its traceback (exit 1)
         return _fail(args, str(err))
     except OSError as err:  # permissions, a full disk, a read-only file system: the machine, not the data
         return _fail(args, environment_line(err))

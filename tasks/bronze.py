@@ -22,12 +22,20 @@ from pipeline.storage.atomic import write_text_atomic
 from pipeline.storage.locking import claim_work
 from tasks import warm_workers
 from tasks.base import STEP_LOG, PipelineTask
+from tasks.failures import settle, settled
 
 log = logging.getLogger("pipeline")
 step_log = logging.getLogger(STEP_LOG)
 
 
-class ScanBronzeFile(PipelineTask):
+class BronzeWork(PipelineTask):
+    """A piece of bronze -> silver work: a failure that is not the machine's fails its file(s) alone
+    (tasks.failures)."""
+
+    settles_on_file_failure = True
+
+
+class ScanBronzeFile(BronzeWork):
     """Fingerprint, header check and chunk boundaries of one bronze file (its manifest)."""
 
     source_file = luigi.Parameter(description="path relative to the bronze folder")
@@ -35,7 +43,7 @@ class ScanBronzeFile(PipelineTask):
     def output(self) -> luigi.LocalTarget:
         return luigi.LocalTarget(str(self.layout.manifest_path(str(self.source_file))))
 
-    def run(self) -> None:
+    def work(self) -> None:
         source_file = str(self.source_file)
         with claim_work(self.layout.work_lock_path(source_file), 0):
             if self.output().exists():  # scanned by another run on this data root meanwhile
@@ -48,7 +56,7 @@ class ScanBronzeFile(PipelineTask):
         self.report_progress(100, f"{manifest.records:,} records in {len(manifest.chunks)} chunks")
 
 
-class BronzeChunkToSilver(PipelineTask):
+class BronzeChunkToSilver(BronzeWork):
     """Clean one chunk; its silver part is the checkpoint."""
 
     source_file = luigi.Parameter()
@@ -60,7 +68,7 @@ class BronzeChunkToSilver(PipelineTask):
     def output(self) -> luigi.LocalTarget:
         return luigi.LocalTarget(str(self.layout.silver_part_path(str(self.source_file), int(self.chunk))))
 
-    def run(self) -> None:
+    def work(self) -> None:
         with claim_work(self.layout.work_lock_path(str(self.source_file)), int(self.chunk) + 1):
             if self.output().exists():  # another run on this data root cleaned it meanwhile: not redone
                 self.report_progress(100, "done by another run")
@@ -96,7 +104,7 @@ class BronzeChunkToSilver(PipelineTask):
         self.report_progress_of(file_task, int(100 * done / total) if total else 100, f"{done}/{total} chunks done")
 
 
-class BronzeFileToSilver(PipelineTask):
+class BronzeFileToSilver(BronzeWork):
     """All chunks of one file (added as dynamic dependencies) and the file's metrics."""
 
     source_file = luigi.Parameter()
@@ -107,17 +115,24 @@ class BronzeFileToSilver(PipelineTask):
     def output(self) -> luigi.LocalTarget:
         return luigi.LocalTarget(str(self.layout.file_summary_path(str(self.source_file))))
 
-    def run(self):  # type: ignore[override]  # a generator: Luigi's dynamic dependencies
+    def work(self):  # a generator: Luigi's dynamic dependencies
+        if settled(self.requires().task_id):  # the scan failed: the file fails, told once, by the scan
+            settle(self)
+            return
         manifest = read_manifest(self.layout.manifest_path(str(self.source_file)))
         done = sum(self.layout.silver_part_path(str(self.source_file), c.index).exists() for c in manifest.chunks)
         total = len(manifest.chunks)
         self.report_progress(int(100 * done / total) if total else 100, f"{done}/{total} chunks done")
-        yield [BronzeChunkToSilver(data_root=self.data_root, source_file=self.source_file, chunk=c.index) for c in manifest.chunks]
+        chunks = [BronzeChunkToSilver(data_root=self.data_root, source_file=self.source_file, chunk=c.index) for c in manifest.chunks]
+        yield chunks
+        if any(settled(chunk.task_id) for chunk in chunks):  # a chunk failed: the file fails, told once, by the chunk
+            settle(self)
+            return
         summary = summarise_file(self.layout, manifest)
         write_text_atomic(self.layout.file_summary_path(str(self.source_file)), summary.to_json())
 
 
-class SmallFilesToSilver(PipelineTask):
+class SmallFilesToSilver(BronzeWork):
     """A run of small bronze files cleaned in one task (pipeline.bronze.small_files): per file the same
     outputs, checkpoint and failure line as the file and chunk tasks give."""
 
@@ -128,9 +143,9 @@ class SmallFilesToSilver(PipelineTask):
         return read_files_list(self.layout, str(self.files))
 
     def complete(self) -> bool:
-        return all(self.layout.file_summary_path(f).exists() for f in self.source_files)
+        return all(self.layout.file_summary_path(f).exists() for f in self.source_files) or settled(self.task_id)
 
-    def run(self) -> None:
+    def work(self) -> None:
         files = self.source_files
         with contextlib.ExitStack() as held:
             for name in files:  # in input order, as every group takes them: no two runs wait in a circle

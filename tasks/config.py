@@ -16,10 +16,11 @@ from pathlib import Path
 from typing import Any
 
 import luigi
-from luigi.configuration import LuigiConfigParser, get_config
+from luigi.configuration import get_config
 
 from pipeline.errors import ConfigError
 from pipeline.settings import SETTINGS, Settings, validate
+from tasks import luigi_private
 
 REPO_CONFIG = Path(__file__).resolve().parent.parent / "luigi.cfg"
 # section -> key -> spec: the one settings table of pipeline/settings.py
@@ -39,10 +40,7 @@ SECTION_CLASSES: dict[str, type[luigi.Config]] = {section: _section_class(sectio
 def layer_repo_config() -> None:
     """Read the repo's luigi.cfg first wherever the command runs from; /etc/luigi, a luigi.cfg in
     the working folder and LUIGI_CONFIG_PATH are read after it, so their keys win."""
-    paths = LuigiConfigParser._config_paths
-    if str(REPO_CONFIG) not in paths:
-        paths.insert(0, str(REPO_CONFIG))
-        LuigiConfigParser._instance = None  # read again, in this order, at the next get_config()
+    luigi_private.layer_config_first(str(REPO_CONFIG))
 
 
 def config_path_problem() -> str | None:
@@ -70,7 +68,7 @@ def load_settings(data_root: str | None = None) -> Settings:
         try:
             texts = cls()
         except configparser.Error as err:
-            hint = " (in luigi.cfg a literal % is written %%)" if "'%'" in str(err) else ""
+            hint = " (in luigi.cfg a literal % is written %%)" if isinstance(err, configparser.InterpolationSyntaxError) else ""
             raise ConfigError(f"config [{section}]: {' '.join(str(err).split())}{hint}") from None
         for key, spec in SECTIONS[section].items():
             raw = getattr(texts, key)
@@ -116,3 +114,4 @@ class _Settings:
 
 settings_for_root = _Settings.for_root
 layer_repo_config()
+luigi_private.quiet_rpc_retry_warnings()

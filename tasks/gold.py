@@ -5,6 +5,7 @@ import logging
 
 import luigi
 
+from pipeline.errors import PipelineError
 from pipeline.gold.owner import refuse_unless_gold_owner
 from pipeline.gold.step import is_published, merge_and_publish
 from pipeline.running.preflight import read_files_list
@@ -41,8 +42,14 @@ class SilverToGold(PipelineTask):
         # check, and only it, takes what run() just published; every later call looks at the disk.
         return self.__dict__.pop("published_here", False) or is_published(self.layout, str(self.inputs))
 
-    def run(self) -> None:
+    def work(self) -> None:
         refuse_unless_gold_owner(self.layout)
+        # A file whose bronze work settled on its failure counts as complete for Luigi; gold never
+        # merges it (the root leaves it out; another worker's run may not have known of it).
+        unfinished = [f for f in self.source_files if not self.layout.file_summary_path(f).exists()]
+        if unfinished:
+            raise PipelineError(f"{unfinished[0]}: its silver is not complete (the file failed in this run, or another "
+                                "command removed its silver meanwhile); gold is not built over it; run again")
         # In this task's own process, not a warm worker: it was no faster there (bench/README.md).
         message = merge_and_publish(self.layout, self.settings, list(self.source_files), str(self.inputs),
                                     progress=self.report_progress)

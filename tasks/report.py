@@ -44,7 +44,7 @@ class Report(PipelineTask):
             return False
         return rendered == gold_fingerprint(self.layout.gold_dir)
 
-    def run(self) -> None:
+    def work(self) -> None:
         from reports.render import load_run_info, write_report  # matplotlib: only when rendering
 
         layout = self.layout

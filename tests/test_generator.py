@@ -338,3 +338,11 @@ def test_generate_bronze_checks_every_path_before_writing(tmp_path: Path) -> Non
     paths = generate_bronze(tmp_path, 30, files=3, overwrite=True)
     assert [p.name for p in paths] == [f"sales_data_part_000{i}.csv" for i in (1, 2, 3)]
     assert read_records(paths[2]).num_rows == 10
+
+
+def test_bad_generate_arguments_are_usage_errors(tmp_path: Path) -> None:
+    for option, value in (("--rows", "-1"), ("--files", "0"), ("--seed", "-2")):
+        args = ["--rows", "10", option, value] if option != "--rows" else [option, value]
+        result = run_generate(*args, "--data-root", str(tmp_path))
+        assert result.returncode == 2 and f"argument {option}: must be >= " in result.stderr, result.stderr
+    assert not (tmp_path / "bronze").exists()

@@ -2,6 +2,8 @@
 and luigid's task history. Real processes, a real luigid on 127.0.0.1, real host names (unshare)."""
 from __future__ import annotations
 
+import contextlib
+import io
 import os
 import shutil
 import sqlite3
@@ -59,6 +61,55 @@ def test_the_luigi_command_does_what_run_py_does(tmp_path: Path, bronze: Path) -
     (by_luigi / "bronze" / "sales_data_part_0004.csv").unlink()
     gone = luigi_command("--data-root", str(by_luigi), "--local-scheduler", cwd=tmp_path)
     assert gone.returncode == 1 and "--forget sales_data_part_0004.csv" in gone.stderr
+
+
+def _break_one_file_mid_run(root: Path, name: str) -> None:
+    """Silver first, then a manifest that no longer agrees with its file: the file fails when its
+    chunks are redone, in the middle of the next run."""
+    assert run_cli("--data-root", str(root), "--until", "silver").returncode == 0
+    silver = root / "silver" / name
+    manifest = silver / "_manifest.json"
+    manifest.write_text(manifest.read_text().replace('"records": 3000', '"records": 3001', 1))
+    for derived in [*silver.glob("part-*"), silver / "_file_metrics.json"]:
+        derived.unlink()
+
+
+@pytest.mark.parametrize("small_file_bytes", ["4194304", "0"], ids=["small files grouped", "a task per file and chunk"])
+def test_run_py_and_the_luigi_command_are_one_program(tmp_path: Path, bronze: Path, small_file_bytes: str) -> None:
+    """The same clean data root, and the same data root with a file that fails mid-run, through
+    `python run.py` and through `luigi --module tasks Pipeline --local-scheduler`: the same gold,
+    the same report, the same exit codes (run.py only adds its summary)."""
+    failing = "sales_data_part_0002.csv"
+    options = ("--workers", "2", "--pipeline-small-file-bytes", small_file_bytes)
+
+    def both(case: str, prepare=None) -> tuple[dict[str, Path], dict[str, subprocess.CompletedProcess]]:
+        roots = {entry: fresh(tmp_path, bronze, f"{case}-{entry}") for entry in ("run.py", "luigi")}
+        for root in roots.values():
+            if prepare:
+                prepare(root)
+        results = {"run.py": run_cli("--data-root", str(roots["run.py"]), *options),
+                   "luigi": luigi_command("--data-root", str(roots["luigi"]), "--local-scheduler", *options, cwd=tmp_path)}
+        for root in roots.values():
+            assert not list((root / "runs").glob("journal-*")), "the run's journal is removed when it ends"
+            assert (root / "report" / "index.html").exists()
+        return roots, results
+
+    clean, results = both("clean")
+    assert {entry: r.returncode for entry, r in results.items()} == {"run.py": 0, "luigi": 0}, results["luigi"].stderr[-3000:]
+    assert_gold_equal(read_gold(clean["luigi"]), read_gold(clean["run.py"]), "clean: luigi command vs run.py")
+    again = {"run.py": run_cli("--data-root", str(clean["run.py"])).returncode,
+             "luigi": luigi_command("--data-root", str(clean["luigi"]), "--local-scheduler", cwd=tmp_path).returncode}
+    assert again == {"run.py": 0, "luigi": 0}  # nothing to do
+
+    broken, results = both("failing", lambda root: _break_one_file_mid_run(root, failing))
+    assert {entry: r.returncode for entry, r in results.items()} == {"run.py": 1, "luigi": 1}, results["luigi"].stderr[-3000:]
+    assert_gold_equal(read_gold(broken["luigi"]), read_gold(broken["run.py"]), "a file failing: luigi command vs run.py")
+    for root in broken.values():  # gold without the file that failed, and with the others
+        assert read_gold(root)["data_quality"].column("source_file").to_pylist() == [
+            name for name in sorted(p.name for p in bronze.glob("*.csv")) if name != failing]
+    assert len([line for line in results["run.py"].stdout.splitlines() if line.startswith("FAILED") and failing in line]) == 1
+    assert f"gold does not include {failing}" in results["run.py"].stdout
+    assert f"the run has 1 problem(s): {failing}" in results["luigi"].stderr
 
 
 def test_settings_are_overridden_on_the_command_line_of_both_entry_points(tmp_path: Path, bronze: Path) -> None:
@@ -257,3 +308,103 @@ def test_a_warm_worker_call_reports_progress_while_it_runs() -> None:
     heard.clear()
     assert warm_workers.call("steps", _report_steps, 2, progress=lambda p, m: heard.append((p, m))) == 2  # in process
     assert heard == [(0, "step 0"), (1, "step 1")]
+
+
+# --- Luigi's private internals (tasks/luigi_private.py), pinned to the versions checked ---------
+
+def test_luigi_is_a_version_the_private_reaches_were_checked_with() -> None:
+    import luigi
+
+    from tasks import luigi_private
+
+    assert luigi.__version__ in luigi_private.CHECKED_WITH, (
+        f"Luigi {luigi.__version__}: check every function of tasks/luigi_private.py against it (the tests below "
+        f"exercise each), then add it to CHECKED_WITH {luigi_private.CHECKED_WITH}")
+
+
+def test_the_config_and_command_line_reaches(tmp_path: Path) -> None:
+    from luigi.configuration import LuigiConfigParser, get_config
+
+    from tasks import luigi_private
+    from tasks.config import REPO_CONFIG, SECTION_CLASSES
+
+    assert LuigiConfigParser._config_paths[0] == str(REPO_CONFIG)  # layered first at import: every other file wins
+    first = tmp_path / "first.cfg"
+    first.write_text("[probe_first]\nkey = from the first file\n[pipeline]\nchunk_rows = 7\n")
+    paths = list(LuigiConfigParser._config_paths)
+    try:
+        luigi_private.layer_config_first(str(first))
+        config = get_config()
+        assert config.get("probe_first", "key") == "from the first file"  # read again, in the new order
+        assert config.get("pipeline", "chunk_rows") == "500000"  # ... and the files after it win
+    finally:
+        LuigiConfigParser._config_paths[:] = paths
+        LuigiConfigParser._instance = None
+    with luigi_private.command_line(["Pipeline", "--cleaning-max-quantity", "15"]):
+        assert SECTION_CLASSES["cleaning"]().max_quantity == "15"
+    with pytest.raises(SystemExit), contextlib.redirect_stderr(io.StringIO()):
+        with luigi_private.command_line(["Pipeline", "--cleaning-max-quantitty", "15"]):
+            pass
+    import warnings
+
+    import luigi
+
+    with warnings.catch_warnings(record=True) as heard:
+        warnings.simplefilter("default")
+        luigi_private.quiet_rpc_retry_warnings()
+        config = get_config()
+        config.add_section("probe_section")
+        config.set("probe_section", "rpc_retry_attempts", "3")  # as Luigi's own `core` class meets [core] rpc_retry_*
+        config.set("probe_section", "probe_not_consumed", "1")
+        try:
+            type("probe_section", (luigi.Config,), {"__module__": __name__})()
+        finally:
+            config.remove_section("probe_section")
+    said = [str(w.message) for w in heard]
+    assert not [m for m in said if "rpc_retry_attempts" in m], said
+    assert [m for m in said if m.startswith("The configuration contains the parameter 'probe_not_consumed'")], said
+
+
+def test_the_run_and_worker_reaches(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import json
+
+    from tasks import luigi_private
+    from tests.luigi_probe import PROBE_ENV
+
+    monkeypatch.setenv(PROBE_ENV, str(tmp_path))
+    run = ["--local-scheduler", "--log-level", "CRITICAL"]
+    with luigi_private.command_line(["Pipeline"]):  # an outer command line, as run.py holds one, is set aside
+        assert luigi_private.run_command(["ProbeRoot", "--workers", "2", *run]) == 0
+    assert json.loads((tmp_path / "target-process.json").read_text()) == {"task_process": True, "has_scheduler": True}
+    assert luigi_private.run_command(["ProbeRoot", "--name", "here", *run]) == 0
+    assert json.loads((tmp_path / "here-process.json").read_text()) == {"task_process": False, "has_scheduler": True}
+    assert not luigi_private.in_task_process() and luigi_private.scheduler_of(luigi_private_probe_task()) is None
+    assert luigi_private.run_command(["ProbeFails", *run]) == 1  # [retcode] task_failed
+    assert luigi_private.run_command(["ProbeCannotSchedule", *run]) == 2  # [retcode] scheduling_error
+    assert luigi_private.run_command(["ProbeNeedsVanishing", *run]) == 1
+    assert json.loads((tmp_path / "vanished.json").read_text()) is True
+
+
+def luigi_private_probe_task():
+    from tests.luigi_probe import ProbeTarget
+
+    task = ProbeTarget(name="unscheduled")
+    task.set_status_message = lambda message: None  # what a task outside a worker has: no reporter
+    return task
+
+
+def test_a_worker_waits_for_tasks_another_worker_holds_and_exits_0(tmp_path: Path, luigid: int) -> None:
+    """Worker B finds the task it needs held by worker A: it waits for it (tasks/luigi_private.py
+    wait_for_other_workers), then ends with exit 0 and the root done, as A does."""
+    env = {"PIPELINE_LUIGI_PROBE": str(tmp_path), "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")]))}
+    command = [str(LUIGI), "--module", "tests.luigi_probe", "ProbeRoot", "--seconds", "6", "--scheduler-host", "127.0.0.1",
+               "--scheduler-port", str(luigid)]
+    first = subprocess.Popen(command, cwd=tmp_path, env={**os.environ, **env}, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    deadline = time.monotonic() + 60
+    while not (tmp_path / "target-process.json").exists():  # A runs the task now
+        assert first.poll() is None and time.monotonic() < deadline, first.communicate()[0][-3000:]
+        time.sleep(0.05)
+    second = subprocess.run(command, cwd=tmp_path, env={**os.environ, **env}, capture_output=True, text=True, timeout=120)
+    assert second.returncode == 0, second.stdout + second.stderr
+    assert (tmp_path / "target.done").exists()  # B ended only once A's task was done
+    assert first.wait(timeout=60) == 0

@@ -205,3 +205,41 @@ def test_a_bronze_folder_that_cannot_be_read_is_listed_not_skipped(tmp_path: Pat
     failed = [line for line in result.stdout.splitlines() if line.startswith("FAILED")]
     assert failed == ["FAILED date=2026-11-01/: a folder that cannot be read (Permission denied); its files are not read"], result.stdout
     assert "NOT READ date=2026-11-01/: a folder that cannot be read" in status.stdout
+
+
+# --- failures by type, never by their text -------------------------------------------------------
+
+def test_the_machine_is_told_from_the_data_by_the_error_type(tmp_path: Path) -> None:
+    import errno
+    import sqlite3
+
+    from pipeline.errors import ConfigError, EnvironmentProblem, InputFileError, PipelineError, is_transient
+
+    assert is_transient(EnvironmentProblem("a full disk")) and is_transient(OSError(errno.ENOSPC, "No space left on device"))
+    assert is_transient(PermissionError(errno.EACCES, "Permission denied"))
+    for terminal in (PipelineError("x"), ConfigError("x"), InputFileError("x"), FileNotFoundError(errno.ENOENT, "gone"),
+                     OSError(errno.EFBIG, "File too large"), ValueError("a bug")):
+        assert not is_transient(terminal), terminal
+    damaged = tmp_path / "not-sqlite"
+    damaged.write_bytes(b"x" * 4096)
+    with pytest.raises(sqlite3.DatabaseError) as caught:
+        sqlite3.connect(damaged).execute("SELECT * FROM sqlite_master").fetchall()
+    assert caught.value.sqlite_errorname == "SQLITE_NOTADB" and not is_transient(caught.value)  # damage, not the machine
+    read_only = tmp_path / "read-only.sqlite"
+    sqlite3.connect(read_only).close()
+    with pytest.raises(sqlite3.OperationalError) as caught:
+        db = sqlite3.connect(f"file:{read_only}?mode=ro", uri=True)
+        db.execute("CREATE TABLE t (x)")
+    assert caught.value.sqlite_errorname == "SQLITE_READONLY" and is_transient(caught.value)
+
+
+def test_a_bug_in_run_py_shows_its_traceback_and_is_no_user_error(tmp_path: Path) -> None:
+    """Only the project's own errors are one `ERROR` line; a ValueError is a bug (it used to be a user error)."""
+    program = ("import sys, run\n"
+               "def bug(args):\n    raise ValueError('a bug, not the user')\n"
+               "run.command_status = bug\n"
+               f"sys.exit(run.main(['status', '--data-root', {str(tmp_path)!r}]))\n")
+    result = subprocess.run([sys.executable, "-c", program], cwd=REPO, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 1
+    assert "Traceback" in result.stderr and "ValueError: a bug, not the user" in result.stderr
+    assert "ERROR a bug" not in result.stderr

@@ -239,7 +239,7 @@ def test_run_section_says_not_recorded_when_nothing_was_recorded(own_gold: Path)
 
 
 def test_run_section_shows_what_the_run_files_record(own_gold: Path) -> None:
-    """Exactly the keys the product writes: pipeline.gold.step's record and run.py's _record_run_start."""
+    """Exactly the keys the product writes: pipeline.gold.step's record and the root task's _record_run."""
     (own_gold / "_silver_to_gold_run.json").write_text(json.dumps(
         {"files": 2, "parts_merged": 2, "rows_merged": 14, "new_unique_orders": 11, "merge_seconds": 0.5,
          "merge_rows_per_second": 28, "publish_seconds": 0.25, "tables_written": ["a", "b"], "gold_mode": "upsert",

@@ -25,7 +25,7 @@ from typing import Any
 import pyarrow as pa
 from sqlitedict import SqliteDict
 
-from pipeline.errors import EnvironmentProblem, PipelineError, StateDamaged, environment_line
+from pipeline.errors import EnvironmentProblem, PipelineError, StateDamaged, environment_line, is_transient
 from pipeline.storage.layout import STATE_FILE, DataLayout
 
 # sqlitedict logs a failed statement of its writer thread (with two stacks) before the caller gets
@@ -219,13 +219,10 @@ def delete_state(layout: DataLayout) -> None:
         path.unlink(missing_ok=True)
 
 
-_ENVIRONMENT_SQLITE = ("unable to open", "readonly", "read-only", "disk is full", "disk i/o", "locked", "permission", "access")
-
-
 def _corrupt(path: Path, err: Exception) -> PipelineError:
-    """Tell a state that cannot be opened or written (the machine's problem: the state is fine,
-    and rebuilding it would not help) from one whose content is damaged."""
-    if isinstance(err, sqlite3.OperationalError) and any(hint in str(err).lower() for hint in _ENVIRONMENT_SQLITE):
+    """Tell a state that cannot be opened or written (the machine's problem, by SQLite's result
+    code: the state is fine, and rebuilding it would not help) from one whose content is damaged."""
+    if is_transient(err):
         return EnvironmentProblem(f"state file {path} cannot be opened or written ({err}); check that {path.parent} is "
                                   "writable and its disk has room, then run the same command again (the state is not damaged)")
     return StateDamaged(f"state file {path} is damaged ({type(err).__name__}: {' '.join(str(err).split())})")

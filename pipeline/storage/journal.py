@@ -1,5 +1,6 @@
 """The run journal: one JSON line per event that a run's own tasks report (a chunk cleaned, a group
-of small files cleaned, gold merged, a task failed).
+of small files cleaned, gold merged, a task failed, a file's work settled on its failure, the files
+gold was built without).
 
 Why: the summary, the live progress line and `--json` must speak only of this run's work, also when
 another run or another host works on the same data root at the same time; files' modification
@@ -17,6 +18,9 @@ from pipeline.storage.layout import JOURNAL_PREFIX, JOURNAL_SUFFIX
 
 JOURNAL_ENV = "PIPELINE_RUN_JOURNAL"
 CHUNK, SMALL_FILES, GOLD_STARTED, GOLD, FAILED = "chunk", "small_files", "gold_started", "gold", "failed"
+# a piece of bronze work whose file(s) failed counts as complete for the rest of the run; gold was
+# built without these files
+SETTLED, LEFT_OUT = "settled", "left_out"
 
 
 def start_journal(runs_dir: Path) -> Path:
