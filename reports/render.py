@@ -371,7 +371,7 @@ def _read_json(path: Path) -> dict | None:
 
 def load_run_info(gold_dir: Path) -> dict[str, Any]:
     """The run metadata beside gold, plus now: Silver -> Gold's record (pipeline.gold.step) and the
-    run's own (`started_at`, `workers`, `scheduler`, `bronze_files`, written by run.py before the build)."""
+    run's own (`started_at`, `workers`, `scheduler`, `bronze_files`, written by the root task before gold and the report are built)."""
     gold_dir = Path(gold_dir)
     info: dict[str, Any] = {"rendered_at": utc_iso(time.time())}
     for key, name in (("silver_to_gold", GOLD_RUN_FILE), ("run", RUN_RECORD_FILE)):

@@ -26,6 +26,7 @@ import atexit
 import json
 import logging
 import os
+import socket
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -47,6 +48,10 @@ from tasks.graph import AllBronzeToSilver, top_task
 
 LAYERS = ("silver", "gold", "report")
 REMOTE_POLL_SECONDS = 3.0
+# The root is this invocation's own task: its plan (who builds gold, which files failed here) is this
+# host's, so two runs sharing a luigid must never be handed each other's root. The work below it
+# (chunks, Silver -> Gold, the report) keeps ids shared by every run, so it is done once.
+THIS_RUN = f"{socket.gethostname()}-{os.getpid()}-{int(time.time())}"
 
 log = logging.getLogger("pipeline")
 
@@ -66,6 +71,7 @@ class Pipeline(PipelineTask):
     """Bronze -> silver -> gold -> report for every pending file of `data_root` (see the module)."""
 
     until = luigi.ChoiceParameter(choices=LAYERS, default="report", description="the last layer to build")
+    invocation = luigi.Parameter(default=THIS_RUN, description="this invocation (host-pid-start): each run has its own root")
 
     def plan(self) -> RootPlan:
         cached = getattr(self, "_plan", None)

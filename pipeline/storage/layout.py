@@ -7,7 +7,7 @@ from pathlib import Path
 STATE_FILE = "gold_state.sqlite"  # the Silver -> Gold state (SQLite; -wal and -shm beside it)
 JOURNAL_PREFIX, JOURNAL_SUFFIX = "journal-", ".jsonl"  # a live run's own journal under runs/
 GOLD_RUN_FILE = "_silver_to_gold_run.json"  # beside gold: the last Silver -> Gold's record
-RUN_RECORD_FILE = "_run.json"  # beside gold: what run.py records of the run the report belongs to
+RUN_RECORD_FILE = "_run.json"  # beside gold: what the root task records of the run the report belongs to
 
 
 @dataclass(frozen=True)
