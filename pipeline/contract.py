@@ -127,6 +127,6 @@ GOLD_TABLES: dict[str, tuple[str, ...]] = {
     "region_wise_performance": ("region",),
     "category_discount_map": ("category",),
     "top_products": ("product_key",),
-    "anomaly_records": ("order_id",),
+    "anomaly_records": DEFAULT_DEDUP_KEY,  # ranked; each row one order, named by [gold] dedup_key
     "data_quality": ("source_file",),
 }
