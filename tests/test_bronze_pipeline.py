@@ -1,4 +1,7 @@
-"""Bronze -> Silver through real Luigi runs: nothing lost, deterministic, restartable, refusing changed input."""
+"""Bronze -> Silver through real Luigi runs: nothing lost, deterministic, restartable, refusing changed input.
+
+Runs stop after silver (`--until silver`) where silver, quarantine and the file summaries are all a
+test looks at; the rerun that must find nothing to do runs the whole pipeline."""
 from __future__ import annotations
 
 import json
@@ -49,7 +52,7 @@ def test_every_record_is_in_silver_or_quarantine(tmp_path: Path, generated_root:
     import shutil
 
     shutil.copytree(generated_root / "bronze", root / "bronze")
-    result = run_pipeline(root, "--workers", "2", chunk_rows=3000, tmp_path=tmp_path)
+    result = run_pipeline(root, "--until", "silver", "--workers", "2", chunk_rows=3000, tmp_path=tmp_path)
     assert result.returncode == 0, result.stdout + result.stderr
     silver, quarantine = silver_table(root), quarantine_table(root)
     metrics = file_metrics(root)
@@ -91,7 +94,7 @@ def test_silver_is_identical_for_chunk_sizes_and_worker_counts(tmp_path: Path, g
         root = tmp_path / name / "data"
         shutil.copytree(generated_root / "bronze", root / "bronze")
         cfg_dir = tmp_path / name
-        result = run_pipeline(root, "--workers", workers, chunk_rows=chunk_rows, tmp_path=cfg_dir)
+        result = run_pipeline(root, "--until", "silver", "--workers", workers, chunk_rows=chunk_rows, tmp_path=cfg_dir)
         assert result.returncode == 0, result.stdout + result.stderr
         tables.append((silver_table(root), quarantine_table(root)))
     for silver, quarantine in tables[1:]:
@@ -115,13 +118,13 @@ def test_changed_bronze_file_is_refused_until_reprocessed(tmp_path: Path) -> Non
     root = tmp_path / "data"
     write_bronze(root, {"a.csv": HEADER + "\n1,x,electronics,1,2.00,0,north,2024-01-01,a@b.co\n",
                         "b.csv": HEADER + "\n2,y,fashion,1,3.00,0,south,2024-01-02,c@d.co\n"})
-    assert run_cli("--data-root", str(root)).returncode == 0
+    assert run_cli("--data-root", str(root), "--until", "silver").returncode == 0
     (root / "bronze" / "a.csv").write_text(HEADER + "\n1,x,electronics,5,2.00,0,north,2024-01-01,a@b.co\n")
-    refused = run_cli("--data-root", str(root))
+    refused = run_cli("--data-root", str(root), "--until", "silver")
     assert refused.returncode != 0
     assert "a.csv: bronze file changed since it was ingested" in refused.stdout + refused.stderr
     assert "--reprocess a.csv" in refused.stdout + refused.stderr
-    redone = run_cli("--data-root", str(root), "--reprocess", "a.csv")
+    redone = run_cli("--data-root", str(root), "--until", "silver", "--reprocess", "a.csv")
     assert redone.returncode == 0, redone.stdout + redone.stderr
     silver = silver_table(root)
     assert silver.filter(pa.compute.equal(silver["source_file"], "a.csv"))["quantity"].to_pylist() == [5]
@@ -131,7 +134,7 @@ def test_missing_required_column_fails_that_file_only(tmp_path: Path) -> None:
     root = tmp_path / "data"
     write_bronze(root, {"good.csv": HEADER + "\n1,x,electronics,1,2.00,0,north,2024-01-01,a@b.co\n",
                         "bad.csv": "order_id,product_name\n1,x\n"})
-    result = run_cli("--data-root", str(root), "--workers", "2")
+    result = run_cli("--data-root", str(root), "--until", "silver", "--workers", "2")
     assert result.returncode != 0
     assert "bad.csv: missing required column(s) quantity, unit_price" in result.stdout
     assert set(file_metrics(root)) == {"good.csv"}
@@ -140,7 +143,7 @@ def test_missing_required_column_fails_that_file_only(tmp_path: Path) -> None:
 def test_missing_optional_column_gets_defaults_and_extra_column_is_reported(tmp_path: Path) -> None:
     root = tmp_path / "data"
     write_bronze(root, {"a.csv": "order_id,quantity,unit_price,coupon\n1,2,3.50,X\n"})
-    assert run_cli("--data-root", str(root)).returncode == 0
+    assert run_cli("--data-root", str(root), "--until", "silver").returncode == 0
     row = silver_table(root).to_pylist()[0]
     assert (row["region"], row["category"], row["product_key"], str(row["sale_date"])) == ("north", "unknown", "unknown_product", "1970-01-01")
     m = file_metrics(root)["a.csv"]
@@ -151,7 +154,7 @@ def test_missing_optional_column_gets_defaults_and_extra_column_is_reported(tmp_
 def test_header_only_file_gives_zero_rows_and_no_error(tmp_path: Path) -> None:
     root = tmp_path / "data"
     write_bronze(root, {"a.csv": HEADER + "\n", "b.csv": HEADER + "\r\n1,x,electronics,1,2.00,0,north,2024-01-01,a@b.co\r\n"})
-    result = run_cli("--data-root", str(root))
+    result = run_cli("--data-root", str(root), "--until", "silver")
     assert result.returncode == 0, result.stdout + result.stderr
     assert file_metrics(root)["a.csv"]["rows_read"] == 0
     assert file_metrics(root)["b.csv"]["rows_valid"] == 1

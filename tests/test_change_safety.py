@@ -25,9 +25,27 @@ def generated(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return generated_bronze(tmp_path_factory, "generated", rows=9_000, files=3, seed=7)
 
 
+@pytest.fixture(scope="module")
+def in_gold(generated: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A data root whose three files went through a complete run to gold (default settings), run once;
+    a test starts from a copy of it (`gold_root`)."""
+    root = tmp_path_factory.mktemp("in-gold") / "data"
+    copy_bronze(generated, root)
+    run_gold(root)
+    return root
+
+
 def root_with(tmp_path: Path, name: str, generated: Path, names: list[str] | None = None) -> Path:
     root = tmp_path / name
     copy_bronze(generated, root, names)
+    return root
+
+
+def gold_root(tmp_path: Path, in_gold: Path) -> Path:
+    """A copy of `in_gold` (copy2: mtimes kept; the new inodes make the next run hash the files again,
+    and its gold step checks gold and writes nothing)."""
+    root = tmp_path / "data"
+    shutil.copytree(in_gold, root)
     return root
 
 
@@ -52,13 +70,19 @@ def snapshot(folder: Path) -> dict[str, bytes]:
 
 # --- settings ------------------------------------------------------------------------------------
 
-@pytest.mark.parametrize("change, key", [
-    ("[cleaning]\nmax_quantity = 15\n", "[cleaning] max_quantity 1000000 -> 15"),
-    ('[cleaning]\nregion_aliases = {"north": ["north", "nort", "n"], "south": ["south"], "east": ["east"], "west": ["west"]}\n',
-     "[cleaning] region_aliases"),
-    ("[pipeline]\nsilver_buckets = 8\n", "[pipeline] silver_buckets 64 -> 8"),
-])
-def test_a_silver_setting_change_is_refused_until_reprocess_all(tmp_path: Path, generated: Path, change: str, key: str) -> None:
+# By default one change of a cleaning key and of the bucket count together (the line names both; silver
+# is cleaned again and re-bucketed); each kind of key alone (a number, a JSON value, the buckets) is
+# the slow tier. Every silver key moving the silver fingerprint is tests/test_settings_model.py's.
+@pytest.mark.parametrize("change, keys", [
+    ("[cleaning]\nmax_quantity = 15\n[pipeline]\nsilver_buckets = 8\n",
+     ("[cleaning] max_quantity 1000000 -> 15", "[pipeline] silver_buckets 64 -> 8")),
+    pytest.param("[cleaning]\nmax_quantity = 15\n", ("[cleaning] max_quantity 1000000 -> 15",), marks=pytest.mark.slow),
+    pytest.param('[cleaning]\nregion_aliases = {"north": ["north", "nort", "n"], "south": ["south"], "east": ["east"], "west": ["west"]}\n',
+                 ("[cleaning] region_aliases",), marks=pytest.mark.slow),
+    pytest.param("[pipeline]\nsilver_buckets = 8\n", ("[pipeline] silver_buckets 64 -> 8",), marks=pytest.mark.slow),
+], ids=["quantity-and-buckets", "quantity", "region-aliases", "buckets"])
+def test_a_silver_setting_change_is_refused_until_reprocess_all(tmp_path: Path, generated: Path, change: str,
+                                                               keys: tuple[str, ...]) -> None:
     root = root_with(tmp_path, "data", generated, NAMES[:2])
     run_gold(root)
     env = layered_config(tmp_path / "cfg", change)
@@ -69,7 +93,7 @@ def test_a_silver_setting_change_is_refused_until_reprocess_all(tmp_path: Path, 
         refused = run_cli("--data-root", str(root), "--until", "gold", *extra, env=env)
         assert refused.returncode == 2, refused.stdout + refused.stderr
         line = one_error_line(refused)
-        assert key in line and "python run.py --reprocess-all" in line, line
+        assert all(key in line for key in keys) and "python run.py --reprocess-all" in line, line
         assert {layer: snapshot(root / layer) for layer in before} == before, "a refused run wrote something"
 
     run_gold(root, env, "--reprocess-all")
@@ -77,9 +101,8 @@ def test_a_silver_setting_change_is_refused_until_reprocess_all(tmp_path: Path, 
     assert "Nothing to do" in run_gold(root, env).stdout
 
 
-def test_an_interrupted_reprocess_all_is_finished_by_running_it_again(tmp_path: Path, generated: Path) -> None:
-    root = root_with(tmp_path, "data", generated)
-    run_gold(root)
+def test_an_interrupted_reprocess_all_is_finished_by_running_it_again(tmp_path: Path, in_gold: Path) -> None:
+    root = gold_root(tmp_path, in_gold)
     env = layered_config(tmp_path / "cfg", "[cleaning]\nmax_quantity = 15\n")
     # What --reprocess-all leaves if killed after dropping state and gold but before all silver went.
     shutil.rmtree(root / "gold")
@@ -107,7 +130,7 @@ def test_a_gold_setting_change_rebuilds_gold_without_touching_silver(tmp_path: P
 
 def test_a_bad_second_reprocess_argument_changes_nothing(tmp_path: Path, generated: Path) -> None:
     root = root_with(tmp_path, "data", generated)
-    run_gold(root)
+    run_gold(root)  # its own run, not a copy of `in_gold`: the first run on a copied root checks gold again
     expected = read_gold(root)
     silver_before = snapshot(root / "silver")
     for bad in (["--reprocess", NAMES[0], "--reprocess", "typo.csv"], ["--reprocess", NAMES[0], "--forget", "typo.csv"],
@@ -121,10 +144,11 @@ def test_a_bad_second_reprocess_argument_changes_nothing(tmp_path: Path, generat
     assert_gold_equal(read_gold(root), expected)
 
 
-@pytest.mark.parametrize("until", ["gold", "report"])
+@pytest.mark.parametrize("until", [pytest.param("gold", marks=pytest.mark.slow), "report"])
 def test_reprocess_of_an_unchanged_file_redoes_it_and_keeps_gold(tmp_path: Path, generated: Path, until: str) -> None:
     """Once answered "Nothing to do" (gold and the page were still those of the same inputs) and
-    left the file without silver."""
+    left the file without silver. By default through the whole pipeline (`--until report`);
+    `--until gold` is the slow tier."""
     import json
 
     root = root_with(tmp_path, "data", generated)
@@ -167,9 +191,11 @@ def test_rebuild_gold_and_reprocess_reproduce_the_gold_of_a_late_arrival(tmp_pat
 def _lock_race(tmp_path: Path, generated: Path, tries: int) -> None:
     """A maintenance command started while another run is merging (it holds the gold lock)."""
     root = root_with(tmp_path, "data", generated)
-    # Many small batches: the merge takes a few seconds, so the command lands inside it.
+    # The plain run merges in many small batches: its merge takes a few seconds, so the command lands
+    # inside it. Every other run merges in default batches (the batch size changes no number).
     env = {**os.environ, **layered_config(tmp_path / "cfg", "[pipeline]\nchunk_rows = 1500\n[gold]\nmerge_batch_rows = 1\n")}
-    run_gold(root, env)
+    quick = {**os.environ, **layered_config(tmp_path / "cfg-quick", "[pipeline]\nchunk_rows = 1500\n")}
+    run_gold(root, quick)
     expected = read_gold(root)
     lock = root / "_gold.lock"
     rng = random.Random(16)
@@ -188,7 +214,7 @@ def _lock_race(tmp_path: Path, generated: Path, tries: int) -> None:
                                      f"({'it ended first' if plain.returncode is not None else 'within 60 s'}):\n{plain.communicate()[0]}")
             time.sleep(0.02)
         time.sleep(rng.uniform(0.0, 0.5))  # the thing under test: a random instant inside the merge (bounded)
-        maintenance = subprocess.run(args + command, cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
+        maintenance = subprocess.run(args + command, cwd=REPO, env=quick, capture_output=True, text=True, timeout=300)
         plain_out = plain.communicate(timeout=300)[0]
         label = f"try {attempt}: {command}"
         for code, out in ((plain.returncode, plain_out), (maintenance.returncode, maintenance.stdout + maintenance.stderr)):
@@ -196,13 +222,13 @@ def _lock_race(tmp_path: Path, generated: Path, tries: int) -> None:
             assert "corrupt" not in out and "Traceback" not in out, f"{label}\n{out}"
         assert maintenance.returncode == 0, f"{label}: the command waited for the lock, then ran\n{maintenance.stdout}"
         assert_gold_equal(read_gold(root), expected, label)
-        run_gold(root, env)
+        run_gold(root, quick)
         assert_gold_equal(read_gold(root), expected, f"{label}, after a plain run")
         assert not temp_files(root), label
 
 
 def test_maintenance_commands_and_a_merging_run_are_serialised(tmp_path: Path, generated: Path) -> None:
-    _lock_race(tmp_path, generated, tries=int(os.environ.get("CHANGE_RACE_TRIES", "2")))
+    _lock_race(tmp_path, generated, tries=int(os.environ.get("CHANGE_RACE_TRIES", "1")))
 
 
 @pytest.mark.slow
@@ -212,9 +238,8 @@ def test_maintenance_commands_and_a_merging_run_are_serialised_soak(tmp_path: Pa
 
 # --- input inventory -----------------------------------------------------------------------------
 
-def test_a_deleted_file_is_reported_until_forgotten(tmp_path: Path, generated: Path) -> None:
-    root = root_with(tmp_path, "data", generated)
-    run_gold(root)
+def test_a_deleted_file_is_reported_until_forgotten(tmp_path: Path, in_gold: Path) -> None:
+    root = gold_root(tmp_path, in_gold)
     with_all = read_gold(root)
     (root / "bronze" / NAMES[1]).unlink()
     result = run_cli("--data-root", str(root), "--until", "gold")
@@ -229,9 +254,8 @@ def test_a_deleted_file_is_reported_until_forgotten(tmp_path: Path, generated: P
     assert "Nothing to do" in run_gold(root).stdout
 
 
-def test_a_renamed_file_is_not_counted_twice_silently(tmp_path: Path, generated: Path) -> None:
-    root = root_with(tmp_path, "data", generated)
-    run_gold(root)
+def test_a_renamed_file_is_not_counted_twice_silently(tmp_path: Path, in_gold: Path) -> None:
+    root = gold_root(tmp_path, in_gold)
     (root / "bronze" / NAMES[0]).rename(root / "bronze" / "renamed_0001.csv")
     result = run_cli("--data-root", str(root), "--until", "gold")
     assert result.returncode == 1 and NAMES[0] in one_error_line(result)

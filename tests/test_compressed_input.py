@@ -84,23 +84,34 @@ def generated(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return bronze
 
 
+CODECS = {"plain": [None, None, None], "gzip": ["gzip", "gzip", "gzip"], "zstd": ["zstd", "zstd", "zstd"],
+          "mixed": ["zstd", None, "gzip"]}
+
+
+class Runs:
+    """The same data run to gold plain, all gzip, all zstd, and mixed (both codecs and a plain
+    file); each data root is made and run on first use, once per module."""
+
+    def __init__(self, generated: Path, base: Path) -> None:
+        self.generated, self.base, self.roots = generated, base, {}
+
+    def __getitem__(self, kind: str) -> Path:
+        if kind not in self.roots:
+            root = root_from(self.generated, self.base / kind, CODECS[kind])
+            run_gold(root, None, *RUN_OPTIONS)
+            self.roots[kind] = root
+        return self.roots[kind]
+
+
 @pytest.fixture(scope="module")
-def runs(generated: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
-    """The same data run to gold plain, all gzip, all zstd, and mixed."""
-    base = tmp_path_factory.mktemp("runs")
-    roots = {
-        "plain": root_from(generated, base / "plain", [None, None, None]),
-        "gzip": root_from(generated, base / "gzip", ["gzip", "gzip", "gzip"]),
-        "zstd": root_from(generated, base / "zstd", ["zstd", "zstd", "zstd"]),
-        "mixed": root_from(generated, base / "mixed", ["zstd", None, "gzip"]),
-    }
-    for root in roots.values():
-        run_gold(root, None, *RUN_OPTIONS)
-    return roots
+def runs(generated: Path, tmp_path_factory: pytest.TempPathFactory) -> Runs:
+    return Runs(generated, tmp_path_factory.mktemp("runs"))
 
 
-@pytest.mark.parametrize("kind", ["gzip", "zstd", "mixed"])
-def test_compressed_bronze_gives_the_silver_quarantine_and_gold_of_plain_csv(runs: dict[str, Path], kind: str) -> None:
+# By default the mixed root (a zstd, a plain and a gzip file); every file of one codec is the slow tier.
+@pytest.mark.parametrize("kind", [pytest.param("gzip", marks=pytest.mark.slow), pytest.param("zstd", marks=pytest.mark.slow),
+                                  "mixed"])
+def test_compressed_bronze_gives_the_silver_quarantine_and_gold_of_plain_csv(runs: Runs, kind: str) -> None:
     root, plain = runs[kind], runs["plain"]
     bronze_names = sorted(p.relative_to(root / "bronze").as_posix() for p in (root / "bronze").rglob("*.*"))
     assert len(bronze_names) == 3 and sum(n.endswith((".gz", ".zst")) for n in bronze_names) == (2 if kind == "mixed" else 3)
@@ -111,15 +122,15 @@ def test_compressed_bronze_gives_the_silver_quarantine_and_gold_of_plain_csv(run
     assert_gold_equal(plain_gold(root), plain_gold(plain), kind)
 
 
-def test_staged_copies_are_gone_once_silver_is_done_and_a_rerun_has_nothing_to_do(runs: dict[str, Path]) -> None:
-    for kind in ("gzip", "zstd", "mixed"):
-        staging = DataLayout.of(runs[kind]).staging_dir
-        assert not staging.exists() or not any(staging.iterdir()), f"{kind}: staged copies left: {list(staging.iterdir())}"
-        again = run_gold(runs[kind], None, *RUN_OPTIONS)
-        assert "Nothing to do" in again.stdout, again.stdout
+def test_staged_copies_are_gone_once_silver_is_done_and_a_rerun_has_nothing_to_do(runs: Runs) -> None:
+    root = runs["mixed"]  # a gzip and a zstd file, each staged
+    staging = DataLayout.of(root).staging_dir
+    assert not staging.exists() or not any(staging.iterdir()), f"staged copies left: {list(staging.iterdir())}"
+    again = run_gold(root, None, *RUN_OPTIONS)
+    assert "Nothing to do" in again.stdout, again.stdout
 
 
-def test_a_corrupt_or_truncated_compressed_file_fails_alone_in_one_line(generated: Path, runs: dict[str, Path], tmp_path: Path) -> None:
+def test_a_corrupt_or_truncated_compressed_file_fails_alone_in_one_line(generated: Path, runs: Runs, tmp_path: Path) -> None:
     root = root_from(generated, tmp_path / "corrupt", [None, "gzip", "zstd"])
     bronze = root / "bronze"
     whole = gzip.compress((HEADER + "\n").encode() + GOOD_ROW * 50)

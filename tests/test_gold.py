@@ -365,7 +365,7 @@ def test_upsert_keeps_data_quality_in_natural_file_order(tmp_path: Path) -> None
 @pytest.fixture(scope="module")
 def generated_bronze(tmp_path_factory: pytest.TempPathFactory) -> Path:
     bronze = tmp_path_factory.mktemp("generated") / "bronze"
-    generate_bronze(bronze, rows=20_000, files=4, seed=3)
+    generate_bronze(bronze, rows=15_000, files=3, seed=3)  # three files: two runs that upsert into gold
     return bronze
 
 
@@ -373,7 +373,7 @@ def _one_file_per_run(bronze: Path, base: Path, mode: str) -> dict:
     root = base / "data"
     env = layered_config(base, f"[gold]\nmode = {mode}\n")
     names = generated_names(bronze)
-    assert len(names) == 4
+    assert len(names) == 3
     for count in range(1, len(names) + 1):
         copy_bronze(bronze, root, names[:count])
         run_gold(root, env)
@@ -389,9 +389,15 @@ def _all_in_one_run(bronze: Path, base: Path, workers: int, mode: str = "upsert"
     return read_gold(root)
 
 
-def test_upsert_overwrite_incremental_and_single_run_all_agree(tmp_path: Path, generated_bronze: Path) -> None:
-    reference = _all_in_one_run(generated_bronze, tmp_path / "one-run", workers=1)
-    assert reference["data_quality"].num_rows == 4
+@pytest.fixture(scope="module")
+def one_run_gold(generated_bronze: Path, tmp_path_factory: pytest.TempPathFactory) -> dict:
+    """Gold of all the generated files in one run, one worker, the default config."""
+    return _all_in_one_run(generated_bronze, tmp_path_factory.mktemp("one-run"), workers=1)
+
+
+def test_upsert_overwrite_incremental_and_single_run_all_agree(tmp_path: Path, generated_bronze: Path, one_run_gold: dict) -> None:
+    reference = one_run_gold
+    assert reference["data_quality"].num_rows == 3
     assert sum(reference["data_quality"].column("duplicates_dropped").to_pylist()) > 0  # the sample has duplicates
     upsert = _one_file_per_run(generated_bronze, tmp_path / "upsert", "upsert")
     overwrite = _one_file_per_run(generated_bronze, tmp_path / "overwrite", "overwrite")
@@ -399,13 +405,14 @@ def test_upsert_overwrite_incremental_and_single_run_all_agree(tmp_path: Path, g
     assert_gold_equal(upsert, reference, "one file per run vs all files in one run")
 
 
+@pytest.mark.slow  # the default run compares 1 and 4 workers on many chunks (below) and in tests/test_bronze_pipeline.py
 def test_one_worker_equals_four_workers(tmp_path: Path, generated_bronze: Path) -> None:
     one = _all_in_one_run(generated_bronze, tmp_path / "w1", workers=1, mode="overwrite")
     four = _all_in_one_run(generated_bronze, tmp_path / "w4", workers=4, mode="overwrite")
     assert_gold_equal(four, one, "--workers 4 vs --workers 1")
 
 
-def test_worker_count_does_not_change_gold_with_small_chunks(tmp_path: Path, generated_bronze: Path) -> None:
+def test_worker_count_does_not_change_gold_with_small_chunks(tmp_path: Path, generated_bronze: Path, one_run_gold: dict) -> None:
     """Many chunks finishing in any order: gold still depends only on input order."""
     tables = []
     for workers in (1, 4):
@@ -415,5 +422,4 @@ def test_worker_count_does_not_change_gold_with_small_chunks(tmp_path: Path, gen
         run_gold(root, layered_config(base, "[pipeline]\nchunk_rows = 1500\nsilver_buckets = 8\n"), "--workers", str(workers))
         tables.append(read_gold(root))
     assert_gold_equal(tables[1], tables[0], "chunk_rows 1500: --workers 4 vs --workers 1")
-    default = _all_in_one_run(generated_bronze, tmp_path / "default", workers=1)
-    assert_gold_equal(tables[0], default, "chunk_rows 1500, 8 buckets vs the default config")
+    assert_gold_equal(tables[0], one_run_gold, "chunk_rows 1500, 8 buckets vs the default config")

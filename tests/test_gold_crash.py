@@ -12,8 +12,10 @@ Kill points:
   merged, between the merge's final state commit and the first gold write, in the middle of the
   gold writes (some tables replaced, not all), after every gold table but before the run marker;
   for a first run, and for a second run that upserts new files into existing gold; several
-  kills stacked on one root; and new bronze files arriving between a crash and the re-run;
-- random: delays from a seeded random.Random (GOLD_CRASH_SEED), several kills per iteration,
+  kills stacked on one root; and new bronze files arriving between a crash and the re-run.
+  The default run kills once at each kind of window (FIRST_RUN_POINTS, UPSERT_POINTS below); every
+  point for both runs is in the slow tier too;
+- random (slow tier): delays from a seeded random.Random (GOLD_CRASH_SEED), several kills per iteration,
   GOLD_CRASH_ITERATIONS iterations (default 6; set it to thousands for a soak run).
 
 After the final run: gold equals the reference, no `.tmp-` file is left in silver, quarantine or
@@ -308,10 +310,19 @@ def with_new_files(setup: Setup, half_done: Path) -> Callable[[Path], Path]:
     return make
 
 
+def tiered(points: list[str], default: set[str]) -> list:
+    """Every point as a parameter; those outside `default` only in the slow tier (`-m slow`)."""
+    return [point if point in default else pytest.param(point, marks=pytest.mark.slow) for point in points]
+
+
+# The default run kills at each kind of window once: silver parts here; after the merge's commit,
+# mid gold and before the marker in the upsert run below (where old gold and an old marker make
+# each window a chance to count twice); inside the merge (twice, resumed) and mid gold in the
+# stacked test, inside the merge in the late-arrival test. The other combinations are the slow tier.
 FIRST_RUN_POINTS = ["silver_parts", "bucket_1", f"bucket_{BUCKETS - 1}", "after_merge_commit", "mid_gold_write", "before_marker"]
 
 
-@pytest.mark.parametrize("point", FIRST_RUN_POINTS)
+@pytest.mark.parametrize("point", tiered(FIRST_RUN_POINTS, {"silver_parts"}))
 def test_kill_first_run_at_deterministic_point(tmp_path: Path, setup: Setup, point: str) -> None:
     root = crash_at([point], fresh_root(setup), setup, tmp_path)
     finish_and_check(root, setup, f"first run killed at {point}")
@@ -320,7 +331,7 @@ def test_kill_first_run_at_deterministic_point(tmp_path: Path, setup: Setup, poi
 UPSERT_POINTS = ["bucket_1", f"bucket_{BUCKETS - 1}", "after_merge_commit", "mid_gold_write", "before_marker"]
 
 
-@pytest.mark.parametrize("point", UPSERT_POINTS)
+@pytest.mark.parametrize("point", tiered(UPSERT_POINTS, {"after_merge_commit", "mid_gold_write", "before_marker"}))
 def test_kill_second_run_while_it_upserts_new_files(tmp_path: Path, setup: Setup, half_done: Path, point: str) -> None:
     """Two files went through a complete run; the other two arrive and the second run is killed."""
     root = crash_at([point], with_new_files(setup, half_done), setup, tmp_path)

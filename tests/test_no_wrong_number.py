@@ -26,7 +26,8 @@ from pipeline.settings import Settings
 from pipeline.storage.layout import DataLayout
 from tests.conftest import HEADER, run_cli
 
-FLIP_TRIALS = int(os.environ.get("BITFLIP_TRIALS", "12"))
+FLIP_TRIALS = int(os.environ.get("BITFLIP_TRIALS", "6"))
+FLIP_SOAK_TRIALS = int(os.environ.get("BITFLIP_SOAK_TRIALS", "60"))
 
 
 def gold(root: Path) -> dict[str, pa.Table]:
@@ -45,6 +46,25 @@ def one_error_line(result: subprocess.CompletedProcess) -> str:
     lines = [line for line in text.splitlines() if line.startswith(("ERROR", "FAILED"))]
     assert lines, text
     return lines[0]
+
+
+@pytest.fixture(scope="module")
+def in_gold(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A data root whose three generated files went through a complete run to gold, run once: its
+    gold is also the from-scratch gold of those three files. A test starts from a copy (`gold_root`)."""
+    root = tmp_path_factory.mktemp("in-gold") / "data"
+    generate_bronze(root / "bronze", rows=3_000, files=3, seed=12)
+    assert run_cli("--data-root", str(root), "--until", "gold").returncode == 0
+    return root
+
+
+def gold_root(tmp_path: Path, in_gold: Path) -> Path:
+    """A copy of `in_gold` (copy2 keeps mtimes; the new inodes make the next run hash the files again).
+    Its state folder comes along and with it the state id that owns gold: a test that empties the state
+    folder needs its own run."""
+    root = tmp_path / "data"
+    shutil.copytree(in_gold, root)
+    return root
 
 
 # --- 1. an edit that keeps size and mtime ---------------------------------------------------------
@@ -129,11 +149,13 @@ def run_step_on_damage(base: Path, reference: Path, trial: int) -> str:
     return outcome
 
 
-def test_random_bit_flips_in_the_state_never_publish_a_wrong_table(tmp_path: Path, merged_twice: tuple[Path, Path]) -> None:
+def _state_flips(tmp_path: Path, merged_twice: tuple[Path, Path], trials: int, seed: int) -> None:
+    """`trials` damaged copies of the state, half of them a flipped bit anywhere in the file, half
+    one bit of one stored value or key; each goes through the real Silver -> Gold step."""
     source, reference = merged_twice
-    rng = random.Random(19)
+    rng = random.Random(seed)
     rebuilt = 0
-    for trial in range(FLIP_TRIALS):
+    for trial in range(trials):
         base = tmp_path / f"trial-{trial}"
         shutil.copytree(source, base)
         state_file = base / "state" / "gold_state.sqlite"
@@ -144,7 +166,16 @@ def test_random_bit_flips_in_the_state_never_publish_a_wrong_table(tmp_path: Pat
         rebuilt += "state rebuilt" in outcome
         shutil.rmtree(base)
     # A flip of a stored value is always caught (its checksum or its absence): at least those trials rebuilt
-    assert rebuilt >= FLIP_TRIALS // 2
+    assert rebuilt >= trials // 2
+
+
+def test_random_bit_flips_in_the_state_never_publish_a_wrong_table(tmp_path: Path, merged_twice: tuple[Path, Path]) -> None:
+    _state_flips(tmp_path, merged_twice, FLIP_TRIALS, seed=19)
+
+
+@pytest.mark.slow
+def test_random_bit_flips_in_the_state_soak(tmp_path: Path, merged_twice: tuple[Path, Path]) -> None:
+    _state_flips(tmp_path, merged_twice, FLIP_SOAK_TRIALS, seed=20)
 
 
 def test_a_flipped_bit_in_a_gold_file_is_rewritten_not_upserted_or_kept(tmp_path: Path, merged_twice: tuple[Path, Path]) -> None:
@@ -235,24 +266,21 @@ def test_upper_case_extensions_are_read_and_look_alikes_are_named(tmp_path: Path
 
 # --- 6. a deleted state folder on the gold owner -------------------------------------------------
 
-def test_a_deleted_state_folder_is_rebuilt_and_the_next_files_reach_gold(tmp_path: Path) -> None:
-    root, reference = tmp_path / "data", tmp_path / "reference"
-    generate_bronze(tmp_path / "source", rows=3_000, files=3, seed=6)
-    names = sorted(p.name for p in (tmp_path / "source").glob("*.csv"))
+def test_a_deleted_state_folder_is_rebuilt_and_the_next_files_reach_gold(tmp_path: Path, in_gold: Path) -> None:
+    root, source = tmp_path / "data", in_gold / "bronze"
+    names = sorted(p.name for p in source.glob("*.csv"))
     (root / "bronze").mkdir(parents=True)
     for name in names[:2]:
-        shutil.copy(tmp_path / "source" / name, root / "bronze" / name)
+        shutil.copy(source / name, root / "bronze" / name)
     assert run_cli("--data-root", str(root), "--until", "gold").returncode == 0
     shutil.rmtree(root / "state")
-    shutil.copy(tmp_path / "source" / names[2], root / "bronze" / names[2])
+    shutil.copy(source / names[2], root / "bronze" / names[2])
     again = run_cli("--data-root", str(root), "--until", "gold", "--json")
     assert again.returncode == 0, again.stdout + again.stderr
     assert "cleans silver only" not in again.stdout + again.stderr
     status = run_cli("status", "--data-root", str(root))
     assert "0 pending" in status.stdout and "3 of 3 silver parts merged" in status.stdout, status.stdout
-    shutil.copytree(tmp_path / "source", reference / "bronze")
-    assert run_cli("--data-root", str(reference), "--until", "gold").returncode == 0
-    assert_same_gold(root, reference)
+    assert_same_gold(root, in_gold)  # the from-scratch gold of the same three files
 
 
 # --- 7. a full disk during Silver -> Gold ---------------------------------------------------------
@@ -316,6 +344,8 @@ def test_a_symlink_loop_under_bronze_is_named_not_a_traceback(tmp_path: Path) ->
 # --- 9, 10. maintenance that resumes, and never changes data it cannot follow up -------------------
 
 def test_a_forget_killed_after_dropping_silver_is_finished_by_the_same_command(tmp_path: Path) -> None:
+    # its own run, not a copy of `in_gold`: a copy whose state folder is then emptied is not the gold
+    # owner any more (the owner record names the state folder it was copied from)
     root, reference = tmp_path / "data", tmp_path / "reference"
     generate_bronze(root / "bronze", rows=3_000, files=3, seed=12)
     assert run_cli("--data-root", str(root), "--until", "gold").returncode == 0
@@ -335,14 +365,12 @@ def test_a_forget_killed_after_dropping_silver_is_finished_by_the_same_command(t
     assert unknown.returncode == 2 and "no silver of such a file" in one_error_line(unknown)
 
 
-def test_an_interrupted_reprocess_all_resumes_without_cleaning_again_what_it_cleaned(tmp_path: Path) -> None:
+def test_an_interrupted_reprocess_all_resumes_without_cleaning_again_what_it_cleaned(tmp_path: Path, in_gold: Path) -> None:
     import json
 
     from pipeline.settings import silver_fingerprint
 
-    root = tmp_path / "data"
-    generate_bronze(root / "bronze", rows=3_000, files=3, seed=13)
-    assert run_cli("--data-root", str(root), "--until", "gold").returncode == 0
+    root = gold_root(tmp_path, in_gold)
     config = tmp_path / "changed.cfg"
     config.write_text("[cleaning]\nmax_quantity = 15\n")
     env = {"LUIGI_CONFIG_PATH": str(config)}
@@ -367,12 +395,10 @@ def test_an_interrupted_reprocess_all_resumes_without_cleaning_again_what_it_cle
     assert "reprocess-all: dropped silver" in afresh.stdout  # once finished, the command starts afresh
 
 
-def test_a_maintenance_command_with_an_unreachable_scheduler_changes_nothing(tmp_path: Path) -> None:
+def test_a_maintenance_command_with_an_unreachable_scheduler_changes_nothing(tmp_path: Path, in_gold: Path) -> None:
     import socket
 
-    root = tmp_path / "data"
-    generate_bronze(root / "bronze", rows=1_000, files=2, seed=14)
-    assert run_cli("--data-root", str(root), "--until", "gold").returncode == 0
+    root = gold_root(tmp_path, in_gold)
     before = sorted(p.relative_to(root).as_posix() for p in root.rglob("*") if "runs" not in p.parts)
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
@@ -386,12 +412,10 @@ def test_a_maintenance_command_with_an_unreachable_scheduler_changes_nothing(tmp
 
 # --- 12. a status and a summary that tell the truth ---------------------------------------------
 
-def test_status_is_not_ok_with_a_gone_a_changed_or_an_unreadable_file(tmp_path: Path) -> None:
+def test_status_is_not_ok_with_a_gone_a_changed_or_an_unreadable_file(tmp_path: Path, in_gold: Path) -> None:
     import json
 
-    root = tmp_path / "data"
-    generate_bronze(root / "bronze", rows=1_000, files=2, seed=15)
-    assert run_cli("--data-root", str(root), "--until", "gold").returncode == 0
+    root = gold_root(tmp_path, in_gold)
     clean = run_cli("status", "--data-root", str(root), "--json")
     assert clean.returncode == 0 and json.loads(clean.stdout)["ok"] is True
     (root / "bronze" / "sales_data_part_0002.csv").unlink()
@@ -425,10 +449,8 @@ def test_a_file_with_every_row_rejected_is_warned_about_in_summary_json_status_a
 
 # --- 8. a rebuild never leaves a reader without gold ---------------------------------------------
 
-def test_rebuild_gold_with_a_corrupt_silver_part_keeps_the_published_gold_and_fails_in_one_line(tmp_path: Path) -> None:
-    root, reference = tmp_path / "data", tmp_path / "reference"
-    generate_bronze(root / "bronze", rows=3_000, files=3, seed=17)
-    assert run_cli("--data-root", str(root), "--until", "gold").returncode == 0
+def test_rebuild_gold_with_a_corrupt_silver_part_keeps_the_published_gold_and_fails_in_one_line(tmp_path: Path, in_gold: Path) -> None:
+    root = gold_root(tmp_path, in_gold)
     before = gold(root)
     part = root / "silver" / "sales_data_part_0002.csv" / "part-00001.parquet"
     data = bytearray(part.read_bytes())
@@ -441,6 +463,4 @@ def test_rebuild_gold_with_a_corrupt_silver_part_keeps_the_published_gold_and_fa
     assert all(after[name].equals(before[name]) for name in GOLD_TABLES)
     redone = run_cli("--data-root", str(root), "--until", "gold", "--reprocess", "sales_data_part_0002.csv")
     assert redone.returncode == 0, redone.stdout + redone.stderr
-    shutil.copytree(root / "bronze", reference / "bronze")
-    assert run_cli("--data-root", str(reference), "--until", "gold").returncode == 0
-    assert_same_gold(root, reference)
+    assert_same_gold(root, in_gold)  # the from-scratch gold of the same three files

@@ -25,6 +25,32 @@ def bronze(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return generated_bronze(tmp_path_factory, "operator", rows=3_000, files=3, seed=4)
 
 
+@pytest.fixture(scope="module")
+def gold_of(bronze: Path, tmp_path_factory: pytest.TempPathFactory):
+    """Gold of a from-scratch run on some of the files (all by default), each set run once per module."""
+    made: dict[tuple[str, ...], dict] = {}
+
+    def gold(names: list[str] = NAMES) -> dict:
+        key = tuple(names)
+        if key not in made:
+            root = tmp_path_factory.mktemp("reference") / "data"
+            copy_bronze(bronze, root, list(names))
+            run_gold(root)
+            made[key] = read_gold(root)
+        return made[key]
+
+    return gold
+
+
+@pytest.fixture(scope="module")
+def two_files_in_gold(bronze: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A data root whose gold covers the first two files (copied by each test that starts from it)."""
+    root = tmp_path_factory.mktemp("two-in-gold") / "data"
+    copy_bronze(bronze, root, NAMES[:2])
+    run_gold(root)
+    return root
+
+
 def closed_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -44,7 +70,7 @@ def test_an_unreachable_scheduler_fails_in_about_ten_seconds_in_one_line(tmp_pat
 
 
 @pytest.mark.parametrize("derived, content", [("_file_metrics.json", ""), ("_manifest.json", "{not json")])
-def test_a_broken_derived_file_names_itself_and_its_repair_and_the_others_run(tmp_path: Path, bronze: Path,
+def test_a_broken_derived_file_names_itself_and_its_repair_and_the_others_run(tmp_path: Path, bronze: Path, gold_of,
                                                                               derived: str, content: str) -> None:
     root = tmp_path / "data"
     copy_bronze(bronze, root)
@@ -57,15 +83,9 @@ def test_a_broken_derived_file_names_itself_and_its_repair_and_the_others_run(tm
     assert lines == [f"FAILED {NAMES[1]}: {broken} is unreadable (JSONDecodeError); "
                      f"run `python run.py --reprocess {NAMES[1]}` to redo just this file"], result.stdout
     assert "Traceback" not in result.stdout + result.stderr
-    others = tmp_path / "others"
-    copy_bronze(bronze, others, [NAMES[0], NAMES[2]])
-    run_gold(others)
-    assert_gold_equal(read_gold(root), read_gold(others), "gold without the file whose derived file broke")
+    assert_gold_equal(read_gold(root), gold_of([NAMES[0], NAMES[2]]), "gold without the file whose derived file broke")
     run_gold(root, None, "--reprocess", NAMES[1])  # the command the line names repairs it
-    reference = tmp_path / "reference"
-    copy_bronze(bronze, reference)
-    run_gold(reference)
-    assert_gold_equal(read_gold(root), read_gold(reference), "after the repair")
+    assert_gold_equal(read_gold(root), gold_of(), "after the repair")
 
 
 def test_bronze_entries_that_are_not_read_are_listed_once(tmp_path: Path, bronze: Path) -> None:
@@ -105,11 +125,10 @@ needs_setpriv = pytest.mark.skipif(os.geteuid() == 0 and shutil.which("setpriv")
                                    reason="as root, needs setpriv to run without the capabilities that bypass permissions")
 
 
-def gold_with_new_work(tmp_path: Path, bronze: Path) -> Path:
+def gold_with_new_work(tmp_path: Path, bronze: Path, two_files_in_gold: Path) -> Path:
     """A data root whose gold covers two files, with a third waiting: the next run has work to write."""
     root = tmp_path / "data"
-    copy_bronze(bronze, root, NAMES[:2])
-    run_gold(root)
+    shutil.copytree(two_files_in_gold, root)  # copy2: mtimes kept, so the ingested files stay unchanged
     shutil.copy(bronze / NAMES[2], root / "bronze" / NAMES[2])
     return root
 
@@ -121,8 +140,9 @@ def tree(root: Path) -> dict[str, int]:
 @needs_setpriv
 @pytest.mark.parametrize("read_only", ["", "gold", "state"], ids=["data root", "gold", "state"])
 def test_a_folder_that_cannot_be_written_is_named_in_one_line_exit_2_and_nothing_changes(tmp_path: Path, bronze: Path,
+                                                                                      two_files_in_gold: Path,
                                                                                       read_only: str) -> None:
-    root = gold_with_new_work(tmp_path, bronze)
+    root = gold_with_new_work(tmp_path, bronze, two_files_in_gold)
     folder = root / read_only if read_only else root
     before = tree(root)
     folder.chmod(0o555)
@@ -138,8 +158,9 @@ def test_a_folder_that_cannot_be_written_is_named_in_one_line_exit_2_and_nothing
 
 
 @needs_setpriv
-def test_a_state_file_that_cannot_be_written_is_not_called_corrupt(tmp_path: Path, bronze: Path) -> None:
-    root = gold_with_new_work(tmp_path, bronze)
+def test_a_state_file_that_cannot_be_written_is_not_called_corrupt(tmp_path: Path, bronze: Path, two_files_in_gold: Path,
+                                                                   gold_of) -> None:
+    root = gold_with_new_work(tmp_path, bronze, two_files_in_gold)
     gold_before = read_gold(root)
     state_file = root / "state" / "gold_state.sqlite"
     state_file.chmod(0o444)
@@ -153,10 +174,7 @@ def test_a_state_file_that_cannot_be_written_is_not_called_corrupt(tmp_path: Pat
     assert "--rebuild-gold" not in result.stdout and "corrupt" not in result.stdout and "Traceback" not in result.stdout
     assert_gold_equal(read_gold(root), gold_before, "gold untouched")
     run_gold(root)  # writable again: the same command finishes the work
-    reference = tmp_path / "reference"
-    copy_bronze(bronze, reference)
-    run_gold(reference)
-    assert_gold_equal(read_gold(root), read_gold(reference), "after the fix")
+    assert_gold_equal(read_gold(root), gold_of(), "after the fix")
 
 
 def can_mount_tmpfs(where: Path) -> bool:
