@@ -119,6 +119,7 @@ def _setup_logging(verbose: bool) -> None:
 
 
 def command_generate(args: argparse.Namespace) -> int:
+    from pipeline.errors import ConfigError
     from pipeline.generator import generate_bronze
     from pipeline.storage.layout import DataLayout
     from tasks.config import load_settings
@@ -126,12 +127,25 @@ def command_generate(args: argparse.Namespace) -> int:
     settings = load_settings(args.data_root)
     layout = DataLayout.of(settings.data_root, settings.state_dir)
     started = time.monotonic()
-    paths = generate_bronze(layout.bronze_dir, rows=args.rows, files=args.files, seed=args.seed,
-                            date_folders=args.date_folders, overwrite=args.force)
+    if layout.remote:  # generated on this host's disk, then uploaded file by file
+        import tempfile
+
+        with tempfile.TemporaryDirectory(prefix="generate-", dir=layout.scratch_dir if layout.scratch_dir.exists() else None) as local:
+            made = generate_bronze(Path(local), rows=args.rows, files=args.files, seed=args.seed,
+                                   date_folders=args.date_folders, overwrite=True)
+            relative = [p.relative_to(local).as_posix() for p in made]
+            if not args.force and any(layout.store.exists(layout.bronze_dir / r) for r in relative):
+                raise ConfigError(f"{layout.bronze_dir} already holds generated files; pass --force to replace them")
+            for path, name in zip(made, relative):
+                layout.store.upload(path, layout.bronze_dir / name)
+    else:
+        made = generate_bronze(layout.bronze_dir, rows=args.rows, files=args.files, seed=args.seed,
+                               date_folders=args.date_folders, overwrite=args.force)
+        relative = [p.relative_to(layout.bronze_dir).as_posix() for p in made]
     seconds = time.monotonic() - started
     rate = args.rows / seconds if seconds > 0 else 0
-    print(f"generated {args.rows:,} rows in {len(paths)} files under {layout.bronze_dir} in {seconds:.1f} s ({rate:,.0f} rows/s)")
-    args.account.update(data_root=str(layout.root), rows=args.rows, files=[str(p.relative_to(layout.bronze_dir)) for p in paths])
+    print(f"generated {args.rows:,} rows in {len(made)} files under {layout.bronze_dir} in {seconds:.1f} s ({rate:,.0f} rows/s)")
+    args.account.update(data_root=layout.uri, rows=args.rows, files=relative)
     return 0
 
 
@@ -148,7 +162,7 @@ def command_status(args: argparse.Namespace) -> int:
     if _no_user_input(args, settings, layout) and sample.bronze_dir.exists():
         print(f"No CSV files under {layout.bronze_dir}: showing the embedded sample in {sample.root}/")
         layout = sample
-    files, refused = scan_bronze(layout.bronze_dir, settings.bronze_glob)
+    files, refused = scan_bronze(layout.bronze_dir, settings.bronze_glob, layout.store)
     account = args.account
     account.update(data_root=str(layout.root), files=[], not_read=refused)
     print(f"data root {layout.root}: {len(files)} bronze files")
@@ -165,7 +179,7 @@ def command_status(args: argparse.Namespace) -> int:
             pending += 1
             unreadable.add(f.relative_path)
             continue
-        unreadable_because = None if s.scanned else header_problem(f)  # what the run would refuse, said now
+        unreadable_because = None if s.scanned else header_problem(f, layout.store)  # what the run would refuse, said now
         if s.changed:
             state, line = "changed", "CHANGED since ingest: run with --reprocess " + s.source_file
         elif s.silver_done:
@@ -194,8 +208,8 @@ def command_status(args: argparse.Namespace) -> int:
         print(f"SETTINGS: {problem}")
     account.update(gone=gone, settings_problem=problem, silver_files_done=len(files) - pending, silver_files_pending=pending,
                    mostly_rejected=warned)
-    _print_gold_status(layout, [f.relative_path for f in files
-                                if layout.manifest_path(f.relative_path).exists() and f.relative_path not in unreadable], account)
+    scanned = [f.relative_path for f in files if layout.store.exists(layout.manifest_path(f.relative_path))]
+    _print_gold_status(layout, [name for name in scanned if name not in unreadable], account)
     # Read-only, but not "all is well" when something waits for the user: exit 1 (and `ok: false`).
     changed = [entry["source_file"] for entry in account["files"] if entry["state"] in ("changed", "unreadable")]
     needs_action = [*changed, *gone, *refused, *([problem] if problem else [])]
@@ -222,7 +236,7 @@ def _print_gold_status(layout, scanned_files: list[str], account: dict) -> None:
         print("gold: not written yet")
     else:
         print(f"gold: {len(status.gold_tables)} tables in {layout.gold_dir}, last written {written}")
-    report = str(layout.report_path) if layout.report_path.exists() else None
+    report = str(layout.report_path) if layout.store.exists(layout.report_path) else None
     print(f"report: {report}" if report else "report: not written yet")
     account.update(silver_parts_total=status.parts_total, silver_parts_merged=status.parts_merged, merge=merge,
                    gold_tables=status.gold_tables, gold_written_at=written, report=report)
@@ -232,7 +246,9 @@ def _no_user_input(args: argparse.Namespace, settings, layout) -> bool:
     """No --data-root and no CSV in the default bronze folder: the embedded sample stands in."""
     from pipeline.bronze.discovery import discover_bronze
 
-    return args.data_root is None and not (layout.bronze_dir.exists() and discover_bronze(layout.bronze_dir, settings.bronze_glob))
+    if args.data_root is not None or layout.remote:
+        return False
+    return not (layout.bronze_dir.exists() and discover_bronze(layout.bronze_dir, settings.bronze_glob))
 
 
 def _resolve_root(args: argparse.Namespace):
@@ -428,9 +444,9 @@ def _ensure_scheduler_reachable(args: argparse.Namespace) -> None:
 
 def _show_report(layout, open_it: bool) -> str | None:
     """Print where the report is; with --open, open it in the default browser."""
-    if not layout.report_path.exists():
+    if not layout.store.exists(layout.report_path):
         return None
-    uri = layout.report_path.resolve().as_uri()
+    uri = str(layout.report_path) if layout.remote else Path(layout.report_path).resolve().as_uri()
     print(f"report: {layout.report_path} ({uri})")
     if open_it:
         import webbrowser

@@ -10,12 +10,11 @@ import hashlib
 from collections import defaultdict
 from dataclasses import dataclass
 from decimal import ROUND_HALF_UP, Decimal
-from pathlib import Path
-
-import pyarrow.parquet as pq
+from pathlib import PurePath
 
 from pipeline.contract import CENTS, GOLD_TABLES, SENTINEL_DATE, SENTINEL_MONTH
 from pipeline.storage.layout import DataLayout
+from pipeline.storage.store import LOCAL_FILES, Store
 
 # Sums use Decimal's default 28 significant digits: exact for any total below 1e26 (1e11 orders at
 # the largest possible order value, 1e15), far beyond what a run can read.
@@ -37,30 +36,31 @@ class Gold:
     quality: list[dict]
 
 
-def _table_path(gold_dir: Path, table: str) -> Path:
+def _table_path(gold_dir: PurePath, table: str) -> PurePath:
     return DataLayout(gold_dir.parent).gold_table_path(table)
 
 
-def read_gold(gold_dir: Path) -> Gold:
+def read_gold(gold_dir: PurePath, store: Store = LOCAL_FILES) -> Gold:
     """Read the seven gold tables; a missing one is an error that says which and why."""
     rows = {}
     for table in GOLD_TABLES:
         path = _table_path(gold_dir, table)
-        if not path.exists():
+        if not store.exists(path):
             raise FileNotFoundError(f"gold table {table} is missing ({path}): run Silver -> Gold before the report")
-        rows[table] = pq.read_table(path).to_pylist()
+        rows[table] = store.read_parquet(path).to_pylist()
     return Gold(monthly=rows["monthly_sales_summary"], daily=rows["daily_sales"], regions=rows["region_wise_performance"],
                 categories=rows["category_discount_map"], products=rows["top_products"],
                 anomalies=rows["anomaly_records"], quality=rows["data_quality"])
 
 
-def gold_fingerprint(gold_dir: Path) -> str:
-    """Which gold files a report was rendered from (name, size, mtime): a rewrite changes it."""
+def gold_fingerprint(gold_dir: PurePath, store: Store = LOCAL_FILES) -> str:
+    """Which gold files a report was rendered from (name, size, mtime; on object storage the ETag
+    too): a rewrite changes it."""
     digest = hashlib.blake2b(digest_size=12)
     for table in GOLD_TABLES:
-        path = _table_path(gold_dir, table)
-        stat = path.stat() if path.exists() else None
-        digest.update(f"{table} {stat.st_size if stat else -1} {stat.st_mtime_ns if stat else -1}\n".encode())
+        stat = store.stat(_table_path(gold_dir, table))
+        seen = f"{stat.size} {stat.mtime_ns}{' ' + stat.etag if stat.etag else ''}" if stat else "-1 -1"
+        digest.update(f"{table} {seen}\n".encode())
     return digest.hexdigest()
 
 

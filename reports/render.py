@@ -11,12 +11,12 @@ import json
 import time
 from collections.abc import Callable, Sequence
 from decimal import Decimal
-from pathlib import Path
+from pathlib import Path, PurePath
 from typing import Any
 
 from pipeline.contract import DEFAULT_DEDUP_KEY, REJECT_REASONS, SENTINEL_DATE, SENTINEL_MONTH, SOFT_FIELDS, mostly_rejected
-from pipeline.storage.atomic import write_text_atomic
 from pipeline.storage.layout import GOLD_RUN_FILE, RUN_RECORD_FILE
+from pipeline.storage.store import LOCAL_FILES, Store
 from pipeline.timestamps import utc_iso
 from reports import charts
 from reports.charts import ColumnSeries, Panel
@@ -341,12 +341,12 @@ def run_section(run_info: dict[str, Any] | None, render_seconds: float) -> Secti
 
 # --- the page ------------------------------------------------------------------------------------
 
-def render_report(gold_dir: Path, run_info: dict[str, Any] | None, rejected_share_warning: float = 0.5,
-                  dedup_key: Sequence[str] = DEFAULT_DEDUP_KEY) -> str:
+def render_report(gold_dir: PurePath, run_info: dict[str, Any] | None, rejected_share_warning: float = 0.5,
+                  dedup_key: Sequence[str] = DEFAULT_DEDUP_KEY, store: Store = LOCAL_FILES) -> str:
     """The whole page as HTML text, from the gold tables in `gold_dir` and the run metadata
     (`rejected_share_warning`: `[pipeline] rejected_share_warning`; `dedup_key`: `[gold] dedup_key`)."""
     started = time.monotonic()
-    gold = read_gold(Path(gold_dir))
+    gold = read_gold(gold_dir if store.remote else Path(gold_dir), store)
     content = [headline_section(gold, dedup_key), time_section(gold), region_section(gold), category_section(gold),
                product_section(gold), anomaly_section(gold), quality_section(gold, rejected_share_warning, dedup_key)]
     sections = content + [run_section(run_info, time.monotonic() - started)]
@@ -355,28 +355,29 @@ def render_report(gold_dir: Path, run_info: dict[str, Any] | None, rejected_shar
     return page(TITLE, _period(headline(gold)), sections, footer)
 
 
-def write_report(gold_dir: Path, report_path: Path, run_info: dict[str, Any] | None, rejected_share_warning: float = 0.5,
-                 dedup_key: Sequence[str] = DEFAULT_DEDUP_KEY) -> None:
+def write_report(gold_dir: PurePath, report_path: PurePath, run_info: dict[str, Any] | None,
+                 rejected_share_warning: float = 0.5, dedup_key: Sequence[str] = DEFAULT_DEDUP_KEY,
+                 store: Store = LOCAL_FILES) -> None:
     """Render and publish atomically: a reader sees the old page or the new one, never half."""
-    write_text_atomic(report_path, render_report(gold_dir, run_info, rejected_share_warning, dedup_key))
+    store.write_text(report_path, render_report(gold_dir, run_info, rejected_share_warning, dedup_key, store))
 
 
-def _read_json(path: Path) -> dict | None:
+def _read_json(store: Store, path: PurePath) -> dict | None:
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
+        data = json.loads(store.read_text(path))
     except (OSError, ValueError):
         return None
     return data if isinstance(data, dict) else None
 
 
-def load_run_info(gold_dir: Path) -> dict[str, Any]:
+def load_run_info(gold_dir: PurePath, store: Store = LOCAL_FILES) -> dict[str, Any]:
     """The run metadata beside gold, plus now: Silver -> Gold's record (pipeline.gold.step) and the
     run's own (`started_at`, `workers`, `scheduler`, `bronze_files`, written by the root task before gold and the report are built)."""
-    gold_dir = Path(gold_dir)
     info: dict[str, Any] = {"rendered_at": utc_iso(time.time())}
     for key, name in (("silver_to_gold", GOLD_RUN_FILE), ("run", RUN_RECORD_FILE)):
         path = gold_dir / name
-        info[key] = _read_json(path)
-        if info[key] is not None:
-            info[f"{key}_written_at"] = utc_iso(path.stat().st_mtime)
+        info[key] = _read_json(store, path)
+        stat = store.stat(path) if info[key] is not None else None
+        if stat is not None:
+            info[f"{key}_written_at"] = utc_iso(stat.mtime_ns / 1e9)
     return info

@@ -18,11 +18,11 @@ from pipeline.bronze.small_files import file_sizes, process_small_files, silver_
 from pipeline.errors import PipelineError
 from pipeline.running.preflight import read_files_list, write_files_list
 from pipeline.storage import journal
-from pipeline.storage.atomic import write_text_atomic
 from pipeline.storage.locking import claim_work
 from tasks import warm_workers
 from tasks.base import STEP_LOG, PipelineTask
 from tasks.failures import settle, settled
+from tasks.targets import StoreTarget
 
 log = logging.getLogger("pipeline")
 step_log = logging.getLogger(STEP_LOG)
@@ -40,8 +40,8 @@ class ScanBronzeFile(BronzeWork):
 
     source_file = luigi.Parameter(description="path relative to the bronze folder")
 
-    def output(self) -> luigi.LocalTarget:
-        return luigi.LocalTarget(str(self.layout.manifest_path(str(self.source_file))))
+    def output(self) -> StoreTarget:
+        return StoreTarget(self.layout.store, self.layout.manifest_path(str(self.source_file)))
 
     def work(self) -> None:
         source_file = str(self.source_file)
@@ -65,8 +65,8 @@ class BronzeChunkToSilver(BronzeWork):
     def requires(self) -> ScanBronzeFile:
         return ScanBronzeFile(data_root=self.data_root, source_file=self.source_file)
 
-    def output(self) -> luigi.LocalTarget:
-        return luigi.LocalTarget(str(self.layout.silver_part_path(str(self.source_file), int(self.chunk))))
+    def output(self) -> StoreTarget:
+        return StoreTarget(self.layout.store, self.layout.silver_part_path(str(self.source_file), int(self.chunk)))
 
     def work(self) -> None:
         with claim_work(self.layout.work_lock_path(str(self.source_file)), int(self.chunk) + 1):
@@ -77,7 +77,7 @@ class BronzeChunkToSilver(BronzeWork):
 
     def clean(self) -> None:
         started = time.monotonic()
-        manifest = read_manifest(self.layout.manifest_path(str(self.source_file)))
+        manifest = read_manifest(self.layout.store, self.layout.manifest_path(str(self.source_file)))
         total = len(manifest.chunks)
         where = f"{self.source_file} chunk {self.chunk + 1}/{total}"
 
@@ -99,7 +99,7 @@ class BronzeChunkToSilver(BronzeWork):
 
     def report_file_progress(self, total: int) -> None:
         """The file task waits while its chunks run: tell the UI how many of them are done."""
-        done = sum(self.layout.silver_part_path(str(self.source_file), c).exists() for c in range(total))
+        done = sum(self.layout.store.exists(self.layout.silver_part_path(str(self.source_file), c)) for c in range(total))
         file_task = BronzeFileToSilver(data_root=self.data_root, source_file=self.source_file)
         self.report_progress_of(file_task, int(100 * done / total) if total else 100, f"{done}/{total} chunks done")
 
@@ -112,15 +112,15 @@ class BronzeFileToSilver(BronzeWork):
     def requires(self) -> ScanBronzeFile:
         return ScanBronzeFile(data_root=self.data_root, source_file=self.source_file)
 
-    def output(self) -> luigi.LocalTarget:
-        return luigi.LocalTarget(str(self.layout.file_summary_path(str(self.source_file))))
+    def output(self) -> StoreTarget:
+        return StoreTarget(self.layout.store, self.layout.file_summary_path(str(self.source_file)))
 
     def work(self):  # a generator: Luigi's dynamic dependencies
         if settled(self.requires().task_id):  # the scan failed: the file fails, told once, by the scan
             settle(self)
             return
-        manifest = read_manifest(self.layout.manifest_path(str(self.source_file)))
-        done = sum(self.layout.silver_part_path(str(self.source_file), c.index).exists() for c in manifest.chunks)
+        manifest = read_manifest(self.layout.store, self.layout.manifest_path(str(self.source_file)))
+        done = sum(self.layout.store.exists(self.layout.silver_part_path(str(self.source_file), c.index)) for c in manifest.chunks)
         total = len(manifest.chunks)
         self.report_progress(int(100 * done / total) if total else 100, f"{done}/{total} chunks done")
         chunks = [BronzeChunkToSilver(data_root=self.data_root, source_file=self.source_file, chunk=c.index) for c in manifest.chunks]
@@ -129,7 +129,7 @@ class BronzeFileToSilver(BronzeWork):
             settle(self)
             return
         summary = summarise_file(self.layout, manifest)
-        write_text_atomic(self.layout.file_summary_path(str(self.source_file)), summary.to_json())
+        self.layout.store.write_text(self.layout.file_summary_path(str(self.source_file)), summary.to_json())
 
 
 class SmallFilesToSilver(BronzeWork):
@@ -143,7 +143,7 @@ class SmallFilesToSilver(BronzeWork):
         return read_files_list(self.layout, str(self.files))
 
     def complete(self) -> bool:
-        return all(self.layout.file_summary_path(f).exists() for f in self.source_files) or settled(self.task_id)
+        return all(self.layout.store.exists(self.layout.file_summary_path(f)) for f in self.source_files) or settled(self.task_id)
 
     def work(self) -> None:
         files = self.source_files

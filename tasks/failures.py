@@ -138,7 +138,7 @@ def _files_of(task: luigi.Task, exception: BaseException | None) -> list[str]:
     if getattr(task, "source_file", None):
         return [str(task.source_file)]
     # a group that failed as a whole: those of its files not done (by it or by another run)
-    return [name for name in getattr(task, "source_files", []) if not task.layout.file_summary_path(name).exists()]
+    return [name for name in getattr(task, "source_files", []) if not task.layout.store.exists(task.layout.file_summary_path(name))]
 
 
 def settled_files(events: list[dict]) -> list[str]:

@@ -11,6 +11,7 @@ from pipeline.gold.step import is_published, merge_and_publish
 from pipeline.running.preflight import read_files_list
 from tasks.base import STEP_LOG, PipelineTask
 from tasks.bronze import silver_tasks
+from tasks.targets import StoreTarget
 
 log = logging.getLogger(STEP_LOG)
 
@@ -32,8 +33,8 @@ class SilverToGold(PipelineTask):
     def requires(self) -> list[luigi.Task]:
         return silver_tasks(self, self.source_files)
 
-    def output(self) -> luigi.LocalTarget:
-        return luigi.LocalTarget(str(self.layout.published_marker_path(str(self.inputs))))
+    def output(self) -> StoreTarget:
+        return StoreTarget(self.layout.store, self.layout.published_marker_path(str(self.inputs)))
 
     def complete(self) -> bool:
         # Luigi calls complete() right after run() (check_complete_on_run), outside the gold lock: a
@@ -46,7 +47,7 @@ class SilverToGold(PipelineTask):
         refuse_unless_gold_owner(self.layout)
         # A file whose bronze work settled on its failure counts as complete for Luigi; gold never
         # merges it (the root leaves it out; another worker's run may not have known of it).
-        unfinished = [f for f in self.source_files if not self.layout.file_summary_path(f).exists()]
+        unfinished = [f for f in self.source_files if not self.layout.store.exists(self.layout.file_summary_path(f))]
         if unfinished:
             raise PipelineError(f"{unfinished[0]}: its silver is not complete (the file failed in this run, or another "
                                 "command removed its silver meanwhile); gold is not built over it; run again")

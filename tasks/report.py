@@ -2,17 +2,15 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import luigi
 
 from pipeline.gold.owner import refuse_unless_gold_owner
 from pipeline.gold.step import GOLD_LOCK_WAIT_SECONDS
-from pipeline.storage.atomic import write_text_atomic
-from pipeline.storage.locking import exclusive_lock
 from reports.gold_data import gold_fingerprint
 from tasks.base import PipelineTask
 from tasks.gold import SilverToGold
+from tasks.targets import StoreTarget
 
 
 class Report(PipelineTask):
@@ -27,22 +25,22 @@ class Report(PipelineTask):
     def requires(self) -> SilverToGold:
         return SilverToGold(data_root=self.data_root, inputs=self.inputs)
 
-    def output(self) -> luigi.LocalTarget:
-        return luigi.LocalTarget(str(self.layout.rendered_marker_path(str(self.inputs))))
+    def output(self) -> StoreTarget:
+        return StoreTarget(self.layout.store, self.layout.rendered_marker_path(str(self.inputs)))
 
     def complete(self) -> bool:
         """Rendered from today's gold, and that gold is published for today's inputs (a --reprocess
         or --forget unpublishes it while the tables stay, so the page alone cannot tell)."""
         if self.__dict__.pop("rendered_here", False):  # the check right after run(): see SilverToGold.complete
             return True
-        marker = Path(self.output().path)
-        if not (marker.exists() and self.layout.report_path.exists() and self.requires().complete()):
+        marker, store = self.output().path, self.layout.store
+        if not (store.exists(marker) and store.exists(self.layout.report_path) and self.requires().complete()):
             return False
         try:
-            rendered = json.loads(marker.read_text(encoding="utf-8")).get("gold")
-        except ValueError:
+            rendered = json.loads(store.read_text(marker)).get("gold")
+        except (ValueError, FileNotFoundError):
             return False
-        return rendered == gold_fingerprint(self.layout.gold_dir)
+        return rendered == gold_fingerprint(self.layout.gold_dir, store)
 
     def work(self) -> None:
         from reports.render import load_run_info, write_report  # matplotlib: only when rendering
@@ -50,14 +48,14 @@ class Report(PipelineTask):
         layout = self.layout
         refuse_unless_gold_owner(layout)
         # The gold lock: a concurrent Silver -> Gold cannot swap tables while the page reads them.
-        with exclusive_lock(layout.gold_lock_path, f"report of {layout.root}", GOLD_LOCK_WAIT_SECONDS):
+        with layout.store.exclusive_lock(layout.gold_lock_path, f"report of {layout.root}", GOLD_LOCK_WAIT_SECONDS):
             self.report_progress(0, "rendering the report from gold")
-            fingerprint = gold_fingerprint(layout.gold_dir)
-            write_report(layout.gold_dir, layout.report_path, load_run_info(layout.gold_dir), self.settings.rejected_share_warning,
-                         self.settings.dedup_key)
+            fingerprint = gold_fingerprint(layout.gold_dir, layout.store)
+            write_report(layout.gold_dir, layout.report_path, load_run_info(layout.gold_dir, layout.store),
+                         self.settings.rejected_share_warning, self.settings.dedup_key, layout.store)
             for old in layout.rendered_markers():
-                old.unlink()
+                layout.store.delete(old)
             marker = {"inputs": self.inputs, "gold": fingerprint, "report": layout.report_path.name}
-            write_text_atomic(self.output().path, json.dumps(marker, indent=1, sort_keys=True))
+            layout.store.write_text(self.output().path, json.dumps(marker, indent=1, sort_keys=True))
             self.report_progress(100, f"report written to {layout.report_path}")
         self.rendered_here = True

@@ -39,7 +39,6 @@ from pipeline.gold.owner import claim, not_owner_note
 from pipeline.running.maintenance import finish_reprocess_all
 from pipeline.running.preflight import RunPlan, discover_inputs, ensure_writable, gold_digest, plan_run, write_files_list
 from pipeline.storage import journal
-from pipeline.storage.atomic import write_text_atomic
 from pipeline.timestamps import utc_iso
 from tasks import luigi_private
 from tasks.base import PipelineTask
@@ -159,7 +158,7 @@ class Pipeline(PipelineTask):
         scheduler = "local" if core.local_scheduler else (core.scheduler_url or f"{core.scheduler_host}:{core.scheduler_port}")
         record = {"started_at": utc_iso(plan.started_at), "workers": core.workers, "scheduler": scheduler,
                   "bronze_files": len(plan.run.runnable)}
-        write_text_atomic(self.layout.run_record_path, json.dumps(record, indent=1, sort_keys=True))
+        self.layout.store.write_text(self.layout.run_record_path, json.dumps(record, indent=1, sort_keys=True))
 
 
 _JOURNALS: list[tuple[int, Path]] = []  # (process, journal) of the runs this process started
@@ -168,7 +167,7 @@ _JOURNALS: list[tuple[int, Path]] = []  # (process, journal) of the runs this pr
 def _start_journal(layout) -> Path:
     """A journal for the run, named in the environment that its task processes inherit; removed
     when this process ends (after run.py's summary has read it), also when interrupted."""
-    path = journal.start_journal(layout.runs_dir)
+    path = journal.start_journal(layout.journal_dir)
     _JOURNALS.append((os.getpid(), path))
     return path
 

@@ -8,6 +8,8 @@ from pathlib import Path
 
 import pytest
 
+pytest_plugins = ["tests.s3_server"]  # a real S3-compatible server for the object-storage tests
+
 REPO = Path(__file__).resolve().parent.parent
 
 # Hypothesis: reproducible in CI (the same examples every run), random locally, where new examples help.
@@ -26,6 +28,7 @@ TIERS = {
     "crash": ["test_atomic", "test_faults", "test_gold_crash", "test_signals", "test_warm_workers"],
     "scheduler": ["test_luigi_native", "test_scheduler"],
     "browser": ["test_report"],
+    "object_storage": ["test_object_storage", "test_object_lease", "test_zz_try"],
 }
 _TIER_OF = {module: tier for tier, modules in TIERS.items() for module in modules}
 

@@ -15,6 +15,7 @@ import pytest
 from pipeline.contract import SILVER_SCHEMA
 from pipeline.generator import generate_bronze
 from pipeline.storage.parquet_io import SINGLE_ROW_GROUP_ROWS, file_digest, silver_bucket_row_groups
+from pipeline.storage.store import LOCAL_FILES
 from tests.conftest import HEADER, config_file, run_cli, write_bronze
 
 
@@ -72,7 +73,7 @@ def test_every_record_is_in_silver_or_quarantine(tmp_path: Path, generated_root:
     # present, a smaller one a single row group that the map gives for each of its buckets
     for part in (root / "silver").rglob("part-*.parquet"):
         assert pq.read_schema(part).remove_metadata().equals(SILVER_SCHEMA), part
-        groups = silver_bucket_row_groups(part)
+        groups = silver_bucket_row_groups(LOCAL_FILES, part)
         buckets = pq.read_table(part, columns=["bucket"]).column("bucket").to_pylist()
         assert sorted(groups) == sorted(set(buckets)) and buckets == sorted(buckets)
         if len(buckets) < SINGLE_ROW_GROUP_ROWS:
@@ -83,7 +84,7 @@ def test_every_record_is_in_silver_or_quarantine(tmp_path: Path, generated_root:
                        for b, g in groups.items())
         # the checksum recorded from the bytes in memory is the file's
         recorded = json.loads(part.with_name(part.name.replace(".parquet", ".metrics.json")).read_text())["silver_crc32"]
-        assert recorded == file_digest(part)
+        assert recorded == file_digest(LOCAL_FILES, part)
 
 
 def test_silver_is_identical_for_chunk_sizes_and_worker_counts(tmp_path: Path, generated_root: Path) -> None:

@@ -13,6 +13,7 @@ from pipeline.bronze.header import layout_header
 from pipeline.bronze.reader import parse_chunk, read_chunk_bytes
 from pipeline.errors import InputFileError
 from pipeline.storage.fingerprint import unchanged_since
+from pipeline.storage.store import LOCAL_FILES
 
 
 def records_of(path: Path, chunk_rows: int) -> tuple[list[tuple[int, str, str, str]], list[tuple[int, str]]]:
@@ -102,9 +103,9 @@ def test_fingerprint_notices_a_same_size_edit(tmp_path: Path) -> None:
     path = tmp_path / "f.csv"
     path.write_text("order_id,quantity,unit_price\n1,2,3\n")
     manifest = scan_file(path, "f.csv", 10)
-    assert unchanged_since(path, manifest.fingerprint)
+    assert unchanged_since(LOCAL_FILES, path, manifest.fingerprint)
     path.write_text("order_id,quantity,unit_price\n1,2,4\n")
-    assert not unchanged_since(path, manifest.fingerprint)
+    assert not unchanged_since(LOCAL_FILES, path, manifest.fingerprint)
 
 
 def _quote(value: str, force: bool) -> str:

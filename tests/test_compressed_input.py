@@ -23,6 +23,7 @@ from pipeline.errors import ChangedInputError, CompressedInputError
 from pipeline.generator import generate_bronze
 from pipeline.settings import Settings
 from pipeline.storage.layout import DataLayout
+from pipeline.storage.store import LOCAL_FILES
 from tests.conftest import HEADER, REPO, run_cli
 from tests.gold_helpers import assert_gold_equal, read_gold, run_gold
 
@@ -116,7 +117,7 @@ def test_compressed_bronze_gives_the_silver_quarantine_and_gold_of_plain_csv(run
     bronze_names = sorted(p.relative_to(root / "bronze").as_posix() for p in (root / "bronze").rglob("*.*"))
     assert len(bronze_names) == 3 and sum(n.endswith((".gz", ".zst")) for n in bronze_names) == (2 if kind == "mixed" else 3)
     for name in bronze_names:  # a compressed file spans several chunks, read in parallel from its staged copy
-        assert len(read_manifest(DataLayout.of(root).manifest_path(name)).chunks) >= 3
+        assert len(read_manifest(LOCAL_FILES, DataLayout.of(root).manifest_path(name)).chunks) >= 3
     for layer in ("silver", "quarantine"):
         assert layer_rows(root, layer).equals(layer_rows(plain, layer)), f"{kind}: {layer} differs from the plain run"
     assert_gold_equal(plain_gold(root), plain_gold(plain), kind)
@@ -262,9 +263,10 @@ import json, sys, tracemalloc, zlib
 from pathlib import Path
 import pyarrow as pa
 from pipeline.storage.fingerprint import fingerprint_file
+from pipeline.storage.store import LOCAL_FILES
 from pipeline.bronze.compressed import stage_copy
 source, staged = Path(sys.argv[1]), Path(sys.argv[2])
-fingerprint = fingerprint_file(source)
+fingerprint = fingerprint_file(LOCAL_FILES, source)
 pool = pa.default_memory_pool()
 start = pool.max_memory()
 tracemalloc.start()

@@ -97,7 +97,7 @@ def write_gold(root: Path, aggregates: Aggregates, anomalies: pa.Table, metrics:
     """Gold exactly as pipeline.gold.tables builds and writes it."""
     layout = DataLayout(root)
     for name, table in build_gold_tables(aggregates, anomalies, metrics, top_products_n=10, anomaly_top_n=20, key=("order_id",)).items():
-        write_gold_table(layout.gold_table_path(name), table, covers="test")
+        write_gold_table(layout.store, layout.gold_table_path(name), table, covers="test")
     return layout.gold_dir
 
 

@@ -21,6 +21,7 @@ from pipeline.contract import SILVER_SCHEMA
 from pipeline.generator import generate_bronze
 from pipeline.storage import parquet_io
 from pipeline.storage.atomic import deferred_publication, write_text_atomic
+from pipeline.storage.store import LOCAL_FILES
 from tests.conftest import REPO, run_cli
 from tests.gold_helpers import assert_gold_equal, copy_bronze, read_gold, run_gold, temp_files
 
@@ -165,17 +166,17 @@ def test_a_bucket_reads_the_same_from_row_groups_and_from_the_pool(tmp_path: Pat
     for part, rows in enumerate(sizes):
         table = _silver_rows(rows, buckets=8, part=part)
         path = tmp_path / f"part-{part}.parquet"
-        parquet_io.write_silver_part(path, table)
+        parquet_io.write_silver_part(LOCAL_FILES, path, table)
         paths.append(path)
         tables.append(table)
-    assert [len(parquet_io.silver_bucket_row_groups(p)) > len(set(parquet_io.silver_bucket_row_groups(p).values()))
+    assert [len(parquet_io.silver_bucket_row_groups(LOCAL_FILES, p)) > len(set(parquet_io.silver_bucket_row_groups(LOCAL_FILES, p).values()))
             for p in paths] == [True, False, True, False, True]
     columns = ["order_id", "source_row"]
     schema = pa.schema([SILVER_SCHEMA.field(c) for c in columns])
-    pool = parquet_io.SmallPartPool(paths, columns, schema, threads=2)
+    pool = parquet_io.SmallPartPool(LOCAL_FILES, paths, columns, schema, threads=2)
     assert pool.parts == {0, 2, 4}
-    with_pool = parquet_io.SilverPartReader(paths, columns, schema, pool)
-    without = parquet_io.SilverPartReader(paths, columns, schema)
+    with_pool = parquet_io.SilverPartReader(LOCAL_FILES, paths, columns, schema, pool)
+    without = parquet_io.SilverPartReader(LOCAL_FILES, paths, columns, schema)
     for bucket in range(8):
         expected = [(part, row["order_id"]) for part, table in enumerate(tables)
                     for row in table.filter(pa.compute.equal(table.column("bucket"), bucket)).select(["order_id"]).to_pylist()]

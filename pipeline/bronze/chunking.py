@@ -19,13 +19,14 @@ from __future__ import annotations
 import re
 import zlib
 from dataclasses import asdict, dataclass, field
-from pathlib import Path
+from pathlib import PurePath
 
 import numpy as np
 
 from pipeline.bronze.compressed import read_head
 from pipeline.errors import InputFileError
 from pipeline.storage.fingerprint import Fingerprint, fingerprint_of
+from pipeline.storage.store import LOCAL_FILES, Store
 
 QUOTE = 0x22
 LF = 0x0A
@@ -203,7 +204,7 @@ class _RecordScanner:
 EMPTY_LINES = re.compile(rb"(?:\r?\n)*")
 
 
-def read_header(handle, path: Path) -> tuple[list[str], int, bytes]:
+def read_header(handle, path: PurePath) -> tuple[list[str], int, bytes]:
     """The raw header names and the offset where data starts; the header must be one line.
 
     Empty lines before the header are skipped (they are not records, so `header_end` just moves
@@ -257,7 +258,7 @@ def _has_bare_cr(line: bytes) -> bool:
     return bool(len(outside))
 
 
-def _decode_header(line: bytes, path: Path) -> str:
+def _decode_header(line: bytes, path: PurePath) -> str:
     try:
         return line.decode("utf-8")
     except UnicodeDecodeError as err:
@@ -278,13 +279,15 @@ def _target_chunk_bytes(head: bytes, header_end: int, file_size: int, chunk_rows
     return max(data_bytes // chunks + 1, 1)
 
 
-def scan_file(path: Path, source_file: str, chunk_rows: int) -> Manifest:
+def scan_file(path: PurePath, source_file: str, chunk_rows: int, store: Store = LOCAL_FILES) -> Manifest:
     """Scan `path` once: fingerprint, header, and chunk boundaries of about `chunk_rows` records."""
-    stat = path.stat()
+    stat = store.stat(path)
+    if stat is None:
+        raise FileNotFoundError(str(path))
     crc = 0
-    with open(path, "rb") as handle:
+    with store.open_input(path) as handle:
         header_raw, header_end, head = read_header(handle, path)
-        target = _target_chunk_bytes(head, header_end, stat.st_size, chunk_rows)
+        target = _target_chunk_bytes(head, header_end, stat.size, chunk_rows)
         handle.seek(0)
         scanner = _RecordScanner(start_offset=header_end)
         chunks: list[Chunk] = []
@@ -327,7 +330,7 @@ def scan_file(path: Path, source_file: str, chunk_rows: int) -> Manifest:
             if chunk_records:
                 chunks.append(Chunk(len(chunks), chunk_start, size, next_row, chunk_records, ends_in_open_quote=scanner.in_quotes))
     fingerprint = fingerprint_of(size, crc, stat)
-    if stat.st_size != size:
+    if stat.size != size:
         raise InputFileError(f"{path}: the file changed while it was being scanned")
     return Manifest(source_file=source_file, fingerprint=fingerprint, header_raw=header_raw, header_end=header_end, chunks=chunks)
 

@@ -16,13 +16,14 @@ from __future__ import annotations
 import contextlib
 import zlib
 from collections.abc import Iterator
-from pathlib import Path
+from pathlib import Path, PurePath
 from typing import BinaryIO
 
 import pyarrow as pa
 
 from pipeline.errors import ChangedInputError, CompressedInputError
 from pipeline.storage.atomic import atomic_path
+from pipeline.storage.store import LOCAL_FILES, Store
 
 COMPRESSIONS = {".gz": "gzip", ".zst": "zstd"}  # file name suffix -> pyarrow codec
 STAGE_BLOCK_BYTES = 4 * 1024 * 1024  # decompressed bytes held at a time while staging or skipping
@@ -95,14 +96,14 @@ def read_head(handle: BinaryIO, path: Path, size: int) -> bytes:
         return stream.read(size)
 
 
-def stage_copy(source: Path, staged: Path, size: int, crc32: int) -> None:
+def stage_copy(source: PurePath, staged: Path, size: int, crc32: int, store: Store = LOCAL_FILES) -> None:
     """Decompress `source` into `staged` (atomically: each stager writes its own temporary file and
     renames it, so concurrent stagers never break each other), checking on the way that the
     compressed bytes read are the `size` bytes of CRC-32 `crc32` the caller fingerprinted."""
     codec = compression_of(source)
     if codec is None:
         raise ValueError(f"{source} is not a compressed file")
-    with open(source, "rb") as handle, atomic_path(staged) as tmp:
+    with store.open_input(source) as handle, atomic_path(staged) as tmp:
         tap = _Tap(handle)
         with open(tmp, "wb") as out, _decompressed(tap, source, codec) as stream:
             for block in iter(lambda: stream.read(STAGE_BLOCK_BYTES), b""):
@@ -113,14 +114,14 @@ def stage_copy(source: Path, staged: Path, size: int, crc32: int) -> None:
             raise ChangedInputError(f"{source}: the file changed while it was being decompressed; run again")
 
 
-def read_range(path: Path, start: int, end: int) -> bytes:
+def read_range(path: PurePath, start: int, end: int, store: Store = LOCAL_FILES) -> bytes:
     """Bytes [start, end) of the decompressed content of `path`, streamed from its start (skipped
     bytes are held STAGE_BLOCK_BYTES at a time). For callers without a staged copy; the pipeline's
     chunks read the staged copy instead, since this costs a decompression up to `end` per call."""
     codec = compression_of(path)
     if codec is None:
         raise ValueError(f"{path} is not a compressed file")
-    with open(path, "rb") as handle, _decompressed(_Tap(handle), path, codec) as stream:
+    with store.open_input(path) as handle, _decompressed(_Tap(handle), path, codec) as stream:
         skip = start
         while skip > 0:
             block = stream.read(min(skip, STAGE_BLOCK_BYTES))

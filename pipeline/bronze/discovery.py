@@ -4,12 +4,13 @@ from __future__ import annotations
 import fnmatch
 import os
 import re
-from dataclasses import dataclass
-from pathlib import Path
+from dataclasses import dataclass, field
+from pathlib import Path, PurePath
 
 from pipeline.bronze.compressed import COMPRESSIONS
 from pipeline.errors import ConfigError
 from pipeline.storage.atomic import TEMP_PREFIX
+from pipeline.storage.store import FileStat, Store
 
 _DIGITS = re.compile(r"(\d+)")
 
@@ -26,12 +27,13 @@ class BronzeFile:
     the bronze folder (the lineage key)."""
 
     relative_path: str
-    absolute_path: Path
+    absolute_path: PurePath  # a local path, or an object's (store.ObjectPath)
+    stat: FileStat | None = field(default=None, compare=False)  # from the listing, on object storage
 
 
-def discover_bronze(bronze_dir: Path, pattern: str = "**/*.csv") -> list[BronzeFile]:
+def discover_bronze(bronze_dir: PurePath, pattern: str = "**/*.csv", store: Store | None = None) -> list[BronzeFile]:
     """Every CSV under `bronze_dir` matching `pattern`, in natural order; refused paths left out."""
-    return scan_bronze(bronze_dir, pattern)[0]
+    return scan_bronze(bronze_dir, pattern, store)[0]
 
 
 INPUT_EXTENSION = ".csv"  # matched without regard to case: Windows exporters write `.CSV`
@@ -60,7 +62,7 @@ def _matches_input(name: str, stem_pattern: str) -> bool:
     return False
 
 
-def scan_bronze(bronze_dir: Path, pattern: str = "**/*.csv") -> tuple[list[BronzeFile], list[str]]:
+def scan_bronze(bronze_dir: PurePath, pattern: str = "**/*.csv", store: Store | None = None) -> tuple[list[BronzeFile], list[str]]:
     """(files in natural order of the relative path, one-line reasons for refused paths).
 
     What `pattern` matches is found plain and compressed, the extensions in any case: one walk of
@@ -68,8 +70,12 @@ def scan_bronze(bronze_dir: Path, pattern: str = "**/*.csv") -> tuple[list[Bronz
     resolves outside the bronze folder (a symlink to elsewhere) is refused, so input cannot make the
     pipeline read, or name outputs after, files elsewhere on the machine. Whatever is named like an
     input but is not read (a folder, a dangling symlink, a symlink loop, a FIFO) is said, never
-    skipped in silence.
+    skipped in silence. On object storage (`store.remote`) there are no symlinks, folders or
+    FIFOs: one listing of the keys under bronze/, matched against the same glob.
     """
+    if store is not None and store.remote:
+        return _scan_objects(store, bronze_dir, pattern)
+    bronze_dir = Path(bronze_dir)
     if not bronze_dir.exists():
         raise ConfigError(f"bronze folder {bronze_dir} does not exist "
                           "(generate a sample with `python run.py generate` or point --data-root at your data)")
@@ -131,3 +137,38 @@ def _folder_inside(folder: Path, bronze_dir: Path, root: Path, known: dict[Path,
         else:
             known[folder] = folder != folder.parent and _folder_inside(folder.parent, bronze_dir, root, known)
     return known[folder]
+
+
+def _scan_objects(store: Store, bronze_dir: PurePath, pattern: str) -> tuple[list[BronzeFile], list[str]]:
+    """The objects under `bronze_dir` that `pattern` matches (plain or compressed, any case)."""
+    base = len(str(bronze_dir)) + 1
+    stats = {str(entry.path)[base:]: entry for entry in store.list_files(bronze_dir)}
+    relative_paths = sorted(stats)
+    if not relative_paths and not store.is_dir(bronze_dir):
+        raise ConfigError(f"bronze folder {bronze_dir} does not exist (no object under {bronze_dir}/; "
+                          "upload your CSV files there or point --data-root at your data)")
+    folders = _glob_regex(pattern.rsplit("/", 1)[0]) if "/" in pattern else None
+    stem_pattern = _stem_pattern(pattern)
+    found = []
+    for relative in relative_paths:
+        folder, _, name = relative.rpartition("/")
+        if name.startswith(TEMP_PREFIX) or not _matches_input(name, stem_pattern):
+            continue
+        if (folders is None and folder) or (folders is not None and not folders.fullmatch(folder)):
+            continue
+        found.append(BronzeFile(relative_path=relative, absolute_path=bronze_dir / relative, stat=stats[relative]))
+    found.sort(key=lambda f: natural_key(f.relative_path))
+    return found, []
+
+
+def _glob_regex(folders: str) -> re.Pattern[str]:
+    """The folder part of a glob (`**`, `date=*`, `a/b`) as a regex over a relative folder path,
+    with pathlib's meaning: `**` is any number of folders (none too), `*` and `?` stay in one."""
+    pieces = []
+    for segment in folders.split("/"):
+        if segment == "**":
+            pieces.append("(?:[^/]+(?:/[^/]+)*)?")
+        else:
+            pieces.append(fnmatch.translate(segment).removeprefix("(?s:").removesuffix(")\\Z").replace(".*", "[^/]*"))
+    regex = "/".join(pieces).replace("(?:[^/]+(?:/[^/]+)*)?/", "(?:[^/]+/)*")
+    return re.compile(regex)

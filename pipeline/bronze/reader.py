@@ -19,7 +19,7 @@ import codecs
 import io
 import logging
 from dataclasses import dataclass
-from pathlib import Path
+from pathlib import PurePath
 
 import numpy as np
 import pyarrow as pa
@@ -29,6 +29,7 @@ import pyarrow.csv as pacsv
 from pipeline.bronze.chunking import CR, Chunk, RecordSpans, record_spans, split_fields
 from pipeline.bronze.header import HeaderLayout
 from pipeline.contract import INPUT_COLUMNS, MALFORMED_ROW, QUARANTINE_SCHEMA
+from pipeline.storage.store import LOCAL_FILES, Store
 
 log = logging.getLogger("pipeline")
 # pyarrow's block: it reads records up to about twice as long, triage passes a larger one when needed.
@@ -43,10 +44,9 @@ class RawChunk:
     used_slow_path: bool
 
 
-def read_chunk_bytes(path: Path, chunk: Chunk) -> bytes:
-    with open(path, "rb") as handle:
-        handle.seek(chunk.start)
-        return handle.read(chunk.end - chunk.start)
+def read_chunk_bytes(path: PurePath, chunk: Chunk, store: Store = LOCAL_FILES) -> bytes:
+    """One chunk's bytes: a byte-range read (a ranged GET on object storage)."""
+    return store.read_range(path, chunk.start, chunk.end - chunk.start)
 
 
 def parse_chunk(data: bytes, chunk: Chunk, layout: HeaderLayout, source_file: str) -> RawChunk:

@@ -9,7 +9,7 @@ import dataclasses
 import json
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
-from pathlib import Path
+from pathlib import Path, PurePath
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -22,10 +22,11 @@ from pipeline.bronze.reader import RawChunk, parse_chunk, read_chunk_bytes
 from pipeline.contract import REJECT_REASONS, SOFT_FIELDS, default_flag_column
 from pipeline.errors import ChangedInputError, InputFileError
 from pipeline.settings import Settings, silver_fingerprint
-from pipeline.storage.atomic import remove_stale_temp_files, write_text_atomic
+from pipeline.storage.atomic import remove_stale_temp_files
 from pipeline.storage.fingerprint import Fingerprint, fingerprint_file, unchanged_since
 from pipeline.storage.layout import DataLayout
-from pipeline.storage.parquet_io import write_silver_part, write_table_atomic
+from pipeline.storage.parquet_io import write_silver_part
+from pipeline.storage.store import LOCAL_FILES, Store
 
 Progress = Callable[[int, str], None]
 
@@ -66,9 +67,9 @@ class ChunkResult:
     metrics: ChunkMetrics
 
 
-def build_manifest(bronze_path: Path, source_file: str, settings: Settings) -> Manifest:
+def build_manifest(bronze_path: PurePath, source_file: str, settings: Settings, store: Store = LOCAL_FILES) -> Manifest:
     """Scan a bronze file and check its header, so a bad file fails before any chunk runs."""
-    manifest = scan_file(bronze_path, source_file, settings.chunk_rows)
+    manifest = scan_file(bronze_path, source_file, settings.chunk_rows, store)
     layout_header(manifest.header_raw, source_file)
     return manifest
 
@@ -76,10 +77,10 @@ def build_manifest(bronze_path: Path, source_file: str, settings: Settings) -> M
 def scan_to_manifest(layout: DataLayout, source_file: str, settings: Settings) -> Manifest:
     """Scan a bronze file and write its manifest (a scan task's whole job)."""
     if compression_of(source_file) is None:
-        manifest = build_manifest(layout.bronze_dir / source_file, source_file, settings)
+        manifest = build_manifest(layout.bronze_dir / source_file, source_file, settings, layout.store)
     else:
         manifest = _scan_compressed(layout, source_file, settings)
-    write_manifest(layout.manifest_path(source_file), manifest)
+    write_manifest(layout.store, layout.manifest_path(source_file), manifest)
     return manifest
 
 
@@ -89,12 +90,12 @@ def _scan_compressed(layout: DataLayout, source_file: str, settings: Settings) -
     ingest" checks). A file that fails the scan leaves no staged copy behind."""
     bronze_path = layout.bronze_dir / source_file
     remove_stale_temp_files(layout.staging_dir)  # of stagers killed earlier
-    original = fingerprint_file(bronze_path)
+    original = fingerprint_file(layout.store, bronze_path)
     staged = _staged_path(layout, source_file, original)
     for older in layout.staged_copies(source_file):  # of a version of the file that was replaced
         if older != staged:
             older.unlink(missing_ok=True)
-    stage_copy(bronze_path, staged, original.size, original.crc32)  # always: the manifest describes these very bytes
+    stage_copy(bronze_path, staged, original.size, original.crc32, layout.store)  # always: the manifest describes these very bytes
     try:
         manifest = build_manifest(staged, source_file, settings)
     except InputFileError as err:
@@ -110,13 +111,14 @@ def _staged_path(layout: DataLayout, source_file: str, fingerprint: Fingerprint)
     return layout.staged_copy_path(source_file, f"{fingerprint.size:x}-{fingerprint.crc32:08x}")
 
 
-def chunk_source(layout: DataLayout, manifest: Manifest) -> Path:
-    """The plain file the manifest's chunks are byte ranges of: the bronze file itself, or the
-    staged copy of a compressed one, staged again (atomically) when it is missing or short
-    (deleted, or the chunk runs on another machine). Call after ensure_unchanged."""
+def chunk_source(layout: DataLayout, manifest: Manifest) -> tuple[Store, PurePath]:
+    """The plain file the manifest's chunks are byte ranges of (and the store that holds it): the
+    bronze file itself, or the staged copy of a compressed one on this host's disk, staged again
+    (atomically) when it is missing or short (deleted, or the chunk runs on another machine).
+    Call after ensure_unchanged."""
     bronze_path = layout.bronze_dir / manifest.source_file
     if compression_of(manifest.source_file) is None:
-        return bronze_path
+        return layout.store, bronze_path
     staged = _staged_path(layout, manifest.source_file, manifest.fingerprint)
     needed = manifest.chunks[-1].end if manifest.chunks else 0
     try:
@@ -124,8 +126,8 @@ def chunk_source(layout: DataLayout, manifest: Manifest) -> Path:
     except FileNotFoundError:
         present = False
     if not present:
-        stage_copy(bronze_path, staged, manifest.fingerprint.size, manifest.fingerprint.crc32)
-    return staged
+        stage_copy(bronze_path, staged, manifest.fingerprint.size, manifest.fingerprint.crc32, layout.store)
+    return LOCAL_FILES, staged
 
 
 def remove_staged_copies(layout: DataLayout, source_file: str) -> None:
@@ -136,20 +138,20 @@ def remove_staged_copies(layout: DataLayout, source_file: str) -> None:
                 path.unlink()
 
 
-def write_manifest(path: Path, manifest: Manifest) -> None:
-    write_text_atomic(path, json.dumps(manifest.to_json_dict(), indent=1, sort_keys=True))
+def write_manifest(store: Store, path: PurePath, manifest: Manifest) -> None:
+    store.write_text(path, json.dumps(manifest.to_json_dict(), indent=1, sort_keys=True))
 
 
-def read_manifest(path: Path) -> Manifest:
-    return Manifest.from_json_dict(json.loads(path.read_text(encoding="utf-8")))
+def read_manifest(store: Store, path: PurePath) -> Manifest:
+    return Manifest.from_json_dict(json.loads(store.read_text(path)))
 
 
-def ensure_unchanged(bronze_path: Path, manifest: Manifest) -> None:
+def ensure_unchanged(store: Store, bronze_path: PurePath, manifest: Manifest) -> None:
     """Refuse to go on with a bronze file that no longer matches its manifest."""
-    if not bronze_path.exists():
+    if not store.exists(bronze_path):
         raise ChangedInputError(f"{manifest.source_file}: bronze file is gone since it was scanned; "
                                 f"run with --reprocess {manifest.source_file} or restore it")
-    if not unchanged_since(bronze_path, manifest.fingerprint):
+    if not unchanged_since(store, bronze_path, manifest.fingerprint):
         raise ChangedInputError(
             f"{manifest.source_file}: bronze file changed since it was ingested (size or content differs); "
             f"run `python run.py --reprocess {manifest.source_file}` to redo it and everything derived from it"
@@ -160,26 +162,26 @@ def _silent(_percent: int, _message: str) -> None:
     return None
 
 
-def clean_chunk(bronze_path: Path, manifest: Manifest, chunk_index: int, settings: Settings,
-                progress: Progress = _silent) -> ChunkResult:
+def clean_chunk(bronze_path: PurePath, manifest: Manifest, chunk_index: int, settings: Settings,
+                progress: Progress = _silent, store: Store = LOCAL_FILES) -> ChunkResult:
     """Read and clean one chunk; every record read is either in silver or in quarantine."""
     chunk = manifest.chunks[chunk_index]
     progress(10, f"reading and parsing {chunk.records:,} records")
-    parsed = parse_manifest_chunk(bronze_path, manifest, chunk_index)
+    parsed = parse_manifest_chunk(bronze_path, manifest, chunk_index, store)
     progress(35, f"cleaning {parsed.records_read:,} records")
     cleaned = clean_records(parsed.raw, settings, manifest.source_file)
     return assemble_chunk(manifest, chunk_index, parsed, cleaned.silver, cleaned.quarantine)
 
 
-def parse_manifest_chunk(bronze_path: Path, manifest: Manifest, chunk_index: int) -> RawChunk:
+def parse_manifest_chunk(bronze_path: PurePath, manifest: Manifest, chunk_index: int, store: Store = LOCAL_FILES) -> RawChunk:
     """Parse one chunk of `bronze_path`: a plain file, a staged copy (chunk_source), or a compressed
     file itself (then streamed from its start: correct, but only the staged copy keeps chunks cheap)."""
     chunk = manifest.chunks[chunk_index]
     header = layout_header(manifest.header_raw, manifest.source_file)
     if compression_of(bronze_path) is None:
-        data = read_chunk_bytes(bronze_path, chunk)
+        data = read_chunk_bytes(bronze_path, chunk, store)
     else:
-        data = read_range(bronze_path, chunk.start, chunk.end)
+        data = read_range(bronze_path, chunk.start, chunk.end, store)
     return parse_chunk(data, chunk, header, manifest.source_file)
 
 
@@ -213,24 +215,25 @@ def assemble_chunk(manifest: Manifest, chunk_index: int, parsed: RawChunk, silve
 def write_chunk_outputs(layout: DataLayout, result: ChunkResult) -> None:
     """Quarantine and metrics first, the silver part last: its existence is the checkpoint."""
     m = result.metrics
-    write_table_atomic(layout.quarantine_part_path(m.source_file, m.chunk), result.quarantine)
+    layout.store.write_parquet(layout.quarantine_part_path(m.source_file, m.chunk), result.quarantine)
 
     def record_metrics(digest: str) -> None:
         m.silver_crc32 = digest
-        write_text_atomic(layout.chunk_metrics_path(m.source_file, m.chunk), m.to_json())
+        layout.store.write_text(layout.chunk_metrics_path(m.source_file, m.chunk), m.to_json())
 
-    write_silver_part(layout.silver_part_path(m.source_file, m.chunk), result.silver, before_publish=record_metrics)
+    write_silver_part(layout.store, layout.silver_part_path(m.source_file, m.chunk), result.silver, before_publish=record_metrics)
 
 
 def process_chunk(layout: DataLayout, source_file: str, chunk_index: int, settings: Settings,
                   progress: Progress = _silent) -> ChunkMetrics:
     """One chunk from bronze to its written silver, quarantine and metrics (a chunk task's whole
     job); `progress(percent, message)` hears of each step while it runs."""
-    manifest = read_manifest(layout.manifest_path(source_file))
+    manifest = read_manifest(layout.store, layout.manifest_path(source_file))
     bronze_path = layout.bronze_dir / source_file
     progress(3, "checking the bronze file is unchanged")
-    ensure_unchanged(bronze_path, manifest)
-    result = clean_chunk(chunk_source(layout, manifest), manifest, chunk_index, settings, progress)
+    ensure_unchanged(layout.store, bronze_path, manifest)
+    store, source = chunk_source(layout, manifest)
+    result = clean_chunk(source, manifest, chunk_index, settings, progress, store)
     result.metrics.settings_fingerprint = silver_fingerprint(settings)
     progress(70, f"writing {result.metrics.rows_valid:,} silver rows and {result.metrics.rejected_total:,} quarantined")
     write_chunk_outputs(layout, result)
@@ -261,7 +264,8 @@ class FileMetrics:
 def summarise_file(layout: DataLayout, manifest: Manifest) -> FileMetrics:
     """Add up a file's chunk metrics and check that every record of the scan is accounted for;
     the file's silver is then complete, so a compressed file's staged copy is removed."""
-    parts = [ChunkMetrics.from_json(layout.chunk_metrics_path(manifest.source_file, c.index).read_text()) for c in manifest.chunks]
+    metrics_paths = [layout.chunk_metrics_path(manifest.source_file, c.index) for c in manifest.chunks]
+    parts = [ChunkMetrics.from_json(layout.store.read_text(path)) for path in metrics_paths]
     rejected = {reason: sum(p.rows_rejected.get(reason, 0) for p in parts) for reason in REJECT_REASONS}
     defaults = {f: sum(p.defaults_applied.get(f, 0) for p in parts) for f in SOFT_FIELDS}
     header = layout_header(manifest.header_raw, manifest.source_file)  # schema drift is per file

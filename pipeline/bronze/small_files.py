@@ -37,7 +37,6 @@ from pipeline.bronze.silver import (
 )
 from pipeline.errors import PipelineError
 from pipeline.settings import Settings, silver_fingerprint
-from pipeline.storage.atomic import deferred_publication, write_text_atomic
 from pipeline.storage.layout import DataLayout
 
 GROUP_MAX_FILES = 250  # enough groups for every core at 2,000 files, few enough tasks at 20,000
@@ -91,13 +90,11 @@ def file_sizes(layout: DataLayout, files: list[str]) -> list[tuple[str, int]]:
     sizes = []
     for name in files:
         manifest = layout.manifest_path(name)
-        if manifest.exists():
-            size = read_manifest(manifest).fingerprint.size
+        if layout.store.exists(manifest):
+            size = read_manifest(layout.store, manifest).fingerprint.size
         else:
-            try:
-                size = (layout.bronze_dir / name).stat().st_size
-            except OSError:
-                size = 0
+            stat = layout.store.stat(layout.bronze_dir / name)
+            size = stat.size if stat is not None else 0
         sizes.append((name, size))
     return sizes
 
@@ -126,7 +123,8 @@ def process_small_files(layout: DataLayout, files: list[str], settings: Settings
     silver_units, but given one anyway) is cleaned alone, chunk by chunk (_clean_alone)."""
     report = progress or (lambda _p, _m: None)
     outcome = GroupOutcome()
-    pending_files = [f for f in files if not layout.file_summary_path(f).exists()]
+    store = layout.store
+    pending_files = [f for f in files if not store.exists(layout.file_summary_path(f))]
     for name in [f for f in pending_files if compression_of(f) is not None]:
         try:
             _clean_alone(layout, name, settings, outcome)
@@ -138,14 +136,14 @@ def process_small_files(layout: DataLayout, files: list[str], settings: Settings
         batch: list[_Pending] = []
         manifests: list[Manifest] = []
         rows = 0
-        with deferred_publication():
+        with store.deferred_publication():
             while position < len(pending_files) and rows < CLEAN_BATCH_ROWS:
                 name = pending_files[position]
                 position += 1
                 try:
                     manifest = _manifest(layout, name, settings)
-                    parsed = [_Pending(manifest, c.index, parse_manifest_chunk(layout.bronze_dir / name, manifest, c.index))
-                              for c in manifest.chunks if not layout.silver_part_path(name, c.index).exists()]
+                    parsed = [_Pending(manifest, c.index, parse_manifest_chunk(layout.bronze_dir / name, manifest, c.index, store))
+                              for c in manifest.chunks if not store.exists(layout.silver_part_path(name, c.index))]
                 except Exception as err:  # noqa: BLE001 - one file's failure, whatever it is, is that file's alone
                     outcome.failures.append((name, _one_line(layout, name, err)))
                     continue
@@ -153,9 +151,9 @@ def process_small_files(layout: DataLayout, files: list[str], settings: Settings
                 manifests.append(manifest)
                 rows += manifest.records
             _clean_and_write(layout, batch, settings, outcome)
-        with deferred_publication():
+        with store.deferred_publication():
             for manifest in manifests:
-                write_text_atomic(layout.file_summary_path(manifest.source_file), summarise_file(layout, manifest).to_json())
+                store.write_text(layout.file_summary_path(manifest.source_file), summarise_file(layout, manifest).to_json())
                 outcome.done.append(manifest.source_file)
         report(int(100 * position / len(pending_files)), f"{position}/{len(pending_files)} files cleaned")
     return outcome
@@ -167,17 +165,17 @@ def _clean_alone(layout: DataLayout, name: str, settings: Settings, outcome: Gro
     it, and its memory stays bounded by a chunk, not by the file."""
     manifest = _manifest(layout, name, settings)
     for chunk in manifest.chunks:
-        if not layout.silver_part_path(name, chunk.index).exists():
+        if not layout.store.exists(layout.silver_part_path(name, chunk.index)):
             outcome.rows_read += process_chunk(layout, name, chunk.index, settings).rows_read
-    write_text_atomic(layout.file_summary_path(name), summarise_file(layout, manifest).to_json())
+    layout.store.write_text(layout.file_summary_path(name), summarise_file(layout, manifest).to_json())
     outcome.done.append(name)
 
 
 def _manifest(layout: DataLayout, name: str, settings: Settings) -> Manifest:
     path = layout.manifest_path(name)
-    if path.exists():
-        manifest = read_manifest(path)
-        ensure_unchanged(layout.bronze_dir / name, manifest)
+    if layout.store.exists(path):
+        manifest = read_manifest(layout.store, path)
+        ensure_unchanged(layout.store, layout.bronze_dir / name, manifest)
         return manifest
     return scan_to_manifest(layout, name, settings)
 

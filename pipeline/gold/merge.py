@@ -17,7 +17,7 @@ from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from pathlib import Path
+from pathlib import Path, PurePath
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -36,6 +36,7 @@ from pipeline.gold.tables import ANOMALY_COLUMNS, build_gold_tables, covers_dige
 from pipeline.settings import Settings, gold_fingerprint, silver_fingerprint, state_values
 from pipeline.storage.layout import DataLayout
 from pipeline.storage.parquet_io import SINGLE_ROW_GROUP_ROWS, SilverPartReader, SmallPartPool, file_digest
+from pipeline.storage.store import LOCAL_FILES, Store
 
 Progress = Callable[[int, str], None]
 # Buckets committed together: each commit is a SQLite transaction with an fsync, and one per
@@ -68,7 +69,8 @@ def candidate_schema(key: tuple[str, ...]) -> pa.Schema:
 class SilverPart:
     source_file: str
     chunk: int
-    path: Path
+    path: PurePath
+    store: Store = field(compare=False, repr=False, default=LOCAL_FILES)  # the data root's, holding `path`
 
     @property
     def name(self) -> str:
@@ -93,11 +95,12 @@ def silver_parts(layout: DataLayout, source_files: list[str]) -> list[SilverPart
     parts = []
     for source_file in source_files:
         path = layout.manifest_path(source_file)
-        if not path.exists():
+        if not layout.store.exists(path):
             raise PipelineError(f"{source_file}: its silver is gone (reprocessed or forgotten by another command while this "
                                 "run was going on?); run the pipeline again")
-        manifest = read_manifest(path)
-        parts.extend(SilverPart(source_file, c.index, layout.silver_part_path(source_file, c.index)) for c in manifest.chunks)
+        manifest = read_manifest(layout.store, path)
+        parts.extend(SilverPart(source_file, c.index, layout.silver_part_path(source_file, c.index), layout.store)
+                     for c in manifest.chunks)
     return parts
 
 
@@ -148,7 +151,7 @@ def part_metrics(layout: DataLayout, parts: list[SilverPart]) -> dict[str, dict]
     for part in parts:
         path = layout.chunk_metrics_path(part.source_file, part.chunk)
         try:
-            metrics[part.name] = json.loads(path.read_text(encoding="utf-8"))
+            metrics[part.name] = json.loads(layout.store.read_text(path))
         except FileNotFoundError:
             metrics[part.name] = {}
         except ValueError:
@@ -235,7 +238,7 @@ def _merge_one_batch(layout: DataLayout, settings: Settings, parts: list[SilverP
                 state.delete(key)
             records.write_batch(state, batch)
             state.commit()
-        missing = [name for name in batch.parts if name not in by_name or not by_name[name].path.exists()]
+        missing = [name for name in batch.parts if name not in by_name or not layout.store.exists(by_name[name].path)]
         if missing:
             raise PipelineError(f"silver part {missing[0]} of an unfinished merge is gone; run with --reprocess on its bronze file")
         workers = _parallel_workers(batch.valid_rows, settings.merge_parallel_min_rows)
@@ -250,7 +253,8 @@ def _merge_one_batch(layout: DataLayout, settings: Settings, parts: list[SilverP
         jobs = [BucketJob(bucket, str(state_path(layout.state_dir)), batch.number, settings.anomaly_top_n, tuple(settings.dedup_key))
                 for bucket in range(settings.silver_buckets) if bucket not in done]
         asked = time.monotonic()
-        with _bucket_results([by_name[n].path for n in batch.parts], jobs, workers, tuple(settings.dedup_key)) as (results, pool_cpu):
+        part_paths = [by_name[n].path for n in batch.parts]
+        with _bucket_results(layout.store, part_paths, jobs, workers, tuple(settings.dedup_key)) as (results, pool_cpu):
             waited += time.monotonic() - asked  # reading the small parts into the pool, on every core
             parallel += pool_cpu
             while True:
@@ -273,7 +277,7 @@ def _merge_one_batch(layout: DataLayout, settings: Settings, parts: list[SilverP
                     uncommitted = 0
                 percent = int(100 * len(done) / settings.silver_buckets)
                 report(percent, f"merged bucket {len(done)}/{settings.silver_buckets}: {batch.rows:,} rows, {batch.unique:,} new orders")
-        _fold_buckets(state, settings, [by_name[n].path for n in batch.parts])
+        _fold_buckets(state, settings, layout.store, [by_name[n].path for n in batch.parts])
         merged.update({name: checksums[name] for name in batch.parts})
         records.write_merged_parts(state, merged)
         records.write_batches_merged(state, batch.number + 1)
@@ -353,7 +357,7 @@ def _parallel_workers(rows: int, min_rows: int) -> int:
 
 
 @contextmanager
-def _bucket_results(part_paths: list[Path], jobs: list[BucketJob], workers: int,
+def _bucket_results(store: Store, part_paths: list[PurePath], jobs: list[BucketJob], workers: int,
                     key: tuple[str, ...]) -> Iterator[tuple[Iterator[BucketResult], float]]:
     """Results in bucket order, computed by `workers` threads (or here when 0).
 
@@ -364,9 +368,9 @@ def _bucket_results(part_paths: list[Path], jobs: list[BucketJob], workers: int,
     way. At most `workers + 1` buckets are in flight, so memory stays bounded by a few buckets.
     """
     readers: queue.SimpleQueue[SilverPartReader] = queue.SimpleQueue()
-    pool = SmallPartPool(part_paths, merge_columns(key), merge_schema(key), threads=usable_cores())
+    pool = SmallPartPool(store, part_paths, merge_columns(key), merge_schema(key), threads=usable_cores())
     pool_cpu = pool.read_cpu_seconds
-    opened = [SilverPartReader(part_paths, merge_columns(key), merge_schema(key), pool) for _ in range(max(workers, 1))]
+    opened = [SilverPartReader(store, part_paths, merge_columns(key), merge_schema(key), pool) for _ in range(max(workers, 1))]
     for reader in opened:
         readers.put(reader)
 
@@ -452,12 +456,12 @@ def verify_silver_part(part: SilverPart, metrics: dict, fingerprint: str) -> Non
     if metrics and metrics.get("settings_fingerprint") != fingerprint:
         raise PipelineError(f"silver part {part.path} was cleaned under other settings than the current ones; "
                             "run `python run.py --reprocess-all`")
-    if not recorded or file_digest(part.path) != recorded:
+    if not recorded or file_digest(part.store, part.path) != recorded:
         raise PipelineError(f"silver part {part.path} is corrupt or truncated (its checksum does not match the one recorded "
                             f"when it was written); run `python run.py --reprocess {part.source_file}`")
 
 
-def _fold_buckets(state: StateStore, settings: Settings, part_paths: list[Path]) -> None:
+def _fold_buckets(state: StateStore, settings: Settings, store: Store, part_paths: list[PurePath]) -> None:
     """Totals += this batch's bucket aggregates; the batch delta (for upsert) is kept beside them."""
     buckets = [_load_aggregates(state, records.bucket_prefix(bucket)) for bucket in range(settings.silver_buckets)]
     delta = sum_aggregates([Aggregates.empty(), *buckets])
@@ -469,18 +473,18 @@ def _fold_buckets(state: StateStore, settings: Settings, part_paths: list[Path])
     fresh = pa.concat_tables([schema.empty_table(), *(t.cast(schema) for t in stored)])
     fresh = top_revenue_orders(fresh, settings.anomaly_top_n, key)
     current = state.get_table("anomalies")
-    anomalies = pa.concat_tables([current.cast(ANOMALY_SCHEMA), _anomaly_rows(fresh, part_paths)])
+    anomalies = pa.concat_tables([current.cast(ANOMALY_SCHEMA), _anomaly_rows(fresh, store, part_paths)])
     state.put_table("anomalies", top_revenue_orders(anomalies, settings.anomaly_top_n, key))
     for key in state.keys_with_prefix(records.BUCKET_PREFIX):
         state.delete(key)
 
 
-def _anomaly_rows(candidates: pa.Table, part_paths: list[Path]) -> pa.Table:
+def _anomaly_rows(candidates: pa.Table, store: Store, part_paths: list[PurePath]) -> pa.Table:
     """The whole silver rows of the candidates: one row group read per (part, bucket) they come from."""
     pieces = [ANOMALY_SCHEMA.empty_table()]
     wanted = candidates.group_by(["part", "bucket"], use_threads=False).aggregate([("source_row", "list")])
     for part, bucket, source_rows in zip(*(wanted.column(c).to_pylist() for c in ("part", "bucket", "source_row_list"))):
-        reader = SilverPartReader([part_paths[part]], list(ANOMALY_COLUMNS))
+        reader = SilverPartReader(store, [part_paths[part]], list(ANOMALY_COLUMNS))
         try:
             rows = reader.read_bucket(bucket, ANOMALY_SCHEMA)
         finally:
@@ -509,7 +513,7 @@ def publish_gold(layout: DataLayout, settings: Settings, file_metrics: list[File
     fresh = build_gold_tables(totals, anomalies, file_metrics, settings.top_products_n, settings.anomaly_top_n,
                               tuple(settings.dedup_key))
     paths = {name: layout.gold_table_path(name) for name in GOLD_TABLES}
-    written = publish(paths, fresh, current, previous, settings.gold_mode, touched_keys(delta), checksums)
+    written = publish(layout.store, paths, fresh, current, previous, settings.gold_mode, touched_keys(delta), checksums)
     if written:
         with open_state(layout.state_dir) as state:
             records.write_gold_files(state, checksums)

@@ -54,7 +54,7 @@ def _record(layout: DataLayout, state_id: str) -> dict:
 def read_owner(layout: DataLayout) -> dict | None:
     path = layout.gold_owner_path
     try:
-        record = json.loads(path.read_text(encoding="utf-8"))
+        record = json.loads(layout.store.read_text(path))
         return {"state_id": str(record["state_id"]), "host": str(record["host"]), "state_dir": str(record.get("state_dir", ""))}
     except FileNotFoundError:
         return None
@@ -67,7 +67,7 @@ def claim(layout: DataLayout) -> Ownership:
     record = read_owner(layout)
     if record is None:
         mine = _ensure_state_id(layout)
-        if create_text_once(layout.gold_owner_path, json.dumps(_record(layout, mine))):
+        if layout.store.create_once(layout.gold_owner_path, json.dumps(_record(layout, mine))):
             return Ownership(this_host(), True)
         return claim(layout)  # another run or host claimed it first
     mine = _state_id(layout)
@@ -92,7 +92,7 @@ def take_over(layout: DataLayout) -> str | None:
     Its state is continued only if it is still a prefix of today's silver, else rebuilt."""
     previous = read_owner(layout)
     mine = _ensure_state_id(layout)
-    write_text_atomic(layout.gold_owner_path, json.dumps(_record(layout, mine)))
+    layout.store.write_text(layout.gold_owner_path, json.dumps(_record(layout, mine)))
     return previous["host"] if previous else None
 
 

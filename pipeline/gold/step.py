@@ -17,10 +17,9 @@ from pipeline.gold.merge import MergeReport, merge_silver, publish_gold, silver_
 from pipeline.gold.state_store import delete_state
 from pipeline.settings import Settings
 from pipeline.storage import journal
-from pipeline.storage.atomic import write_text_atomic
 from pipeline.storage.layout import DataLayout
-from pipeline.storage.locking import exclusive_lock
 from pipeline.storage.parquet_io import file_digest
+from pipeline.storage.store import Held
 from pipeline.timestamps import utc_iso
 
 GOLD_LOCK_WAIT_SECONDS = 600.0
@@ -31,18 +30,19 @@ def is_published(layout: DataLayout, inputs: str) -> bool:
     """Gold is published for `inputs` and every gold file still has the bytes published: a gold
     file damaged or replaced since (a flipped bit) makes the step run again, which rewrites it."""
     try:
-        marker = json.loads(layout.published_marker_path(inputs).read_text(encoding="utf-8"))
+        marker = json.loads(layout.store.read_text(layout.published_marker_path(inputs)))
         checksums = dict(marker["gold_files"])
         return set(checksums) == set(GOLD_TABLES) and all(
-            file_digest(layout.gold_table_path(name)) == checksum for name, checksum in checksums.items())
+            file_digest(layout.store, layout.gold_table_path(name)) == checksum for name, checksum in checksums.items())
     except (OSError, ValueError, KeyError, TypeError):
         return False
 
 
 def _merge_and_publish(layout: DataLayout, settings: Settings, files: list[str], metrics: list[FileMetrics],
-                       progress: Progress | None) -> tuple[MergeReport, list[str], dict[str, str], float]:
+                       progress: Progress | None, held: Held) -> tuple[MergeReport, list[str], dict[str, str], float]:
     merge = merge_silver(layout, settings, silver_parts(layout, files), progress=progress, source_files=files)
     merged_at = time.monotonic()
+    held.check()  # on object storage: the lease is still ours (no other host took it meanwhile)
     written, checksums = publish_gold(layout, settings, metrics)
     return merge, written, checksums, time.monotonic() - merged_at
 
@@ -52,23 +52,23 @@ def merge_and_publish(layout: DataLayout, settings: Settings, files: list[str], 
     """Merge the silver of `files` exactly once, publish gold, write the run metadata beside it
     and, last, the marker for `inputs`; return the summary line."""
     report = progress or (lambda _percent, _message: None)
-    with exclusive_lock(layout.gold_lock_path, f"Silver -> Gold of {layout.root}", GOLD_LOCK_WAIT_SECONDS):
+    with layout.store.exclusive_lock(layout.gold_lock_path, f"Silver -> Gold of {layout.root}", GOLD_LOCK_WAIT_SECONDS) as held:
         if is_published(layout, inputs):  # another run published these inputs while we waited
             return "already published by another run on this data root"
         journal.record(journal.GOLD_STARTED)
         started, started_at = time.monotonic(), utc_iso()
         report(0, "merging new silver parts")
-        metrics = [FileMetrics.from_json(layout.file_summary_path(f).read_text(encoding="utf-8")) for f in files]
+        metrics = [FileMetrics.from_json(layout.store.read_text(layout.file_summary_path(f))) for f in files]
         try:
-            merge, written, checksums, publish_seconds = _merge_and_publish(layout, settings, files, metrics, progress)
+            merge, written, checksums, publish_seconds = _merge_and_publish(layout, settings, files, metrics, progress, held)
         except StateDamaged as damage:
             # The state is derived from silver: a damaged one is rebuilt, never published from.
             report(0, f"{damage}; rebuilding the Silver -> Gold state from all silver")
             delete_state(layout)
-            merge, written, checksums, publish_seconds = _merge_and_publish(layout, settings, files, metrics, progress)
+            merge, written, checksums, publish_seconds = _merge_and_publish(layout, settings, files, metrics, progress, held)
             merge = dataclasses.replace(merge, rebuilt_because=str(damage))
         for old in layout.published_markers():
-            old.unlink()
+            layout.store.delete(old)
         rate = merge.rows_merged / merge.seconds if merge.seconds > 0 else 0.0
         metadata = {
             "files": len(files), "parts_merged": merge.parts_merged, "rows_merged": merge.rows_merged,
@@ -80,9 +80,10 @@ def merge_and_publish(layout: DataLayout, settings: Settings, files: list[str], 
             "merge_parallel_cpu_seconds": round(merge.parallel_cpu_seconds, 3),
             "started_at": started_at, "finished_at": utc_iso(),
         }
-        write_text_atomic(layout.gold_run_path, json.dumps(metadata, indent=1, sort_keys=True))
+        layout.store.write_text(layout.gold_run_path, json.dumps(metadata, indent=1, sort_keys=True))
         marker = {"inputs": inputs, "files": files, "gold_files": checksums}
-        write_text_atomic(layout.published_marker_path(inputs), json.dumps(marker, indent=1))
+        held.check()
+        layout.store.write_text(layout.published_marker_path(inputs), json.dumps(marker, indent=1))
         journal.record(journal.GOLD, **metadata)
     rebuilt = f"state rebuilt from all silver ({merge.rebuilt_because}); " if merge.rebuilt_because else ""
     return (f"{rebuilt}merged {merge.rows_merged:,} rows ({merge.unique_orders:,} new orders) in {merge.seconds:.1f} s; "

@@ -12,7 +12,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Iterable
 from decimal import ROUND_HALF_UP, Decimal
-from pathlib import Path
+from pathlib import PurePath
 
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -21,8 +21,8 @@ from pipeline.bronze.discovery import natural_key
 from pipeline.bronze.silver import FileMetrics
 from pipeline.contract import AVG_DISCOUNT_SCALE, GOLD_TABLES, REJECT_REASONS, SILVER_SCHEMA, SOFT_FIELDS
 from pipeline.gold.aggregates import SUM_MONEY, Aggregates, revenue_order, sum_by_key
-from pipeline.storage.atomic import write_bytes_atomic
 from pipeline.storage.parquet_io import bytes_digest, file_digest
+from pipeline.storage.store import Store
 
 COVERS_KEY = b"pipeline.covers"
 AVG_DISCOUNT_TYPE = pa.decimal128(5, AVG_DISCOUNT_SCALE)
@@ -154,47 +154,47 @@ def touched_keys(delta: Aggregates) -> dict[str, pa.Table]:
     return {name: delta[grain].select(list(GOLD_TABLES[name])) for name, grain in ROLLED_UP_FROM.items()}
 
 
-def gold_covers(path: Path) -> str | None:
-    if not path.exists():
+def gold_covers(store: Store, path: PurePath) -> str | None:
+    if not store.exists(path):
         return None
-    metadata = pq.read_schema(path).metadata or {}
+    metadata = store.read_schema(path).metadata or {}
     value = metadata.get(COVERS_KEY)
     return value.decode() if value else None
 
 
-def _published_covers(path: Path, checksum: str | None) -> str | None:
+def _published_covers(store: Store, path: PurePath, checksum: str | None) -> str | None:
     """What a gold file covers, if its bytes are the ones the state published (else None)."""
     try:
-        return gold_covers(path) if checksum and file_digest(path) == checksum else None
+        return gold_covers(store, path) if checksum and file_digest(store, path) == checksum else None
     except FileNotFoundError:
         return None
 
 
-def write_gold_table(path: Path, table: pa.Table, covers: str) -> str:
+def write_gold_table(store: Store, path: PurePath, table: pa.Table, covers: str) -> str:
     """Atomic write; the covers digest travels in the file so a re-run knows what it holds.
     Returns the file's CRC-32, from the bytes written."""
     stamped = table.replace_schema_metadata({COVERS_KEY: covers.encode()})
     sink = pa.BufferOutputStream()
     pq.write_table(stamped, sink, compression="snappy")
     data = memoryview(sink.getvalue())
-    write_bytes_atomic(path, data)
+    store.write_bytes(path, data)
     return bytes_digest(data)
 
 
-def publish(gold_paths: dict[str, Path], fresh: dict[str, pa.Table], covers: str, previous_covers: str | None,
+def publish(store: Store, gold_paths: dict[str, PurePath], fresh: dict[str, pa.Table], covers: str, previous_covers: str | None,
             mode: str, touched: dict[str, pa.Table], checksums: dict[str, str]) -> list[str]:
     """Write every table not yet at `covers`; returns the names written. `checksums` (table ->
     CRC-32 of the file the state published) is read, and updated with what is written."""
     written = []
     for name, table in fresh.items():
         path = gold_paths[name]
-        current = _published_covers(path, checksums.get(name))
+        current = _published_covers(store, path, checksums.get(name))
         if current == covers:
             continue
         result = table
         if mode == "upsert" and name not in RANKED_TABLES and current is not None and current == previous_covers:
-            result = upsert(pq.read_table(path).replace_schema_metadata(None), table, GOLD_TABLES[name], touched[name])
-        checksums[name] = write_gold_table(path, result, covers)
+            result = upsert(store.read_parquet(path).replace_schema_metadata(None), table, GOLD_TABLES[name], touched[name])
+        checksums[name] = write_gold_table(store, path, result, covers)
         written.append(name)
     return written
 

@@ -9,6 +9,7 @@ from pipeline.bronze.silver import FileMetrics, read_manifest
 from pipeline.contract import REJECT_REASONS
 from pipeline.storage.fingerprint import unchanged_since
 from pipeline.storage.layout import DataLayout
+from pipeline.storage.store import LOCAL_FILES, Store
 
 
 @dataclass(frozen=True)
@@ -23,17 +24,18 @@ class FileStatus:
 
 def file_status(layout: DataLayout, bronze: BronzeFile) -> FileStatus:
     manifest_path = layout.manifest_path(bronze.relative_path)
-    if not manifest_path.exists():
+    store = layout.store
+    if not store.exists(manifest_path):
         return FileStatus(bronze.relative_path, False, None, 0, False, False)
-    manifest = read_manifest(manifest_path)
-    done = sum(layout.silver_part_path(bronze.relative_path, c.index).exists() for c in manifest.chunks)
-    changed = not unchanged_since(bronze.absolute_path, manifest.fingerprint)
+    manifest = read_manifest(store, manifest_path)
+    done = sum(layout.store.exists(layout.silver_part_path(bronze.relative_path, c.index)) for c in manifest.chunks)
+    changed = not unchanged_since(store, bronze.absolute_path, manifest.fingerprint)
     return FileStatus(
         source_file=bronze.relative_path,
         scanned=True,
         chunks_total=len(manifest.chunks),
         chunks_done=done,
-        silver_done=layout.file_summary_path(bronze.relative_path).exists(),
+        silver_done=layout.store.exists(layout.file_summary_path(bronze.relative_path)),
         changed=changed,
     )
 
@@ -43,17 +45,19 @@ def file_problems(layout: DataLayout, files: list[BronzeFile]) -> dict[str, str]
     derived file of it (manifest, summary) that cannot be read, named with the command that
     repairs just that file."""
     problems: dict[str, str] = {}
+    store = layout.store
     for bronze in files:
         name = bronze.relative_path
         manifest_path, summary_path = layout.manifest_path(name), layout.file_summary_path(name)
         reading = manifest_path
         try:
-            if manifest_path.exists() and not unchanged_since(bronze.absolute_path, read_manifest(manifest_path).fingerprint):
+            if store.exists(manifest_path) and not unchanged_since(store, bronze.absolute_path,
+                                                                   read_manifest(store, manifest_path).fingerprint):
                 problems[name] = f"{name}: bronze file changed since it was ingested; run `python run.py --reprocess {name}` to redo it"
                 continue
             reading = summary_path
-            if summary_path.exists():
-                FileMetrics.from_json(summary_path.read_text(encoding="utf-8"))
+            if store.exists(summary_path):
+                FileMetrics.from_json(store.read_text(summary_path))
         except (ValueError, KeyError, TypeError) as err:
             problems[name] = (f"{name}: {reading} is unreadable ({type(err).__name__}); "
                               f"run `python run.py --reprocess {name}` to redo just this file")
@@ -62,10 +66,8 @@ def file_problems(layout: DataLayout, files: list[BronzeFile]) -> dict[str, str]
 
 def files_in_gold(layout: DataLayout) -> list[str]:
     """The files gold's data_quality names (none when there is no readable gold)."""
-    import pyarrow.parquet as pq
-
     try:
-        return pq.read_table(layout.gold_table_path("data_quality"), columns=["source_file"]).column(0).to_pylist()
+        return layout.store.read_parquet(layout.gold_table_path("data_quality"), columns=["source_file"]).column(0).to_pylist()
     except (OSError, ValueError, KeyError):
         return []
 
@@ -86,19 +88,20 @@ def gold_inputs(layout: DataLayout, runnable: list[str], failed: Iterable[str] =
     from pipeline.bronze.discovery import natural_key
 
     skip = set(failed)
-    done_elsewhere = [f for f in (layout.ingested_files() if ingested is None else ingested) if layout.file_summary_path(f).exists()]
+    ingested = layout.ingested_files() if ingested is None else ingested
+    done_elsewhere = [f for f in ingested if layout.store.exists(layout.file_summary_path(f))]
     files = {f for f in [*runnable, *done_elsewhere] if f not in skip}
     return sorted(files, key=natural_key)
 
 
-def header_problem(bronze: BronzeFile) -> str | None:
+def header_problem(bronze: BronzeFile, store: Store = LOCAL_FILES) -> str | None:
     """The one-line reason a file cannot be ingested at all (bad header), or None."""
     from pipeline.bronze.chunking import read_header
     from pipeline.bronze.header import layout_header
     from pipeline.errors import InputFileError
 
     try:
-        with open(bronze.absolute_path, "rb") as handle:
+        with store.open_input(bronze.absolute_path) as handle:
             names, _end, _head = read_header(handle, bronze.absolute_path)
         layout_header(names, bronze.relative_path)
     except InputFileError as err:
@@ -152,8 +155,8 @@ def silver_totals(layout: DataLayout, files: list[BronzeFile]) -> Totals:
     totals = Totals()
     for bronze in files:
         path = layout.file_summary_path(bronze.relative_path)
-        if path.exists():
-            totals.add(FileMetrics.from_json(path.read_text(encoding="utf-8")))
+        if layout.store.exists(path):
+            totals.add(FileMetrics.from_json(layout.store.read_text(path)))
     return totals
 
 
@@ -181,9 +184,8 @@ def gold_status(layout: DataLayout, part_names: list[str]) -> GoldStatus:
                 merged = set(records.read_merged_parts(state))
                 batch = records.read_batch(state)
                 batch_parts = len(batch.parts) if batch else 0
-    tables = [name for name in GOLD_TABLES if layout.gold_table_path(name).exists()]
-    written = max((layout.gold_table_path(n).stat().st_mtime for n in tables), default=None)
-    from pipeline.storage.locking import is_locked
-
+    tables = [name for name in GOLD_TABLES if layout.store.exists(layout.gold_table_path(name))]
+    stats = [layout.store.stat(layout.gold_table_path(n)) for n in tables]
+    written = max((s.mtime_ns / 1e9 for s in stats if s is not None), default=None)
     return GoldStatus(len(part_names), sum(n in merged for n in part_names), batch_parts, tables, written,
-                      is_locked(layout.gold_lock_path))
+                      layout.store.is_locked(layout.gold_lock_path))

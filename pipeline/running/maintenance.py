@@ -15,7 +15,7 @@ import json
 import shutil
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from pathlib import Path
+from pathlib import Path, PurePath
 
 from pipeline.bronze.silver import remove_staged_copies
 from pipeline.errors import PipelineError
@@ -23,9 +23,7 @@ from pipeline.gold.owner import take_over, this_host
 from pipeline.gold.state_store import delete_state
 from pipeline.running.silver_settings import settings_problem, write_record
 from pipeline.settings import Settings, silver_fingerprint
-from pipeline.storage.atomic import write_text_atomic
 from pipeline.storage.layout import DataLayout
-from pipeline.storage.locking import exclusive_lock
 
 LOCK_WAIT_SECONDS = 600.0
 
@@ -43,7 +41,7 @@ class Maintenance:
         return bool(self.reprocess or self.forget or self.rebuild_gold or self.reprocess_all or self.take_gold)
 
 
-def validate(request: Maintenance, in_bronze: Iterable[str], ingested: Callable[[], Iterable[str]], bronze_dir: Path) -> None:
+def validate(request: Maintenance, in_bronze: Iterable[str], ingested: Callable[[], Iterable[str]], bronze_dir: PurePath) -> None:
     """Check every argument before anything is touched; the first bad one stops the command.
     `ingested` is asked only when --forget needs it (the files with silver, or still in gold)."""
     present = set(in_bronze)
@@ -66,7 +64,7 @@ def apply(layout: DataLayout, settings: Settings, request: Maintenance, say: Cal
     """Carry out a validated request under the gold lock."""
     if not request.requested:
         return
-    with exclusive_lock(layout.gold_lock_path, f"data root {layout.root}", LOCK_WAIT_SECONDS):
+    with layout.store.exclusive_lock(layout.gold_lock_path, f"data root {layout.root}", LOCK_WAIT_SECONDS):
         if request.reprocess_all:
             _reprocess_all(layout, settings, say)
         if request.reprocess or request.forget:
@@ -89,40 +87,44 @@ def apply(layout: DataLayout, settings: Settings, request: Maintenance, say: Cal
 
 def _reprocess_all(layout: DataLayout, settings: Settings, say: Callable[[str], None]) -> None:
     fingerprint = silver_fingerprint(settings)
-    under_way = _read_marker(layout.reprocess_all_marker_path)
+    under_way = _read_marker(layout, layout.reprocess_all_marker_path)
     if under_way == fingerprint and settings_problem(layout, settings) is None:
         say("reprocess-all: resuming the one interrupted earlier (its deletions were done); silver cleaned since is kept")
         return
-    write_text_atomic(layout.reprocess_all_marker_path, json.dumps({"fingerprint": fingerprint}))
+    layout.store.write_text(layout.reprocess_all_marker_path, json.dumps({"fingerprint": fingerprint}))
     unpublish_gold(layout)
-    for folder in (layout.silver_dir, layout.quarantine_dir, layout.staging_dir):
-        if folder.exists():
-            shutil.rmtree(folder)
+    for folder in (layout.silver_dir, layout.quarantine_dir):
+        layout.store.delete_tree(folder)
+    if layout.staging_dir.exists():  # this host's staged copies
+        shutil.rmtree(layout.staging_dir)
     write_record(layout, settings)
     say("reprocess-all: dropped silver, quarantine and the Silver -> Gold state; every file is cleaned again under "
         "the current settings (the gold tables stay readable until each is replaced)")
 
 
-def _read_marker(path: Path) -> str | None:
+def _read_marker(layout: DataLayout, path: PurePath) -> str | None:
     try:
-        return str(json.loads(path.read_text(encoding="utf-8"))["fingerprint"])
+        return str(json.loads(layout.store.read_text(path))["fingerprint"])
     except (OSError, ValueError, KeyError, TypeError):
         return None
 
 
 def finish_reprocess_all(layout: DataLayout) -> None:
     """The run after a --reprocess-all built everything: the next --reprocess-all starts afresh."""
-    layout.reprocess_all_marker_path.unlink(missing_ok=True)
+    layout.store.delete(layout.reprocess_all_marker_path)
 
 
 def forget_file(layout: DataLayout, source_file: str) -> None:
     """Delete everything derived from one bronze file in silver and quarantine."""
-    for folder in (layout.silver_file_dir(source_file), layout.quarantine_dir / source_file):
-        resolved = folder.resolve()
-        if not (resolved.is_relative_to(layout.silver_dir.resolve()) or resolved.is_relative_to(layout.quarantine_dir.resolve())):
-            raise PipelineError(f"{source_file}: refusing to delete {resolved}, outside the data root")
-        if folder.exists():
-            shutil.rmtree(folder)
+    if ".." in source_file.split("/") or source_file.startswith("/") or not source_file.strip("/"):
+        raise PipelineError(f"{source_file}: refusing to delete what it names, outside the data root")
+    for folder, within in ((layout.silver_file_dir(source_file), layout.silver_dir),
+                           (layout.quarantine_dir / source_file, layout.quarantine_dir)):
+        if not layout.remote:
+            resolved = Path(folder).resolve()
+            if not resolved.is_relative_to(Path(within).resolve()):
+                raise PipelineError(f"{source_file}: refusing to delete {resolved}, outside the data root")
+        layout.store.delete_tree(folder)
     remove_staged_copies(layout, source_file)
 
 
@@ -132,5 +134,5 @@ def unpublish_gold(layout: DataLayout) -> None:
     the rebuild replaces each atomically (a state with no record of them never upserts or keeps one),
     and a rebuild that fails (a corrupt silver part) leaves them as they were."""
     for marker in layout.published_markers():
-        marker.unlink()
+        layout.store.delete(marker)
     delete_state(layout)

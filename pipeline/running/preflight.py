@@ -16,7 +16,7 @@ from pipeline.running.inventory import file_problems, files_in_gold, gold_inputs
 from pipeline.running.maintenance import Maintenance, apply, validate
 from pipeline.running.silver_settings import check_and_record
 from pipeline.settings import Settings, gold_fingerprint
-from pipeline.storage.atomic import TEMP_PREFIX, remove_stale_temp_files, remove_stale_temps, write_text_atomic
+from pipeline.storage.atomic import TEMP_PREFIX, remove_stale_temps
 from pipeline.storage.layout import DataLayout
 
 
@@ -38,7 +38,7 @@ def discover_inputs(layout: DataLayout, settings: Settings) -> tuple[list[Bronze
     if cached is not None and time.monotonic() - cached[0] < DISCOVERY_REUSE_SECONDS:
         files, refused = cached[1], cached[2]
     else:
-        files, refused = scan_bronze(layout.bronze_dir, settings.bronze_glob)
+        files, refused = scan_bronze(layout.bronze_dir, settings.bronze_glob, layout.store)
         _DISCOVERED[key] = (time.monotonic(), files, refused)
     if not files and not refused and not layout.ingested_files():
         raise PipelineError(f"no CSV files matching {settings.bronze_glob!r} under {layout.bronze_dir}")
@@ -62,9 +62,9 @@ def plan_run(layout: DataLayout, settings: Settings, files: list[BronzeFile], re
     """Check the settings, clean up after killed writers, and set aside files that cannot run."""
     check_and_record(layout, settings)
     ingested, silver_temps = layout.walk_silver(TEMP_PREFIX)
-    remove_stale_temps(silver_temps)
+    remove_stale_temps(silver_temps)  # (only a local root has temporary files: an object is one PUT)
     for folder in (layout.quarantine_dir, layout.gold_dir, layout.report_dir):
-        remove_stale_temp_files(folder)
+        layout.store.remove_stale_temps(folder)
     present = [f.relative_path for f in files]
     known = set(ingested)
     errors = list(refused)
@@ -73,12 +73,12 @@ def plan_run(layout: DataLayout, settings: Settings, files: list[BronzeFile], re
     bad = set(problems)
     for bronze in files:  # an unchanged file that was ingested had its header checked then
         if bronze.relative_path not in bad and bronze.relative_path not in known:
-            problem = header_problem(bronze)
+            problem = header_problem(bronze, layout.store)
             if problem:
                 errors.append(problem)
                 bad.add(bronze.relative_path)
     for path in gone_files(layout, present, ingested):
-        state = "its rows are still in gold" if layout.file_summary_path(path).exists() else "its partial silver is not in gold"
+        state = "its rows are still in gold" if layout.store.exists(layout.file_summary_path(path)) else "its partial silver is not in gold"
         errors.append(f"{path}: ingested earlier but no longer under {layout.bronze_dir} ({state}); restore it, "
                       f"or run `python run.py --forget {path}` to drop it")
     runnable = [f for f in files if f.relative_path not in bad]
@@ -98,13 +98,15 @@ def gold_digest(layout: DataLayout, gold_files: list[str], runnable: list[Bronze
     """The identity of one gold publication: each file's bytes as seen now (size, mtime, ctime,
     inode: what an edit cannot keep) or, for a
     file that does not run, its complete silver, plus the settings gold is derived with."""
-    stats = {f.relative_path: f.absolute_path.stat() for f in runnable}
+    stats = {f.relative_path: f.stat or layout.store.stat(f.absolute_path) for f in runnable}
     entries: list = [["settings", gold_fingerprint(settings)]]
     for path in gold_files:
-        if path in stats:
-            entries.append([path, stats[path].st_size, stats[path].st_mtime_ns, stats[path].st_ctime_ns, stats[path].st_ino])
+        stat = stats.get(path)
+        if stat is not None:
+            entries.append([path, stat.size, stat.mtime_ns, stat.ctime_ns, stat.inode, *([stat.etag] if stat.etag else [])])
         else:
-            entries.append([path, "silver", layout.file_summary_path(path).stat().st_mtime_ns])
+            summary = layout.store.stat(layout.file_summary_path(path))
+            entries.append([path, "silver", summary.mtime_ns if summary is not None else 0])
     return inputs_digest(entries)
 
 
@@ -113,15 +115,15 @@ def write_files_list(layout: DataLayout, files: list[str], digest: str | None = 
     a task parameter, a luigid message and its UI then carry 24 characters, not every file name."""
     digest = digest or inputs_digest(files)
     path = layout.files_list_path(digest)
-    if not path.exists():
-        write_text_atomic(path, json.dumps(files))
+    if not layout.store.exists(path):
+        layout.store.write_text(path, json.dumps(files))
     return digest
 
 
 def read_files_list(layout: DataLayout, digest: str) -> list[str]:
     path = layout.files_list_path(digest)
     try:
-        return list(json.loads(path.read_text(encoding="utf-8")))
+        return list(json.loads(layout.store.read_text(path)))
     except FileNotFoundError:
         raise PipelineError(f"{path} is missing (a run's list of files; was runs/ cleaned while it ran?); run again") from None
     except ValueError:
@@ -136,11 +138,15 @@ def ensure_writable(layout: DataLayout, until: str) -> None:
 
     from pipeline.errors import EnvironmentProblem
 
-    folders = [layout.root, layout.silver_dir, layout.quarantine_dir, layout.runs_dir]
-    if until != "silver":
-        folders += [layout.state_dir, layout.gold_dir]
-    if until == "report":
-        folders.append(layout.report_dir)
+    if layout.remote:
+        folders = [layout.scratch_dir, *([layout.state_dir] if until != "silver" else [])]
+        _probe_store(layout)
+    else:
+        folders = [layout.root, layout.silver_dir, layout.quarantine_dir, layout.runs_dir]
+        if until != "silver":
+            folders += [layout.state_dir, layout.gold_dir]
+        if until == "report":
+            folders.append(layout.report_dir)
     for folder in folders:
         existing = folder
         while not existing.exists() and existing != existing.parent:
@@ -151,3 +157,17 @@ def ensure_writable(layout: DataLayout, until: str) -> None:
         except OSError as err:
             raise EnvironmentProblem(f"cannot write in {existing} ({err.strerror}): make it writable for this user "
                                      "(or point --data-root elsewhere) and run again; nothing was changed") from None
+
+
+def _probe_store(layout: DataLayout) -> None:
+    """The bucket exists, these credentials may list and write it, the endpoint answers: said in
+    one line (exit 2) before any work, by a listing and one small object written and deleted."""
+    import os
+    import socket
+
+    from pipeline.storage import object_client
+
+    object_client.check_bucket(layout.root)
+    probe = layout.runs_dir / f"_probe-{socket.gethostname()}-{os.getpid()}"
+    layout.store.write_text(probe, "")
+    layout.store.delete(probe)

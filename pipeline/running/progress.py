@@ -41,18 +41,16 @@ def pending_bytes(layout: DataLayout, files: list[str]) -> int:
 
     total = 0
     for name in files:
-        if layout.file_summary_path(name).exists():
+        if layout.store.exists(layout.file_summary_path(name)):
             continue
         manifest_path = layout.manifest_path(name)
         try:
-            manifest = read_manifest(manifest_path)
+            manifest = read_manifest(layout.store, manifest_path)
         except (OSError, ValueError, KeyError, TypeError):
-            try:
-                total += (layout.bronze_dir / name).stat().st_size
-            except OSError:
-                pass
+            stat = layout.store.stat(layout.bronze_dir / name)
+            total += stat.size if stat is not None else 0
             continue
-        total += sum(c.end - c.start for c in manifest.chunks if not layout.silver_part_path(name, c.index).exists())
+        total += sum(c.end - c.start for c in manifest.chunks if not layout.store.exists(layout.silver_part_path(name, c.index)))
     return total
 
 

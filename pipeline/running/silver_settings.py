@@ -13,7 +13,6 @@ import json
 
 from pipeline.errors import PipelineError
 from pipeline.settings import Settings, describe_changes, silver_fingerprint, silver_values
-from pipeline.storage.atomic import write_text_atomic
 from pipeline.storage.layout import DataLayout
 
 REPROCESS_ALL = "python run.py --reprocess-all"
@@ -25,10 +24,10 @@ class SettingsChangedError(PipelineError):
 
 def read_record(layout: DataLayout) -> dict | None:
     path = layout.silver_settings_path
-    if not path.exists():
+    if not layout.store.exists(path):
         return None
     try:
-        record = json.loads(path.read_text(encoding="utf-8"))
+        record = json.loads(layout.store.read_text(path))
         record["values"], record["fingerprint"]  # noqa: B018 - both must be there
         return record
     except (ValueError, KeyError, TypeError) as err:
@@ -60,10 +59,10 @@ def check_and_record(layout: DataLayout, settings: Settings) -> None:
     problem = settings_problem(layout, settings)
     if problem:
         raise SettingsChangedError(problem)
-    if not layout.silver_settings_path.exists():
+    if not layout.store.exists(layout.silver_settings_path):
         write_record(layout, settings)
 
 
 def write_record(layout: DataLayout, settings: Settings) -> None:
     record = {"fingerprint": silver_fingerprint(settings), "values": silver_values(settings)}
-    write_text_atomic(layout.silver_settings_path, json.dumps(record, indent=1, sort_keys=True))
+    layout.store.write_text(layout.silver_settings_path, json.dumps(record, indent=1, sort_keys=True))

@@ -6,10 +6,11 @@ written (pipeline.storage.parquet_io.file_digest).
 """
 from __future__ import annotations
 
-import os
 import zlib
 from dataclasses import dataclass
-from pathlib import Path
+from pathlib import PurePath
+
+from pipeline.storage.store import FileStat, Store
 
 READ_BLOCK_BYTES = 32 * 1024 * 1024
 
@@ -30,38 +31,47 @@ class Fingerprint:
     mtime_ns: int = 0
     ctime_ns: int = 0
     inode: int = 0
+    # On object storage: the ETag, which every PUT of other bytes changes (mtime has one-second
+    # resolution there, and ctime and inodes do not exist).
+    etag: str = ""
 
     def same_content(self, other: Fingerprint) -> bool:
         return self.size == other.size and self.crc32 == other.crc32
 
-    def same_stat(self, stat: os.stat_result) -> bool:
+    def same_stat(self, stat: FileStat) -> bool:
         """Whether `stat` is the one this fingerprint was taken with (an older manifest, which
         recorded no ctime or inode, never matches: its file is hashed again)."""
-        return (stat.st_size, stat.st_mtime_ns, stat.st_ctime_ns, stat.st_ino) == (self.size, self.mtime_ns, self.ctime_ns, self.inode)
+        if stat.etag:
+            return (stat.size, stat.etag) == (self.size, self.etag)
+        return (stat.size, stat.mtime_ns, stat.ctime_ns, stat.inode) == (self.size, self.mtime_ns, self.ctime_ns, self.inode)
 
 
-def fingerprint_of(size: int, crc32: int, stat: os.stat_result) -> Fingerprint:
-    return Fingerprint(size=size, crc32=crc32, mtime_ns=stat.st_mtime_ns, ctime_ns=stat.st_ctime_ns, inode=stat.st_ino)
+def fingerprint_of(size: int, crc32: int, stat: FileStat) -> Fingerprint:
+    return Fingerprint(size=size, crc32=crc32, mtime_ns=stat.mtime_ns, ctime_ns=stat.ctime_ns, inode=stat.inode, etag=stat.etag)
 
 
-def fingerprint_file(path: Path) -> Fingerprint:
+def fingerprint_file(store: Store, path: PurePath) -> Fingerprint:
     """Size and content hash of a file, read in blocks."""
+    stat = store.stat(path)
+    if stat is None:
+        raise FileNotFoundError(str(path))
     crc = 0
     size = 0
-    with open(path, "rb") as handle:
-        stat = os.fstat(handle.fileno())
+    with store.open_input(path) as handle:
         for block in iter(lambda: handle.read(READ_BLOCK_BYTES), b""):
             crc = zlib.crc32(block, crc)
             size += len(block)
     return fingerprint_of(size, crc, stat)
 
 
-def unchanged_since(path: Path, recorded: Fingerprint) -> bool:
+def unchanged_since(store: Store, path: PurePath, recorded: Fingerprint) -> bool:
     """True when `path` still has the recorded content: cheap when its stat is the recorded one,
     else every byte is hashed again (an edit that kept size and mtime is caught here)."""
-    stat = path.stat()
-    if stat.st_size != recorded.size:
+    stat = store.stat(path)
+    if stat is None:
+        raise FileNotFoundError(str(path))
+    if stat.size != recorded.size:
         return False
     if recorded.same_stat(stat):
         return True
-    return fingerprint_file(path).same_content(recorded)
+    return fingerprint_file(store, path).same_content(recorded)

@@ -10,7 +10,7 @@ import json
 import time
 import zlib
 from collections.abc import Callable
-from pathlib import Path
+from pathlib import PurePath
 
 import numpy as np
 import pyarrow as pa
@@ -18,8 +18,8 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from pipeline.contract import SILVER_DICTIONARY_COLUMNS
-from pipeline.storage.atomic import atomic_path
 from pipeline.storage.fingerprint import fingerprint_file
+from pipeline.storage.store import Store
 
 BUCKET_ROW_GROUPS_KEY = b"bucket_row_groups"
 # A part with fewer rows is written as one row group for all its buckets: a row group per bucket
@@ -31,9 +31,10 @@ POOL_READ_PARTS = 500
 _SILVER_STATISTICS = ["bucket", "source_row", "sale_date", "quantity"]
 
 
-def file_digest(path: Path) -> str:
-    """CRC-32 (hex) of a file's bytes: recorded when a part is written, checked before it is merged."""
-    return f"{fingerprint_file(path).crc32:08x}"
+def file_digest(store: Store, path: PurePath) -> str:
+    """CRC-32 (hex) of a file's bytes as the store returns them: recorded when a part is written,
+    checked before it is merged (a store that returns other bytes than were sent is caught here)."""
+    return f"{fingerprint_file(store, path).crc32:08x}"
 
 
 def bytes_digest(data: bytes | memoryview) -> str:
@@ -41,7 +42,7 @@ def bytes_digest(data: bytes | memoryview) -> str:
     return f"{zlib.crc32(data):08x}"
 
 
-def write_silver_part(path: Path, silver: pa.Table, before_publish: Callable[[str], None] | None = None) -> None:
+def write_silver_part(store: Store, path: PurePath, silver: pa.Table, before_publish: Callable[[str], None] | None = None) -> None:
     """Write `silver` (in source_row order, or already grouped by bucket) as one row group per bucket, atomically.
 
     `before_publish(digest)` runs after the bytes are complete but before the part appears under
@@ -68,25 +69,17 @@ def write_silver_part(path: Path, silver: pa.Table, before_publish: Callable[[st
             writer.write_table(silver.slice(int(start), int(stop - start)), row_group_size=int(stop - start))
         writer.add_key_value_metadata({BUCKET_ROW_GROUPS_KEY: json.dumps(row_groups).encode()})
     data = memoryview(sink.getvalue())
-    with atomic_path(path) as tmp:
-        tmp.write_bytes(data)
-        if before_publish is not None:
-            before_publish(bytes_digest(data))
+    store.write_bytes(path, data, before_publish=None if before_publish is None else lambda: before_publish(bytes_digest(data)))
 
 
-def silver_bucket_row_groups(path: Path) -> dict[int, int]:
+def silver_bucket_row_groups(store: Store, path: PurePath) -> dict[int, int]:
     """bucket -> row group index of a silver part (buckets with no rows are absent)."""
-    return _bucket_row_groups(pq.read_schema(path))
+    return _bucket_row_groups(store.read_schema(path))
 
 
 def _bucket_row_groups(schema: pa.Schema) -> dict[int, int]:
     return {int(k): v for k, v in json.loads((schema.metadata or {})[BUCKET_ROW_GROUPS_KEY]).items()}
 
-
-def write_table_atomic(path: Path, table: pa.Table) -> None:
-    """Plain atomic Parquet write (quarantine parts, gold tables)."""
-    with atomic_path(path) as tmp:
-        pq.write_table(table, tmp, compression="snappy")
 
 
 class SilverPartReader:
@@ -96,13 +89,13 @@ class SilverPartReader:
     encoded): no string is materialised, and the pieces' dictionaries are unified once per bucket.
     """
 
-    def __init__(self, paths: list[Path], columns: list[str], schema: pa.Schema | None = None,
+    def __init__(self, store: Store, paths: list[PurePath], columns: list[str], schema: pa.Schema | None = None,
                  pool: SmallPartPool | None = None) -> None:
         dictionaries = [f.name for f in schema if pa.types.is_dictionary(f.type)] if schema is not None else []
         pooled = pool.parts if pool is not None else frozenset()
         # Parts in the pool are never opened here: at 2,000 small parts that is 2,000 opens per reader.
-        self._files = {i: pq.ParquetFile(p, read_dictionary=dictionaries or None) for i, p in enumerate(paths) if i not in pooled}
-        self._groups = {i: silver_bucket_row_groups(paths[i]) for i in self._files}
+        self._files = {i: store.parquet_file(p, read_dictionary=dictionaries or None) for i, p in enumerate(paths) if i not in pooled}
+        self._groups = {i: _bucket_row_groups(f.schema_arrow) for i, f in self._files.items()}
         self._columns = columns
         self._pool = pool
 
@@ -155,17 +148,17 @@ class SmallPartPool:
     (read only) by every merge thread: a bucket's rows of 2,000 small parts are one slice, not
     2,000 reads. Memory is bounded by the batch (see silver_to_gold._next_batch)."""
 
-    def __init__(self, paths: list[Path], columns: list[str], schema: pa.Schema, threads: int = 1) -> None:
+    def __init__(self, store: Store, paths: list[PurePath], columns: list[str], schema: pa.Schema, threads: int = 1) -> None:
         from concurrent.futures import ThreadPoolExecutor
 
         dictionaries = [f.name for f in schema if pa.types.is_dictionary(f.type)]
         target = pa.schema([*schema, pa.field("bucket", pa.int32())])
 
-        def read(path: Path) -> tuple[pa.Table | None, float]:
+        def read(path: PurePath) -> tuple[pa.Table | None, float]:
             """The whole part if it is a single-row-group one, else None (one open either way:
             0.2 ms for a small part, where pq.read_table takes 1 ms), and the CPU seconds it took."""
             cpu = time.thread_time()
-            with pq.ParquetFile(path, read_dictionary=dictionaries or None) as part:
+            with store.parquet_file(path, read_dictionary=dictionaries or None) as part:
                 whole = _shares_row_groups(_bucket_row_groups(part.schema_arrow))
                 table = part.read(columns=target.names, use_threads=False) if whole else None
             return table, time.thread_time() - cpu
