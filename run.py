@@ -222,7 +222,7 @@ def _print_gold_status(layout, scanned_files: list[str], account: dict) -> None:
     from pipeline.running.inventory import gold_status
     from pipeline.timestamps import utc_iso
 
-    names = [p.name for p in silver_parts(layout, scanned_files) if p.path.exists()]
+    names = [p.name for p in silver_parts(layout, scanned_files) if layout.store.exists(p.path)]
     status = gold_status(layout, names)
     print(f"silver -> gold: {status.parts_merged} of {status.parts_total} silver parts merged, "
           f"{status.parts_total - status.parts_merged} pending")
