@@ -115,7 +115,7 @@ def running_server() -> Iterator[S3Server]:
     process = subprocess.Popen(
         [weed, "server", f"-dir={folder / 'data'}", "-ip=127.0.0.1", "-ip.bind=127.0.0.1", f"-master.port={base}",
          f"-volume.port={base + 1}", f"-filer.port={base + 2}", "-s3", f"-s3.port={base + 3}", f"-s3.config={ids}",
-         "-volume.max=0", "-master.volumeSizeLimitMB=64"],
+         "-s3.port.iceberg=0", "-s3.port.lance=0", "-volume.max=0", "-master.volumeSizeLimitMB=64"],
         stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
     server = S3Server(endpoint=f"http://127.0.0.1:{base + 3}")
     try:

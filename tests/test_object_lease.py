@@ -3,6 +3,7 @@ create-once has one winner, the gold lease excludes, is renewed while its holder
 taken over only once a killed holder's lease expired."""
 from __future__ import annotations
 
+import json
 import multiprocessing
 import os
 import signal
@@ -79,20 +80,31 @@ with lease.ObjectLease(sys.argv[1], sys.argv[2], "killed holder", wait_seconds=0
 """
 
 
-def test_a_sigkilled_holders_lease_is_taken_only_after_it_expired(s3_env: S3Server) -> None:
+def test_a_sigkilled_holders_lease_is_taken_at_once_here_and_after_it_expired_elsewhere(s3_env: S3Server) -> None:
     prefix = _prefix("killed")
     holder = subprocess.Popen([sys.executable, "-c", HOLDER, s3_env.bucket, prefix], cwd=REPO, stdout=subprocess.PIPE, text=True,
                               env={**os.environ, "PYTHONPATH": str(REPO)})
     assert holder.stdout.readline().strip() == "held"
+    with pytest.raises(PipelineError, match="is locked by"):  # alive: excluded
+        with lease.ObjectLease(s3_env.bucket, prefix, "contender", wait_seconds=0):
+            pass
     os.kill(holder.pid, signal.SIGKILL)
     holder.wait()
-    killed_at = time.monotonic()
-    with pytest.raises(PipelineError, match="is locked by"):
-        with lease.ObjectLease(s3_env.bucket, prefix, "too early", wait_seconds=0):
+    started = time.monotonic()
+    with lease.ObjectLease(s3_env.bucket, prefix, "next holder on this host", wait_seconds=0) as held:
+        held.check()
+    assert time.monotonic() - started < 2.0
+    # a holder on another host that died cannot be seen dying: its lease is waited out
+    other = _prefix("elsewhere")
+    record = {"holder": "host-z pid 7", "host": "host-z", "pid": 7, "expires": time.time() + 3.0, "released": False}
+    assert lease.create_once(s3_env.bucket, f"{other}/000000000001.json", json.dumps(record).encode())
+    started = time.monotonic()
+    with pytest.raises(PipelineError, match="is locked by host-z pid 7"):
+        with lease.ObjectLease(s3_env.bucket, other, "too early", wait_seconds=0):
             pass
-    with lease.ObjectLease(s3_env.bucket, prefix, "next holder", wait_seconds=10):
-        waited = time.monotonic() - killed_at
-    assert 1.0 < waited < 8.0, waited
+    with lease.ObjectLease(s3_env.bucket, other, "after expiry", wait_seconds=10):
+        waited = time.monotonic() - started
+    assert 2.0 < waited < 6.0, waited
 
 
 def _contend(bucket: str, prefix: str, log: str, start: float, env: dict[str, str]) -> None:

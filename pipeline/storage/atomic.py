@@ -193,11 +193,11 @@ def _writer_gone(path: Path) -> bool:
     if not host:
         return True
     if host == _host() and pid.isdigit():
-        return not _alive(int(pid))
+        return not process_alive(int(pid))
     return time.time() - path.stat().st_mtime > FOREIGN_TEMP_MAX_AGE_SECONDS
 
 
-def _alive(pid: int) -> bool:
+def process_alive(pid: int) -> bool:
     """Running, not just present: a killed writer whose parent died too can stay a zombie for
     good where the container's first process reaps no one."""
     try:

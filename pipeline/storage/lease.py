@@ -9,8 +9,9 @@ creates generation g + 1 holds the lease; it may do so only when generation g is
 expired. While held, a thread renews the holder's own generation (a new expiry every third of the
 lease's time) and the holder calls `check()` right before it publishes, so a holder that stalled
 past its expiry (and may have been overtaken) stops instead of publishing. A holder killed by
-SIGKILL leaves its lease live for at most `ttl_seconds`: the next holder waits that long. That is
-the price of no kernel lock; the default keeps it short.
+SIGKILL on another host leaves its lease live for at most `ttl_seconds`: the next holder waits
+that long (the price of no kernel lock; the default keeps it short). On the same host a dead
+holder's lease is taken at once, as a dead writer's temporary file is removed (pipeline.storage.atomic).
 """
 from __future__ import annotations
 
@@ -24,6 +25,7 @@ from typing import Any
 
 from pipeline.errors import PipelineError
 from pipeline.storage import object_client
+from pipeline.storage.atomic import process_alive
 
 LEASE_SECONDS = 30.0
 POLL_SECONDS = 0.3
@@ -90,7 +92,12 @@ def _read(bucket: str, prefix: str, generation: int) -> dict | None:
 
 
 def _live(record: dict | None) -> bool:
-    return bool(record) and not record.get("released") and float(record.get("expires", 0)) > time.time()
+    """Held now: not released, not expired, and (when its holder ran on this host) its holder alive,
+    so a run killed here is followed at once, not after its lease's time."""
+    if not record or record.get("released") or float(record.get("expires", 0)) <= time.time():
+        return False
+    pid = record.get("pid")
+    return not (record.get("host") == socket.gethostname() and isinstance(pid, int) and not process_alive(pid))
 
 
 def lease_held(bucket: str, prefix: str) -> bool:
@@ -131,7 +138,7 @@ class ObjectLease:
         try:
             with object_client.fault(f"s3://{self.bucket}/{self.prefix}"):
                 if not self._lost:
-                    self._write({"holder": self.holder, "expires": time.time(), "released": True})
+                    self._write({**self._record(time.time()), "released": True})
                 older = [g for g in _generations(self.bucket, self.prefix) if g < self.generation]
                 if older:
                     objects = [{"Key": _key(self.prefix, g)} for g in older[:1000]]
@@ -148,7 +155,7 @@ class ObjectLease:
             record = _read(self.bucket, self.prefix, latest) if latest else None
             if not _live(record):
                 expires = time.time() + self.ttl_seconds
-                body = json.dumps({"holder": self.holder, "expires": expires, "released": False}).encode()
+                body = json.dumps(self._record(expires)).encode()
                 if create_once(self.bucket, _key(self.prefix, latest + 1), body):
                     self.generation, self._expires = latest + 1, expires
                     return
@@ -158,6 +165,9 @@ class ObjectLease:
                 raise PipelineError(f"{self.what} is locked by {holder} (s3://{self.bucket}/{self.prefix}); "
                                     "wait for that run to finish and run again")
             time.sleep(POLL_SECONDS)
+
+    def _record(self, expires: float) -> dict:
+        return {"holder": self.holder, "host": socket.gethostname(), "pid": os.getpid(), "expires": expires, "released": False}
 
     # --- keeping it
     def _write(self, record: dict) -> None:
@@ -171,7 +181,7 @@ class ObjectLease:
                     self._lost = "another holder took the lease"
                     return
                 expires = time.time() + self.ttl_seconds
-                self._write({"holder": self.holder, "expires": expires, "released": False})
+                self._write(self._record(expires))
                 self._expires = expires
             except Exception:  # noqa: BLE001 - a missed renewal is retried; check() judges by the expiry
                 continue
