@@ -324,10 +324,6 @@ def _checks(args, root: Path, duck_out: Path, polars_out: Path, results: list[Me
     return {"lines": lines, "record": record, "ok": ok}
 
 
-if __name__ == "__main__":
-    sys.exit(main())
-
-
 def _object_storage_run(args: argparse.Namespace, bronze: Path, scratch: Path, logs: Path) -> tuple[Measurement, bool]:
     """The same pipeline run with its data root on object storage (bronze uploaded first, untimed);
     whether its gold equals the local run's, table for table."""
@@ -363,3 +359,7 @@ def _object_storage_run(args: argparse.Namespace, bronze: Path, scratch: Path, l
                 pq.read_table(path).replace_schema_metadata(None))
             for path in sorted(local_gold.glob("*.parquet")))
         return measured, equal
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -103,6 +103,21 @@ def _path(value: Any) -> str | None:
     return None if isinstance(value, str) and value.strip() else "must be a non-empty path"
 
 
+def _data_root(value: Any) -> str | None:
+    """A folder, or `s3://bucket[/prefix]` (pipeline.storage.store.parse_root says what else is wrong)."""
+    problem = _path(value)
+    if problem:
+        return problem
+    from pipeline.errors import ConfigError
+    from pipeline.storage.store import parse_root
+
+    try:
+        parse_root(value)
+    except ConfigError as error:
+        return str(error).split(": ", 1)[-1]
+    return None
+
+
 def _optional_path(value: Any) -> str | None:
     return None if isinstance(value, str) else "must be a path or empty"
 
@@ -188,9 +203,11 @@ def setting(section: str, key: str, default: Any, reach: Reach, parse: Callable[
 class Settings:
     """Every configurable value of CONTRACT.md: default, parser, check, reach and meaning."""
 
-    data_root: str = setting("pipeline", "data_root", "data", Reach.WHERE, _str, _path, "folder with `bronze/`, `silver/`, ...")
+    data_root: str = setting("pipeline", "data_root", "data", Reach.WHERE, _str, _data_root,
+                            "folder with `bronze/`, `silver/`, ... (or `s3://bucket/prefix` on object storage)")
     state_dir: str = setting("pipeline", "state_dir", "", Reach.WHERE, _str, _optional_path,
-                             "folder of this host's Silver -> Gold state (empty: `<data_root>/state`); keep it on a local disk")
+                             "folder of this host's Silver -> Gold state (empty: `<data_root>/state`, for an s3:// root "
+                             "`$XDG_STATE_HOME/sales-pipeline/s3/<bucket>/<prefix>`); keep it on a local disk")
     bronze_glob: str = setting("pipeline", "bronze_glob", "**/*.csv", Reach.INPUT, _str, _glob,
                                "input files under `bronze/` (relative, no `..`)")
     chunk_rows: int = setting("pipeline", "chunk_rows", 500_000, Reach.PER_FILE, _int, _in_range(1, 50_000_000),

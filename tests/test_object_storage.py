@@ -245,3 +245,11 @@ def test_bytes_the_store_returns_other_than_were_sent_never_reach_gold(s3_server
     repaired = run(root, env, "--until", "gold")
     assert repaired.returncode == 0, repaired.stdout
     assert_gold_equal(s3_gold(s3_server, root), expected, "a flipped gold object, repaired")
+
+
+@pytest.mark.parametrize(("root", "said"), [("gs://bucket/prefix", "the scheme gs:// is not supported"),
+                                            ("s3://", "name a bucket")])
+def test_a_data_root_of_another_scheme_or_without_a_bucket_is_refused_in_one_line(tmp_path: Path, root: str, said: str) -> None:
+    result = run_cli("--data-root", root, env={"XDG_STATE_HOME": str(tmp_path)})
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert said in result.stdout + result.stderr and "Traceback" not in result.stdout + result.stderr

@@ -10,7 +10,9 @@ state alone, idempotently (see pipeline.gold.tables).
 from __future__ import annotations
 
 import collections
+import contextlib
 import json
+import os
 import queue
 import time
 from collections.abc import Callable, Iterator
@@ -71,6 +73,7 @@ class SilverPart:
     chunk: int
     path: PurePath
     store: Store = field(compare=False, repr=False, default=LOCAL_FILES)  # the data root's, holding `path`
+    copy_of: str = ""  # a local copy of this part of the data root (_batch_copies): what messages name
 
     @property
     def name(self) -> str:
@@ -222,7 +225,7 @@ def _merge_one_batch(layout: DataLayout, settings: Settings, parts: list[SilverP
     started = time.monotonic()
     report = progress or (lambda _p, _m: None)
     by_name = {p.name: p for p in parts}
-    with open_state(layout.state_dir) as state:
+    with open_state(layout.state_dir) as state, contextlib.ExitStack() as stack:
         merged = records.read_merged_parts(state)
         batch = records.read_batch(state)
         if batch is None:
@@ -242,6 +245,8 @@ def _merge_one_batch(layout: DataLayout, settings: Settings, parts: list[SilverP
         if missing:
             raise PipelineError(f"silver part {missing[0]} of an unfinished merge is gone; run with --reprocess on its bronze file")
         workers = _parallel_workers(batch.valid_rows, settings.merge_parallel_min_rows)
+        copies = stack.enter_context(_batch_copies(layout, [by_name[name] for name in batch.parts]))
+        store, by_name = copies.store, {**by_name, **copies.parts}
         # `waited`: the task's thread waits for work any core can do (whose CPU seconds are `parallel`).
         waited = parallel = 0.0
         uncommitted = 0
@@ -254,7 +259,7 @@ def _merge_one_batch(layout: DataLayout, settings: Settings, parts: list[SilverP
                 for bucket in range(settings.silver_buckets) if bucket not in done]
         asked = time.monotonic()
         part_paths = [by_name[n].path for n in batch.parts]
-        with _bucket_results(layout.store, part_paths, jobs, workers, tuple(settings.dedup_key)) as (results, pool_cpu):
+        with _bucket_results(store, part_paths, jobs, workers, tuple(settings.dedup_key)) as (results, pool_cpu):
             waited += time.monotonic() - asked  # reading the small parts into the pool, on every core
             parallel += pool_cpu
             while True:
@@ -277,7 +282,7 @@ def _merge_one_batch(layout: DataLayout, settings: Settings, parts: list[SilverP
                     uncommitted = 0
                 percent = int(100 * len(done) / settings.silver_buckets)
                 report(percent, f"merged bucket {len(done)}/{settings.silver_buckets}: {batch.rows:,} rows, {batch.unique:,} new orders")
-        _fold_buckets(state, settings, layout.store, [by_name[n].path for n in batch.parts])
+        _fold_buckets(state, settings, store, [by_name[n].path for n in batch.parts])
         merged.update({name: checksums[name] for name in batch.parts})
         records.write_merged_parts(state, merged)
         records.write_batches_merged(state, batch.number + 1)
@@ -286,6 +291,39 @@ def _merge_one_batch(layout: DataLayout, settings: Settings, parts: list[SilverP
         state.commit()
     seconds = time.monotonic() - started
     return MergeReport(len(batch.parts), batch.rows, batch.unique, seconds, None, seconds - waited, parallel)
+
+
+@dataclass
+class _Copies:
+    store: Store
+    parts: dict[str, SilverPart]
+
+
+@contextmanager
+def _batch_copies(layout: DataLayout, parts: list[SilverPart]) -> Iterator[_Copies]:
+    """Where the batch's parts are read from. On object storage: a copy of each on this host's disk,
+    each fetched with one GET (threads at once), removed after the batch; the checksum check then
+    reads what the store returned, and the per-bucket reads of row groups cost no round trips (they
+    made the merge several times slower than on a local root). A local root is read in place."""
+    if not layout.remote:
+        yield _Copies(layout.store, {})
+        return
+    import shutil
+
+    folder = layout.scratch_dir / "merge" / f"{os.getpid()}"
+    shutil.rmtree(folder, ignore_errors=True)
+    folder.mkdir(parents=True)
+    copies = {part.name: SilverPart(part.source_file, part.chunk, folder / f"{i:05d}.parquet", LOCAL_FILES, str(part.path))
+              for i, part in enumerate(parts)}
+    try:
+        with ThreadPoolExecutor(COPY_THREADS) as fetchers:
+            list(fetchers.map(lambda part: layout.store.download(part.path, Path(copies[part.name].path)), parts))
+        yield _Copies(LOCAL_FILES, copies)
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+COPY_THREADS = 8
 
 
 def _next_batch(pending: list[SilverPart], metrics: dict[str, dict], max_rows: int) -> tuple[list[str], int]:
@@ -454,10 +492,11 @@ def verify_silver_part(part: SilverPart, metrics: dict, fingerprint: str) -> Non
     or that was cleaned under other settings than `fingerprint` (settings.silver_fingerprint)."""
     recorded = metrics.get("silver_crc32")
     if metrics and metrics.get("settings_fingerprint") != fingerprint:
-        raise PipelineError(f"silver part {part.path} was cleaned under other settings than the current ones; "
+        raise PipelineError(f"silver part {part.copy_of or part.path} was cleaned under other settings than the current ones; "
                             "run `python run.py --reprocess-all`")
     if not recorded or file_digest(part.store, part.path) != recorded:
-        raise PipelineError(f"silver part {part.path} is corrupt or truncated (its checksum does not match the one recorded "
+        raise PipelineError(f"silver part {part.copy_of or part.path} is corrupt or truncated (its checksum does not match the "
+                            "one recorded "
                             f"when it was written); run `python run.py --reprocess {part.source_file}`")
 
 

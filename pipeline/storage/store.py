@@ -33,6 +33,7 @@ from pipeline.errors import ConfigError
 from pipeline.storage import atomic, locking
 
 OBJECT_SCHEME = "s3://"
+COPY_BLOCK_BYTES = 8 * 1024 * 1024
 
 
 class ObjectPath(PurePosixPath):
@@ -151,6 +152,11 @@ class Store:
         sink = pa.BufferOutputStream()
         pq.write_table(table, sink, compression="snappy")
         self.write_bytes(path, memoryview(sink.getvalue()))
+
+    def download(self, path: PurePath, local: Path) -> None:
+        """Copy `path` to a file of this host's disk (streamed, one GET on object storage)."""
+        with self.open_input(path) as source, open(local, "wb") as out:
+            shutil.copyfileobj(source, out, COPY_BLOCK_BYTES)
 
     def upload(self, local: Path, path: PurePath) -> None:
         """Copy a file of this host's disk to `path`, published whole (streamed, not held in memory)."""
@@ -415,6 +421,13 @@ class ObjectStore(Store):
         sink = pa.BufferOutputStream()  # whole in memory, then one PUT: never a half object under the name
         pq.write_table(table, sink, compression="snappy")
         self.write_bytes(path, memoryview(sink.getvalue()))
+
+    def download(self, path: PurePath, local: Path) -> None:
+        from pipeline.storage import object_client
+
+        with object_client.fault(path), self._fs.open_input_stream(_object(path).key) as source, open(local, "wb") as out:
+            while block := source.read(COPY_BLOCK_BYTES):
+                out.write(block)
 
     def upload(self, local: Path, path: PurePath) -> None:
         from pyarrow import fs
