@@ -16,6 +16,7 @@ from pathlib import PurePath
 from typing import Any
 
 from pipeline.errors import EnvironmentProblem
+from pipeline.storage.paths import FileStat
 
 RETRY_ATTEMPTS = 6  # the first try and 5 retries, with the SDKs' standard exponential back-off
 CONNECT_TIMEOUT_SECONDS = 5.0
@@ -152,8 +153,6 @@ def _split(path: PurePath) -> tuple[str, str]:
 
 def head(path: PurePath) -> Any:
     """The object's FileStat (size, mtime, ETag), or None when there is none."""
-    from pipeline.storage.store import FileStat
-
     bucket, key = _split(path)
     if not key:
         return None
@@ -168,8 +167,6 @@ def head(path: PurePath) -> Any:
 
 def list_objects(folder: PurePath, recursive: bool = True) -> list[Any]:
     """Every object under `folder/` (recursive, or its direct files only)."""
-    from pipeline.storage.store import FileStat
-
     bucket, key = _split(folder)
     prefix = f"{key}/" if key else ""
     options: dict[str, Any] = {"Bucket": bucket, "Prefix": prefix}
