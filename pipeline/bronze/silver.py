@@ -7,6 +7,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import json
+import os
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path, PurePath
@@ -22,8 +23,8 @@ from pipeline.bronze.reader import RawChunk, parse_chunk, read_chunk_bytes
 from pipeline.contract import REJECT_REASONS, SOFT_FIELDS, default_flag_column
 from pipeline.errors import ChangedInputError, InputFileError
 from pipeline.settings import Settings, silver_fingerprint
-from pipeline.storage.atomic import remove_stale_temp_files
-from pipeline.storage.fingerprint import Fingerprint, fingerprint_file, unchanged_since
+from pipeline.storage.atomic import atomic_path, remove_stale_temp_files
+from pipeline.storage.fingerprint import Fingerprint, fingerprint_file, fingerprint_of, unchanged_since
 from pipeline.storage.layout import DataLayout
 from pipeline.storage.parquet_io import write_silver_part
 from pipeline.storage.store import LOCAL_FILES, Store
@@ -76,10 +77,12 @@ def build_manifest(bronze_path: PurePath, source_file: str, settings: Settings, 
 
 def scan_to_manifest(layout: DataLayout, source_file: str, settings: Settings) -> Manifest:
     """Scan a bronze file and write its manifest (a scan task's whole job)."""
-    if compression_of(source_file) is None:
-        manifest = build_manifest(layout.bronze_dir / source_file, source_file, settings, layout.store)
-    else:
+    if compression_of(source_file) is not None:
         manifest = _scan_compressed(layout, source_file, settings)
+    elif layout.remote:
+        manifest = _scan_object(layout, source_file, settings)
+    else:
+        manifest = build_manifest(layout.bronze_dir / source_file, source_file, settings, layout.store)
     write_manifest(layout.store, layout.manifest_path(source_file), manifest)
     return manifest
 
@@ -107,6 +110,36 @@ def _scan_compressed(layout: DataLayout, source_file: str, settings: Settings) -
     return dataclasses.replace(manifest, fingerprint=original)
 
 
+def _scan_object(layout: DataLayout, source_file: str, settings: Settings) -> Manifest:
+    """On object storage: one GET of the whole object into this host's staging, then the scan of
+    that copy. The chunks of this host read the copy (chunk_source), so bronze crosses the network
+    once, not twice; the fingerprint is the object's (size, CRC-32 of the bytes fetched, ETag)."""
+    bronze_path = layout.bronze_dir / source_file
+    before = layout.store.stat(bronze_path)
+    if before is None:
+        raise FileNotFoundError(str(bronze_path))
+    remove_stale_temp_files(layout.staging_dir)
+    for older in layout.staged_copies(source_file):
+        older.unlink(missing_ok=True)
+    fetched = layout.staged_copy_path(source_file, "fetched")
+    with atomic_path(fetched) as tmp:
+        layout.store.download(bronze_path, tmp)
+    try:
+        manifest = build_manifest(fetched, source_file, settings)
+        after = layout.store.stat(bronze_path)
+        if after is None or (after.size, after.etag) != (before.size, before.etag) or manifest.fingerprint.size != before.size:
+            raise ChangedInputError(f"{bronze_path}: the object changed while it was being read; run again")
+        original = fingerprint_of(before.size, manifest.fingerprint.crc32, before)
+        os.replace(fetched, _staged_path(layout, source_file, original))
+    except InputFileError as err:
+        fetched.unlink(missing_ok=True)
+        raise InputFileError(str(err).replace(str(fetched), str(bronze_path))) from None
+    except BaseException:
+        fetched.unlink(missing_ok=True)
+        raise
+    return dataclasses.replace(manifest, fingerprint=original)
+
+
 def _staged_path(layout: DataLayout, source_file: str, fingerprint: Fingerprint) -> Path:
     return layout.staged_copy_path(source_file, f"{fingerprint.size:x}-{fingerprint.crc32:08x}")
 
@@ -117,9 +150,12 @@ def chunk_source(layout: DataLayout, manifest: Manifest) -> tuple[Store, PurePat
     (atomically) when it is missing or short (deleted, or the chunk runs on another machine).
     Call after ensure_unchanged."""
     bronze_path = layout.bronze_dir / manifest.source_file
-    if compression_of(manifest.source_file) is None:
-        return layout.store, bronze_path
     staged = _staged_path(layout, manifest.source_file, manifest.fingerprint)
+    if compression_of(manifest.source_file) is None:
+        # an object fetched by this host's scan is read here; else (another host's scan) by ranges
+        if layout.remote and staged.exists() and staged.stat().st_size == manifest.fingerprint.size:
+            return LOCAL_FILES, staged
+        return layout.store, bronze_path
     needed = manifest.chunks[-1].end if manifest.chunks else 0
     try:
         present = staged.stat().st_size >= needed
@@ -131,8 +167,9 @@ def chunk_source(layout: DataLayout, manifest: Manifest) -> tuple[Store, PurePat
 
 
 def remove_staged_copies(layout: DataLayout, source_file: str) -> None:
-    """Drop the staged copies of a compressed file whose silver is complete: nothing reads them again."""
-    if compression_of(source_file) is not None:
+    """Drop the staged copies of a file whose silver is complete (a compressed one, or an object):
+    nothing reads them again."""
+    if compression_of(source_file) is not None or layout.remote:
         for path in layout.staged_copies(source_file):
             with contextlib.suppress(FileNotFoundError):
                 path.unlink()

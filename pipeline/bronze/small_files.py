@@ -27,6 +27,7 @@ from pipeline.bronze.reader import RawChunk
 from pipeline.bronze.silver import (
     ChunkResult,
     assemble_chunk,
+    chunk_source,
     ensure_unchanged,
     parse_manifest_chunk,
     process_chunk,
@@ -142,7 +143,8 @@ def process_small_files(layout: DataLayout, files: list[str], settings: Settings
                 position += 1
                 try:
                     manifest = _manifest(layout, name, settings)
-                    parsed = [_Pending(manifest, c.index, parse_manifest_chunk(layout.bronze_dir / name, manifest, c.index, store))
+                    source_store, source = chunk_source(layout, manifest)
+                    parsed = [_Pending(manifest, c.index, parse_manifest_chunk(source, manifest, c.index, source_store))
                               for c in manifest.chunks if not store.exists(layout.silver_part_path(name, c.index))]
                 except Exception as err:  # noqa: BLE001 - one file's failure, whatever it is, is that file's alone
                     outcome.failures.append((name, _one_line(layout, name, err)))
