@@ -5,13 +5,15 @@
     python run.py [--data-root DIR] [--workers N] [--scheduler-host H [--scheduler-port P]]
                   [--until L] [--reprocess PATH] [--forget PATH] [--rebuild-gold] [--reprocess-all]
                   [--take-gold] [--<section>-<key> VALUE ...]
-    python run.py generate --rows N [--files F] [--seed S] [--force] [--data-root DIR]
+    python run.py generate --rows N [--files F] [--seed S] [--day-offset K] [--force] [--data-root DIR]
     python run.py status [--data-root DIR]
+    python run.py history [--data-root DIR] [--json]
 """
 from __future__ import annotations
 
 import argparse
 import contextlib
+import dataclasses
 import json
 import logging
 import os
@@ -19,8 +21,15 @@ import signal
 import sys
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from pipeline.errors import PipelineError
+
+if TYPE_CHECKING:  # the modules are imported where used: a --help or a usage error starts fast
+    from pipeline.running.history import Outcome, RunId, SilverSnapshot
+    from pipeline.running.run_log import RunLog
+    from pipeline.storage.layout import DataLayout
+    from tasks.root import Pipeline
 
 SAMPLE_ROOT = "sample_data"
 SAMPLE_ROWS = 1_000_000
@@ -32,7 +41,7 @@ EXIT_INTERRUPTED = 130  # 128 + SIGINT, as shells report it
 EXIT_TERMINATED = 143  # 128 + SIGTERM
 
 
-COMMANDS = ("run", "generate", "status")
+COMMANDS = ("run", "generate", "status", "history")
 
 
 def _add_common(parser: argparse.ArgumentParser) -> None:
@@ -56,15 +65,21 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="run.py", description="Bronze CSV -> silver Parquet -> gold tables -> HTML report, restartable and exactly once.",
         epilog="With no command, `run` is meant: `python run.py --workers 4` is `python run.py run --workers 4`. "
-               "Settings can be overridden Luigi's way, e.g. --cleaning-max-quantity 15 or --pipeline-chunk-rows 100000 "
-               "(see README, Configuration). Each command has its own --help.")
-    commands = parser.add_subparsers(dest="command", title="commands", metavar="{run,generate,status}")
+               "A run-only setting can be overridden for one run Luigi's way, e.g. --pipeline-chunk-rows 100000; one that "
+               "shapes silver is refused there and goes in luigi.cfg (`run --help` lists them; README, Configuration). "
+               "Each command has its own --help.")
+    commands = parser.add_subparsers(dest="command", title="commands", metavar="{run,generate,status,history}")
+    from pipeline.running.overrides import help_lines
+
     run = commands.add_parser("run", help="run everything pending: bronze -> silver -> gold -> report (the default)",
-                              description="run everything pending: bronze -> silver -> gold -> report")
+                              description="run everything pending: bronze -> silver -> gold -> report",
+                              epilog="\n".join(help_lines()), formatter_class=argparse.RawDescriptionHelpFormatter)
     _add_common(run)
-    run.add_argument("--workers", type=int, default=None, help="parallel Luigi worker processes (default: this machine's usable cores)")
+    run.add_argument("--workers", type=_at_least(1), default=None,
+                     help="parallel Luigi worker processes (default: this machine's usable cores)")
     run.add_argument("--scheduler-host", help="use the luigid at this host instead of the local scheduler")
-    run.add_argument("--scheduler-port", type=int, default=8082)
+    run.add_argument("--scheduler-port", type=_at_least(1), default=8082,
+                     help="the port of that luigid (default: 8082); ignored without --scheduler-host")
     run.add_argument("--reprocess", action="append", default=[], metavar="PATH",
                      help="redo this bronze file (relative to the bronze folder) and everything derived from it; repeatable")
     run.add_argument("--forget", action="append", default=[], metavar="PATH",
@@ -81,15 +96,24 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--open", action="store_true", help="open the HTML report in the default browser at the end")
     generate = commands.add_parser("generate", help="write a deterministic dirty sample into DATA_ROOT/bronze/",
                                    description="write a deterministic dirty sample into DATA_ROOT/bronze/")
-    generate.add_argument("--rows", type=_at_least(0), required=True)
-    generate.add_argument("--files", type=_at_least(1), default=10)
-    generate.add_argument("--seed", type=_at_least(0), default=42)
+    generate.add_argument("--rows", type=_at_least(0), required=True, help="records to write in all (about 94 bytes each)")
+    generate.add_argument("--files", type=_at_least(1), default=10, help="files to spread them over, evenly (default: 10)")
+    generate.add_argument("--seed", type=_at_least(0), default=42,
+                          help="random seed: the same arguments always give the same bytes (default: 42)")
+    generate.add_argument("--day-offset", type=_at_least(0), default=0, metavar="K",
+                          help="write the K-th next day's export beside earlier ones: new order ids (a few repeat the day "
+                               "before's, as real duplicates do), sales on 2026-11-30 + K days, files sales_data_part_K00001... "
+                               "sorting after earlier days' (default: 0, the sample itself)")
     generate.add_argument("--date-folders", action="store_true", help="put files under hive-style date=YYYY-MM-DD/ folders")
     generate.add_argument("--force", action="store_true", help="overwrite existing files of the same names")
     _add_common(generate)
     status = commands.add_parser("status", help="what is done and what is pending, layer by layer",
                                  description="what is done and what is pending, layer by layer (read-only)")
     _add_common(status)
+    history = commands.add_parser("history", help="the records of past runs, newest last (runs/history/ under the data root)",
+                                  description="the records of past runs, newest last: when, exit code, files new / changed / "
+                                              "gone / failed, rows, new orders, gold's totals after each (read-only)")
+    _add_common(history)
     return parser
 
 
@@ -103,8 +127,6 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
             from pipeline.cores import usable_cores
 
             args.workers = usable_cores()
-        if args.workers < 1:
-            parser.error("--workers must be >= 1")
     args.account = {"command": args.command}
     return args
 
@@ -132,7 +154,7 @@ def command_generate(args: argparse.Namespace) -> int:
 
         with tempfile.TemporaryDirectory(prefix="generate-", dir=layout.scratch_dir if layout.scratch_dir.exists() else None) as local:
             made = generate_bronze(Path(local), rows=args.rows, files=args.files, seed=args.seed,
-                                   date_folders=args.date_folders, overwrite=True)
+                                   date_folders=args.date_folders, overwrite=True, day_offset=args.day_offset)
             relative = [p.relative_to(local).as_posix() for p in made]
             if not args.force and any(layout.store.exists(layout.bronze_dir / r) for r in relative):
                 raise ConfigError(f"{layout.bronze_dir} already holds generated files; pass --force to replace them")
@@ -140,7 +162,7 @@ def command_generate(args: argparse.Namespace) -> int:
                 layout.store.upload(path, layout.bronze_dir / name)
     else:
         made = generate_bronze(layout.bronze_dir, rows=args.rows, files=args.files, seed=args.seed,
-                               date_folders=args.date_folders, overwrite=args.force)
+                               date_folders=args.date_folders, overwrite=args.force, day_offset=args.day_offset)
         relative = [p.relative_to(layout.bronze_dir).as_posix() for p in made]
     seconds = time.monotonic() - started
     rate = args.rows / seconds if seconds > 0 else 0
@@ -179,7 +201,8 @@ def command_status(args: argparse.Namespace) -> int:
             pending += 1
             unreadable.add(f.relative_path)
             continue
-        unreadable_because = None if s.scanned else header_problem(f, layout.store)  # what the run would refuse, said now
+        # what the run would refuse, said now
+        unreadable_because = None if s.scanned else header_problem(f, layout.store, settings.column_aliases)
         if s.changed:
             state, line = "changed", "CHANGED since ingest: run with --reprocess " + s.source_file
         elif s.silver_done:
@@ -215,6 +238,92 @@ def command_status(args: argparse.Namespace) -> int:
     needs_action = [*changed, *gone, *refused, *([problem] if problem else [])]
     account["needs_action"] = needs_action
     return EXIT_FAILED if needs_action else 0
+
+
+def command_history(args: argparse.Namespace) -> int:
+    """The records of past runs, newest last (read-only)."""
+    from pipeline.running.history import history_table, read_records
+    from pipeline.storage.layout import DataLayout
+    from tasks.config import load_settings
+
+    settings = load_settings(args.data_root)
+    layout = DataLayout.of(settings.data_root, settings.state_dir)
+    sample = DataLayout(Path(SAMPLE_ROOT))
+    if _no_user_input(args, settings, layout) and sample.bronze_dir.exists():
+        print(f"No CSV files under {layout.bronze_dir}: showing the embedded sample's runs in {sample.root}/")
+        layout = sample
+    if not layout.remote and not Path(layout.root).is_dir():
+        raise PipelineError(f"data root {layout.root} does not exist (pass --data-root DIR)")
+    records, unreadable = read_records(layout)
+    for line in unreadable:
+        print(f"WARNING {line}")
+    if records:
+        print("\n".join(history_table(records)))
+    print(f"{len(records)} run(s) recorded under {layout.run_history_dir} (the newest last; each with its .log beside it)")
+    args.account.update(data_root=layout.uri, runs=records, unreadable=unreadable)
+    return 0
+
+
+@dataclasses.dataclass
+class RunContext:
+    """What the run's record is made of, from the moment the run started."""
+
+    run: RunId
+    layout: DataLayout
+    before: SilverSnapshot  # silver and gold before the run
+    present: list[str]  # the bronze files found
+    root: Pipeline  # the root task: its plan and journal
+    keep: int  # [pipeline] run_history_keep
+    outcome: Outcome | None = None  # computed once, after the work
+
+
+def _run_outcome(args: argparse.Namespace) -> Outcome:
+    """What this run changed (pipeline.running.history.Outcome), read once after its work."""
+    from pipeline.running.history import changed_files, outcome_of
+    from pipeline.storage.journal import FAILED, read_journal
+    from tasks.failures import settled_files
+
+    context = args.history
+    if context.outcome is None:
+        plan = context.root.plan()
+        events = read_journal(plan.journal)
+        runnable = {f.relative_path for f in plan.run.runnable}
+        set_aside = [name for name in context.present if name not in runnable]  # refused by the plan
+        failed = {e["source_file"] for e in events if e["event"] == FAILED and e.get("source_file")}
+        context.outcome = outcome_of(context.layout, context.before, context.present, changed_files(context.layout, set_aside),
+                                     [*set_aside, *failed, *settled_files(events)])
+    return context.outcome
+
+
+def _print_outcome(args: argparse.Namespace) -> None:
+    """The end of the summary: the files new to silver and what gold holds now."""
+    from pipeline.running.history import summary_lines
+
+    outcome = _run_outcome(args)
+    for line in summary_lines(outcome):
+        print(line)
+    args.account.update(new_files=outcome.new, gold_totals=outcome.gold)
+
+
+def _keep_history(args: argparse.Namespace, argv: list[str], code: int, log: RunLog) -> None:
+    """This run's record and log under runs/history/. A run refused before it started (usage,
+    configuration, settings, an unwritable folder: exit 2, "nothing written") has none."""
+    from pipeline.running.history import build_record, write_record
+
+    context = getattr(args, "history", None)
+    if context is None:
+        return
+    try:
+        outcome = _run_outcome(args)
+    except (PipelineError, OSError, ValueError, KeyError):  # e.g. the data root went away: the record says less
+        outcome = None
+    account = args.account
+    record = build_record(context.run, ["run.py", *argv], context.layout.uri, time.time(), code, outcome,
+                          account.get("failures") or [], account.get("not_read") or [], account.get("error"))
+    try:
+        account["run_record"] = str(write_record(context.layout, record, log.text(), context.keep))
+    except (PipelineError, OSError) as err:
+        print(f"WARNING the run's record could not be written under {context.layout.run_history_dir}: {err}", file=sys.stderr)
 
 
 def _print_gold_status(layout, scanned_files: list[str], account: dict) -> None:
@@ -275,6 +384,7 @@ def _resolve_root(args: argparse.Namespace):
 def command_run(args: argparse.Namespace) -> int:
     """Maintenance first (run.py's own commands), then the root task exactly as `luigi --module
     tasks Pipeline ...` runs it (tasks/root.py holds the run's whole policy), then the summary."""
+    from pipeline.running.history import silver_snapshot, this_run
     from pipeline.running.maintenance import Maintenance
     from pipeline.running.preflight import apply_request, discover_inputs, ensure_writable
     from tasks.luigi_private import run_command
@@ -288,9 +398,13 @@ def command_run(args: argparse.Namespace) -> int:
     if "local_scheduler" not in _scheduler_options(args):
         _ensure_scheduler_reachable(args)  # before a maintenance command deletes data, and in a few seconds
     request = Maintenance(tuple(args.reprocess), tuple(args.forget), args.rebuild_gold, args.reprocess_all, args.take_gold)
+    before = silver_snapshot(layout)  # silver and gold before this run (and its maintenance) changed them
     apply_request(layout, settings, files, request, say=print)
     root = Pipeline(data_root=str(layout.root), until=args.until)
     plan = root.plan()
+    # The run has started (every refusal "with nothing written" is behind it): from here it is recorded.
+    args.history = RunContext(this_run(args.started_at), layout, before, [f.relative_path for f in files], root,
+                              settings.run_history_keep)
     runnable = plan.run.runnable
     args.account.update(files=len(runnable), failures=list(plan.run.errors))
     if root.complete():  # what Luigi finds first too: nothing is run, exit 0
@@ -326,6 +440,7 @@ def _print_nothing_to_do(args: argparse.Namespace, layout, plan) -> None:
     done_up_to = "silver (gold is not built by this run: see above)" if plan.notes else args.until
     print(f"Nothing to do: all {len(runnable)} files are already done up to {done_up_to} "
           f"({totals.rows_read:,} rows read, {totals.rows_valid:,} valid). Gold: {layout.gold_dir}")
+    _print_outcome(args)
     args.account.update(nothing_to_do=True, gold_built_here=not plan.notes, silver=_totals_account(totals),
                         report=_show_report(layout, args.open))
 
@@ -348,6 +463,7 @@ def _report_run(args: argparse.Namespace, layout, root, code: int, seconds: floa
         args.account["failures"] = lines
         return code
     _print_summary(args, layout, plan.run.runnable, run_work(events), seconds)
+    _print_outcome(args)
     left_out = next((e["files"] for e in reversed(events) if e["event"] == LEFT_OUT), [])
     _print_errors(lines)
     if left_out:
@@ -538,12 +654,31 @@ def _interrupted(_signum: int, _frame: object) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = parse_args(sys.argv[1:] if argv is None else argv)
+    from pipeline.running.run_log import RunLog
+
+    argv = sys.argv[1:] if argv is None else argv
+    args = parse_args(argv)
+    args.started_at = time.time()
+    with RunLog() if args.command == "run" else contextlib.nullcontext() as log:  # what a run prints, for its log
+        try:
+            if not args.json:
+                code = _main(args)
+            else:  # --json: stdout carries exactly one JSON object; every human line goes to stderr.
+                with contextlib.redirect_stdout(sys.stderr):
+                    code = _main(args)
+        except BaseException as bug:  # a bug (its traceback follows): recorded with the exit code it will end with
+            args.account["error"] = f"{type(bug).__name__}: {bug}"
+            ended = (EXIT_INTERRUPTED if isinstance(bug, KeyboardInterrupt) else EXIT_TERMINATED if isinstance(bug, Terminated)
+                     else bug.code if isinstance(bug, SystemExit) and isinstance(bug.code, int) else EXIT_FAILED)
+            _keep_history(args, argv, ended, log)
+            raise
+        try:
+            _keep_history(args, argv, code, log)
+        except (KeyboardInterrupt, Terminated) as stop:  # stopped while the record was written: said as any stop
+            print("interrupted: run the same command again to resume", file=sys.stderr)
+            code = EXIT_TERMINATED if isinstance(stop, Terminated) else EXIT_INTERRUPTED
     if not args.json:
-        return _main(args)
-    # --json: stdout carries exactly one JSON object; every human line goes to stderr.
-    with contextlib.redirect_stdout(sys.stderr):
-        code = _main(args)
+        return code
     args.account.update(exit_code=code, ok=code == 0)
     print(json.dumps(args.account, sort_keys=True, default=str), flush=True)
     return code
@@ -587,6 +722,8 @@ def _main(args: argparse.Namespace) -> int:
                 return command_generate(args)
             if args.command == "status":
                 return command_status(args)
+            if args.command == "history":
+                return command_history(args)
             return command_run(args)
     except (KeyboardInterrupt, Terminated) as stop:
         # Every output is atomic and every task process and warm worker dies with this process

@@ -126,6 +126,7 @@ GOLD_TABLES: dict[str, tuple[str, ...]] = {
     "daily_sales": ("sale_date", "region", "category"),
     "region_wise_performance": ("region",),
     "category_discount_map": ("category",),
+    "defaults_by_region_category": ("region", "category"),  # what rests on soft defaults
     "top_products": ("product_key",),
     "anomaly_records": DEFAULT_DEDUP_KEY,  # ranked; each row one order, named by [gold] dedup_key
     "data_quality": ("source_file",),

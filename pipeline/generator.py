@@ -8,6 +8,10 @@ and the rows are built column-wise with numpy/pyarrow in bounded blocks instead 
 How: each column is a pyarrow string array of ready-to-write CSV fields. Clean values come from
 numpy integers formatted by pyarrow, or from small pools; dirty variants are overlaid at fixed
 rates. Anything that needs CSV quoting lives only in the small pools, which are quoted once here.
+
+Day by day (`day_offset`): a later batch is the next day's export into the same bronze folder, with
+its own order numbers, sale dates on that day and file numbers sorting after every earlier day's,
+so it adds orders instead of repeating the first batch's (only its deliberate duplicates repeat).
 """
 from __future__ import annotations
 
@@ -15,6 +19,8 @@ import datetime as dt
 import os
 import re
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
@@ -32,6 +38,11 @@ FILE_NAME = "sales_data_part_{:04d}.csv"
 FIRST_FOLDER_DATE = dt.date(2026, 11, 1)  # date=... folder of the first file (one file per day)
 FIRST_SALE_DATE = dt.date(2023, 1, 1)
 LAST_SALE_DATE = dt.date(2026, 11, 30)
+# Day K (day_offset): order numbers from K * DAY_ID_BLOCK + 1, file numbers from K * PARTS_PER_DAY + 1,
+# sales on LAST_SALE_DATE + K days.
+DAY_ID_BLOCK = 1_000_000_000
+PARTS_PER_DAY = 100_000  # far above the 20,000-file benchmark (bench/README.md)
+DAY_TIME_SLOTS = 48  # sale times of a day's pool: every half hour
 
 SAME_FILE_DUPLICATE_RATE = 0.03
 EARLIER_FILE_DUPLICATE_RATE = 0.02
@@ -147,6 +158,45 @@ _DATES = _date_pool()
 _DAY_COUNT = len(_DATES) // len(DATE_FORMATS)
 
 
+@lru_cache(maxsize=4)
+def _one_day_pool(day: dt.date) -> pa.StringArray:
+    """One sale day at DAY_TIME_SLOTS times in every input format: index = format * slots + slot."""
+    start = dt.datetime.combine(day, dt.time())
+    moments = [start + dt.timedelta(minutes=slot * 1440 // DAY_TIME_SLOTS) for slot in range(DAY_TIME_SLOTS)]
+    return _pool([m.strftime(f) for f in DATE_FORMATS for m in moments])
+
+
+@dataclass(frozen=True)
+class Day:
+    """Which day's export a batch is: day 0 is the sample, day K > 0 the K-th next day."""
+
+    offset: int = 0
+    rows: int = 0  # the batch's rows: how many of the previous day's orders its first file may repeat
+
+    @property
+    def id_base(self) -> int:
+        return self.offset * DAY_ID_BLOCK
+
+    @property
+    def part_base(self) -> int:
+        return self.offset * PARTS_PER_DAY
+
+    @property
+    def sale_day(self) -> dt.date:
+        return LAST_SALE_DATE + dt.timedelta(days=self.offset)
+
+    def earlier_numbers(self, file_first_row: int) -> tuple[int, int]:
+        """(first, count) of the order numbers an earlier-file duplicate repeats: this batch's earlier
+        files, or for the first file of a later day the previous day's orders."""
+        if self.offset == 0 or file_first_row > 0:
+            return self.id_base, file_first_row
+        return self.id_base - DAY_ID_BLOCK, self.rows
+
+    def sale_dates(self) -> tuple[pa.StringArray, int]:
+        """The date pool (format-major) and its dates per format."""
+        return (_DATES, _DAY_COUNT) if self.offset == 0 else (_one_day_pool(self.sale_day), DAY_TIME_SLOTS)
+
+
 # --- array helpers ------------------------------------------------------------------------------
 
 
@@ -208,15 +258,17 @@ def _decimal(numbers: np.ndarray) -> pa.Array:
 # --- columns: each maker returns its clean values and the dirt to overlay on them -----------------
 
 
-def _order_ids(rng: np.random.Generator, rows: np.ndarray, file_first_row: int) -> Column:
-    """`ORD-<global row + 1>`, unique over the dataset except for the deliberate duplicates."""
+def _order_ids(rng: np.random.Generator, rows: np.ndarray, file_first_row: int, day: Day) -> Column:
+    """`ORD-<day's first number + global row + 1>`, unique over the dataset and the days except for
+    the deliberate duplicates."""
     n = len(rows)
     kind = _weighted(rng, [1.0 - SAME_FILE_DUPLICATE_RATE - EARLIER_FILE_DUPLICATE_RATE,
                            SAME_FILE_DUPLICATE_RATE, EARLIER_FILE_DUPLICATE_RATE], n)
     same_file = file_first_row + (rng.random(n) * (rows - file_first_row)).astype(np.int64)
-    earlier_file = (rng.random(n) * file_first_row).astype(np.int64)
-    numbers = np.where((kind == 1) & (rows > file_first_row), same_file, rows)
-    numbers = np.where((kind == 2) & (file_first_row > 0), earlier_file, numbers)
+    earlier_first, earlier_count = day.earlier_numbers(file_first_row)
+    earlier_file = earlier_first + (rng.random(n) * earlier_count).astype(np.int64)
+    numbers = day.id_base + np.where((kind == 1) & (rows > file_first_row), same_file, rows)
+    numbers = np.where((kind == 2) & (earlier_count > 0), earlier_file, numbers)
     ids = _join("ORD-", pc.utf8_lpad(_decimal(numbers + 1), width=8, padding="0"))
     return ids, [(0.015, _one_of(_ID_NULLS))]
 
@@ -257,8 +309,9 @@ def _regions(rng: np.random.Generator, n: int) -> Column:
     return _sample(rng, _REGIONS, n), [(0.04, _one_of(_ODD_REGIONS)), (0.015, _one_of(_BAD_REGIONS))]
 
 
-def _sale_dates(rng: np.random.Generator, n: int) -> Column:
-    clean = _DATES.take(_weighted(rng, DATE_FORMAT_WEIGHTS, n) * _DAY_COUNT + rng.integers(0, _DAY_COUNT, size=n))
+def _sale_dates(rng: np.random.Generator, n: int, day: Day = Day()) -> Column:
+    pool, per_format = day.sale_dates()
+    clean = pool.take(_weighted(rng, DATE_FORMAT_WEIGHTS, n) * per_format + rng.integers(0, per_format, size=n))
     return clean, [(0.025, _one_of(_BAD_DATES))]
 
 
@@ -277,6 +330,11 @@ COLUMN_MAKERS: dict[str, Callable[[np.random.Generator, int], Column]] = {
 }
 
 
+def _column_makers(day: Day) -> dict[str, Callable[[np.random.Generator, int], Column]]:
+    """COLUMN_MAKERS in their order, the sale dates those of `day`."""
+    return {**COLUMN_MAKERS, "sale_date": lambda rng, n: _sale_dates(rng, n, day)}
+
+
 def _padded(rng: np.random.Generator, values: pa.Array) -> pa.Array:
     """Surround values with spaces/tabs/NBSP; quoted values are left alone (padding outside the
     quotes would break the CSV)."""
@@ -291,11 +349,11 @@ PADDING: Dirt = (PAD_RATE, _padded)  # added to every column
 # --- files --------------------------------------------------------------------------------------
 
 
-def _block_bytes(rng: np.random.Generator, first_row: int, file_first_row: int, n: int, eol: str) -> pa.Buffer:
+def _block_bytes(rng: np.random.Generator, first_row: int, file_first_row: int, n: int, eol: str, day: Day) -> pa.Buffer:
     """`n` CSV records (with line ends) starting at global row `first_row`, as one buffer."""
-    columns = {"order_id": _order_ids(rng, np.arange(first_row, first_row + n, dtype=np.int64), file_first_row)}
+    columns = {"order_id": _order_ids(rng, np.arange(first_row, first_row + n, dtype=np.int64), file_first_row, day)}
     columns["product_name"], columns["category"] = _products(rng, n)
-    columns.update({name: make(rng, n) for name, make in COLUMN_MAKERS.items()})
+    columns.update({name: make(rng, n) for name, make in _column_makers(day).items()})
     fields = [_overlay(rng, clean, [*dirt, PADDING]) for clean, dirt in (columns[name] for name in INPUT_COLUMNS)]
     line_ends = _sample(rng, pa.array([eol, eol * 2]), n, p=[1.0 - BLANK_LINE_RATE, BLANK_LINE_RATE])
     fields[-1] = _join(fields[-1], line_ends)
@@ -325,11 +383,14 @@ def _file_head(index: int) -> tuple[bytes, str]:
     return bom + (header + eol).encode("utf-8"), eol
 
 
-def _part_path(bronze_dir: Path, index: int, date_folders: bool) -> Path:
-    name = FILE_NAME.format(index + 1)
+def _part_path(bronze_dir: Path, index: int, date_folders: bool, day: Day) -> Path:
+    """Day 0's file i is part i + 1 (in date=FIRST_FOLDER_DATE + i); a later day's parts are
+    numbered from its part_base, so they sort after every earlier day's (in date=<its sale day>)."""
+    name = FILE_NAME.format(day.part_base + index + 1)
     if not date_folders:
         return bronze_dir / name
-    return bronze_dir / f"date={FIRST_FOLDER_DATE + dt.timedelta(days=index)}" / name
+    folder = day.sale_day if day.offset else FIRST_FOLDER_DATE + dt.timedelta(days=index)
+    return bronze_dir / f"date={folder}" / name
 
 
 def _rows_per_file(rows: int, files: int) -> list[int]:
@@ -339,14 +400,16 @@ def _rows_per_file(rows: int, files: int) -> list[int]:
     return [base + (i < extra) for i in range(used)]
 
 
-def _write_part(path: Path, index: int, rows: int, first_row: int, seed: int) -> None:
-    """One file from its own random stream, so each part can be generated independently."""
-    rng = np.random.default_rng([seed, index])
-    head, eol = _file_head(index)
+def _write_part(path: Path, index: int, rows: int, first_row: int, seed: int, day: Day) -> None:
+    """One file from its own random stream (seed and part number), so each part can be generated
+    independently and a later day's parts differ from day 0's."""
+    part = day.part_base + index
+    rng = np.random.default_rng([seed, part])
+    head, eol = _file_head(part)
     with atomic_path(path) as tmp, open(tmp, "wb") as out:
         out.write(head)
         for start in range(0, rows, BLOCK_ROWS):
-            out.write(_block_bytes(rng, first_row + start, first_row, min(BLOCK_ROWS, rows - start), eol))
+            out.write(_block_bytes(rng, first_row + start, first_row, min(BLOCK_ROWS, rows - start), eol, day))
 
 
 def _refuse_existing(bronze_dir: Path, paths: Sequence[Path]) -> None:
@@ -360,6 +423,14 @@ def _refuse_existing(bronze_dir: Path, paths: Sequence[Path]) -> None:
         )
 
 
+def _check_fits_a_day(rows: int, files: int) -> None:
+    """A batch larger than a day's order numbers or file numbers would reuse the next day's."""
+    if rows > DAY_ID_BLOCK or files > PARTS_PER_DAY:
+        raise PipelineError(f"generate: at most {DAY_ID_BLOCK:,} rows and {PARTS_PER_DAY:,} files per batch "
+                            f"(got --rows {rows:,}, --files {files:,}): a later --day-offset would reuse their "
+                            "order ids or file names")
+
+
 def generate_bronze(
     bronze_dir: Path,
     rows: int,
@@ -367,10 +438,13 @@ def generate_bronze(
     seed: int = 42,
     date_folders: bool = False,
     overwrite: bool = False,
+    day_offset: int = 0,
 ) -> list[Path]:
     """Write a deterministic dirty sample of `rows` records over `files` CSV files; return their paths.
 
-    Unless `overwrite`, raise PipelineError (writing nothing) when any of those paths already exists.
+    `day_offset` K > 0 makes it the K-th next day's export (class Day): new order numbers, sales on
+    LAST_SALE_DATE + K, files named after day 0's. Unless `overwrite`, raise PipelineError (writing
+    nothing) when any of those paths already exists.
     """
     if rows < 0:
         raise ValueError(f"rows must be >= 0, got {rows}")
@@ -378,13 +452,17 @@ def generate_bronze(
         raise ValueError(f"files must be >= 1, got {files}")
     if seed < 0:
         raise ValueError(f"seed must be >= 0, got {seed}")
+    if day_offset < 0:
+        raise ValueError(f"day_offset must be >= 0, got {day_offset}")
+    _check_fits_a_day(rows, min(files, rows))
     bronze_dir = Path(bronze_dir)
+    day = Day(day_offset, rows)
     counts = _rows_per_file(rows, files)
-    paths = [_part_path(bronze_dir, index, date_folders) for index in range(len(counts))]
+    paths = [_part_path(bronze_dir, index, date_folders, day) for index in range(len(counts))]
     if not overwrite:
         _refuse_existing(bronze_dir, paths)
     first_row = 0
     for index, (path, count) in enumerate(zip(paths, counts)):
-        _write_part(path, index, count, first_row, seed)
+        _write_part(path, index, count, first_row, seed, day)
         first_row += count
     return paths

@@ -32,6 +32,19 @@ DEFAULT_REGION_ALIASES: dict[str, tuple[str, ...]] = {
     "east": ("east",),
     "west": ("west",),
 }
+# Header names are matched case-folded with white space, '-' and '_' removed (pipeline.bronze.header),
+# so `Order ID`, `order-id` and `OrderID` need no alias; these are the real synonyms of shop exports.
+DEFAULT_COLUMN_ALIASES: dict[str, tuple[str, ...]] = {
+    "order_id": ("order number", "order no"),
+    "product_name": ("product", "product title", "item name"),
+    "category": ("product category",),
+    "quantity": ("qty", "quantity ordered", "units"),
+    "unit_price": ("price", "price each", "item price"),
+    "discount_percent": ("discount %", "discount pct", "discount percentage", "discount rate"),
+    "region": ("sales region", "ship region"),
+    "sale_date": ("date", "order date", "sales date", "purchase date"),
+    "customer_email": ("email", "email address", "buyer email"),
+}
 DEFAULT_DATE_FORMATS: tuple[str, ...] = ("%Y-%m-%d", "%d/%m/%Y", "%m-%d-%Y", "%Y/%m/%d")
 GOLD_MODES = ("upsert", "overwrite")
 # Bounds that keep every sum exact: a bucket's quantities (fewer than 9e9 rows of at most 1e9)
@@ -79,6 +92,16 @@ def _str(value: str) -> str:
     return str(value).strip()
 
 
+def _bool(value: str) -> bool:
+    """configparser's spellings: true/false, yes/no, on/off, 1/0 (any case)."""
+    text = str(value).strip().lower()
+    if text in ("true", "yes", "on", "1"):
+        return True
+    if text in ("false", "no", "off", "0"):
+        return False
+    raise ValueError(f"{value!r} is not true or false")
+
+
 # --- checks: value -> what is wrong with it, or None ------------------------------------------
 
 Check = Callable[[Any], "str | None"]
@@ -93,6 +116,10 @@ def _in_range(low: float, high: float | None, kind: type = int) -> Check:
         what = "a number" if kind is float else "an integer"
         return f"{value!r} must be {what} in {low}..{high}" if high is not None else f"{value!r} must be {what} >= {low}"
     return check
+
+
+def _is_bool(value: Any) -> str | None:
+    return None if isinstance(value, bool) else f"{value!r} must be true or false"
 
 
 def _one_of(choices: Sequence[str]) -> Check:
@@ -146,6 +173,25 @@ def _aliases(aliases: Any) -> str | None:
             if seen.get(key, canonical) != canonical:
                 return f"alias {name!r} maps to both {seen.get(key)!r} and {canonical!r}"
             seen[key] = canonical
+    return None
+
+
+def _column_aliases(aliases: Any) -> str | None:
+    """Contract column -> header names; no name may mean two columns (a contract name means itself)."""
+    from pipeline.bronze.header import column_key
+    from pipeline.contract import INPUT_COLUMNS
+
+    if not isinstance(aliases, Mapping):
+        return "must be a JSON object of contract column -> [header names]"
+    seen = {column_key(column): column for column in INPUT_COLUMNS}
+    for canonical, names in aliases.items():
+        if canonical not in INPUT_COLUMNS:
+            return f"{canonical!r} is not a contract column ({', '.join(INPUT_COLUMNS)})"
+        if not (isinstance(names, (list, tuple)) and all(isinstance(n, str) and column_key(n) for n in names)):
+            return f"aliases of {canonical!r} must be a list of non-empty strings"
+        for name in names:
+            if seen.setdefault(column_key(name), canonical) != canonical:
+                return f"alias {name!r} maps to both {seen[column_key(name)]!r} and {canonical!r}"
     return None
 
 
@@ -220,8 +266,16 @@ class Settings:
     rejected_share_warning: float = setting(
         "pipeline", "rejected_share_warning", 0.5, Reach.WHERE, _float, _in_range(0, 1, float),
         "a file with a larger share of its rows rejected is warned about (summary, `--json`, status, report)")
+    # Each run leaves a record and its log under runs/history/ (pipeline.running.history); without
+    # a bound a nightly job would grow that folder forever.
+    run_history_keep: int = setting("pipeline", "run_history_keep", 100, Reach.WHERE, _int, _in_range(1, 1_000_000),
+                                    "run records (and their logs) kept under `runs/history/`; older ones are deleted")
     silver_buckets: int = setting("pipeline", "silver_buckets", 64, Reach.SILVER, _int, _in_range(1, 4096),
                                   "hash buckets of the dedup key (silver row groups, unit of dedup memory)")
+    # Which header names mean which contract column: exports name them `Order ID`, `Qty`, `Price`...
+    column_aliases: Mapping[str, Sequence[str]] = setting(
+        "cleaning", "column_aliases", DEFAULT_COLUMN_ALIASES, Reach.SILVER, _json, _column_aliases,
+        "JSON: contract column -> list of header names meaning it (names match case-folded, without spaces, `-`, `_`)")
     category_aliases: Mapping[str, Sequence[str]] = setting("cleaning", "category_aliases", DEFAULT_CATEGORY_ALIASES,
                                                             Reach.SILVER, _json, _aliases, "JSON: canonical -> list of aliases")
     region_aliases: Mapping[str, Sequence[str]] = setting("cleaning", "region_aliases", DEFAULT_REGION_ALIASES,
@@ -248,6 +302,8 @@ class Settings:
     top_products_n: int = setting("gold", "top_products_n", 10, Reach.GOLD, _int, _in_range(1, MAX_TOP_N), "rows of `top_products`")
     anomaly_top_n: int = setting("gold", "anomaly_top_n", 20, Reach.STATE, _int, _in_range(1, MAX_TOP_N),
                                  "rows of `anomaly_records` (the state keeps only this many candidates)")
+    orders_include_email: bool = setting("gold", "orders_include_email", False, Reach.STATE, _bool, _is_bool,
+                                         "gold/orders/ holds customer_email (off: gold never holds an e-mail)")
 
     def with_changes(self, **changes: object) -> Settings:
         """A validated copy with some values changed (tests use this)."""
@@ -302,8 +358,10 @@ def validate(settings: Settings) -> Settings:
 # part layout) changes what silver holds for the same input: silver written by older code is then
 # refused until `--reprocess-all`. tests/test_settings_model.py fails when those modules change
 # without a look at this number.
-# 2: a quote left open at the end of a file makes its last record malformed; 3: key_hash (XXH64 of [gold] dedup_key)
-SILVER_CODE_VERSION = 3
+# 2: a quote left open at the end of a file makes its last record malformed; 3: key_hash (XXH64 of [gold] dedup_key);
+# 4: header names match without separators and through [cleaning] column_aliases (a `date` column that was
+# an extra is now sale_date)
+SILVER_CODE_VERSION = 4
 
 
 def _canonical(value: Any) -> Any:

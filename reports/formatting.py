@@ -39,14 +39,20 @@ def _bounded(value: object, limit: int) -> str:
     return shorten(mask_emails(shorten(str(value), limit * 4)), limit)
 
 
-def label(value: object) -> str:
+def label(value: object, limit: int = MAX_LABEL_CHARS) -> str:
     """A chart label from data: short and e-mail-free."""
-    return _bounded(value, MAX_LABEL_CHARS)
+    return _bounded(value, limit)
 
 
 def text(value: object) -> str:
     """HTML-escaped, e-mail-free text of our own wording (notes, titles); may hold data values."""
     return html.escape(mask_emails(str(value)), quote=True)
+
+
+def product(key: object) -> str:
+    """How every section names a product: its `product_key`, the name gold groups by (top_products
+    has nothing else), so the chart, the top products and the anomalies spell one product alike."""
+    return str(key)
 
 
 def data_text(value: object) -> str:
@@ -79,20 +85,39 @@ def share(part: Decimal | int, whole: Decimal | int, places: int = 1) -> str:
     return percent(Decimal(part) / Decimal(whole), places)
 
 
+def ratio(value: Decimal) -> str:
+    """How many times a typical value: Decimal('93.46') -> '×93.5'."""
+    return f"×{Decimal(value).quantize(Decimal('0.1'), rounding=ROUND_HALF_UP):,}"
+
+
 def seconds(value: float | None) -> str:
     return NOT_RECORDED if value is None else f"{value:,.2f} s"
 
 
 # --- chart axes and bar labels (floats) ----------------------------------------------------------
+# Short, so a label fits a phone-width chart: at most 4 significant digits and a K/M/B/T suffix.
+# The exact figures are in the tables beside each chart.
+
+SCALES = ((1e12, "T"), (1e9, "B"), (1e6, "M"), (1e3, "K"))
+
+
+def compact(value: float) -> str:
+    """A number in at most 4 significant digits: 1234 -> '1.234K', 503604332.13 -> '503.6M', 12 -> '12'."""
+    size = abs(value)
+    for scale, suffix in SCALES:
+        if size >= scale * 0.99995:  # what would round up to 1000 of the next lower unit
+            return f"{value / scale:.4g}{suffix}"
+    return f"{value:.4g}" if size >= 1 or size == 0 else f"{value:.2g}"
+
 
 def money_float(value: float) -> str:
-    """Whole currency units for axes and bar labels: `$1,234,568`."""
+    """Money on axes and bar labels: `$1.235M`, `-$5`."""
     sign = "-" if value < 0 else ""
-    return f"{sign}{CURRENCY}{abs(value):,.0f}"
+    return f"{sign}{CURRENCY}{compact(abs(value))}"
 
 
 def count_float(value: float) -> str:
-    return f"{value:,.0f}"
+    return compact(value)
 
 
 def percent_float(value: float) -> str:

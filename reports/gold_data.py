@@ -34,6 +34,7 @@ class Gold:
     products: list[dict]
     anomalies: list[dict]
     quality: list[dict]
+    defaults: list[dict]  # defaults_by_region_category: what rests on soft defaults
 
 
 def _table_path(gold_dir: PurePath, table: str) -> PurePath:
@@ -41,7 +42,7 @@ def _table_path(gold_dir: PurePath, table: str) -> PurePath:
 
 
 def read_gold(gold_dir: PurePath, store: Store = LOCAL_FILES) -> Gold:
-    """Read the seven gold tables; a missing one is an error that says which and why."""
+    """Read every gold table; a missing one is an error that says which and why."""
     rows = {}
     for table in GOLD_TABLES:
         path = _table_path(gold_dir, table)
@@ -50,7 +51,7 @@ def read_gold(gold_dir: PurePath, store: Store = LOCAL_FILES) -> Gold:
         rows[table] = store.read_parquet(path).to_pylist()
     return Gold(monthly=rows["monthly_sales_summary"], daily=rows["daily_sales"], regions=rows["region_wise_performance"],
                 categories=rows["category_discount_map"], products=rows["top_products"],
-                anomalies=rows["anomaly_records"], quality=rows["data_quality"])
+                anomalies=rows["anomaly_records"], quality=rows["data_quality"], defaults=rows["defaults_by_region_category"])
 
 
 def gold_fingerprint(gold_dir: PurePath, store: Store = LOCAL_FILES) -> str:
@@ -180,3 +181,56 @@ def latest_daily_revenue(daily: list[dict], days: int = LATEST_DAYS) -> tuple[li
 def by_revenue(rows: list[dict], key: str) -> list[dict]:
     """Rows by total revenue, largest first; ties by key so the order is deterministic."""
     return sorted(rows, key=lambda r: (-r["total_revenue"], r[key]))
+
+
+# --- what the data covers ------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Coverage:
+    """What gold covers, said at the top of the page: the latest sale date, the files, the rows."""
+
+    last_day: dt.date | None  # the latest real sale date (the unknown-date sentinel left out)
+    files: list[str]  # data_quality's files, in its (natural) order
+    rows_read: int
+    orders: int  # unique orders in gold
+
+
+def coverage(gold: Gold) -> Coverage:
+    days = [d["sale_date"] for d in dated_rows(gold.daily)]
+    return Coverage(last_day=max(days, default=None), files=[r["source_file"] for r in gold.quality],
+                    rows_read=sum(r["rows_read"] for r in gold.quality), orders=sum(m["order_count"] for m in gold.monthly))
+
+
+# --- anomalies -----------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class AnomalyGroup:
+    """Anomaly orders of one shape (same quantity and unit price): one line instead of many equal ones."""
+
+    quantity: int
+    unit_price: Decimal
+    rows: list[dict]  # by rank, best first
+
+    @property
+    def revenues(self) -> list[Decimal]:
+        return [r["revenue"] for r in self.rows]
+
+
+def anomaly_groups(anomalies: list[dict]) -> list[AnomalyGroup]:
+    """The anomaly orders grouped by (quantity, unit_price), groups in the order of their best rank.
+    Why that key: the largest orders are mostly "max quantity x max price" rows of many products,
+    equal in all that matters; grouping by product as well would leave them one per line."""
+    groups: dict[tuple[int, Decimal], list[dict]] = {}
+    for row in sorted(anomalies, key=lambda r: r["rank"]):
+        groups.setdefault((row["quantity"], row["unit_price"]), []).append(row)
+    return [AnomalyGroup(quantity, price, rows) for (quantity, price), rows in groups.items()]
+
+
+def ties_at_the_cut(anomalies: list[dict]) -> tuple[int, Decimal | None]:
+    """How many listed orders share the lowest revenue listed (and that revenue): when several do,
+    orders of the same revenue may exist beyond the ones gold keeps."""
+    revenues = [r["revenue"] for r in anomalies]
+    if not revenues:
+        return 0, None
+    lowest = min(revenues)
+    return revenues.count(lowest), lowest

@@ -1,8 +1,10 @@
 """The sales report: one self-contained HTML page rendered from the gold tables only.
 
 `render_report` is a pure function of the gold folder and the run metadata: the same gold gives
-the same bytes, except inside the run section (between RUN_BEGIN and RUN_END), which says when
-and how fast the data was produced. `write_report` publishes the page atomically.
+the same bytes, except inside the blocks marked run-dependent (between RUN_BEGIN and RUN_END):
+the run section, which says when and how fast the data was produced, and the box of files needing
+attention, which names the files this run recorded as failed or not read. `write_report`
+publishes the page atomically.
 """
 from __future__ import annotations
 
@@ -14,27 +16,52 @@ from decimal import Decimal
 from pathlib import Path, PurePath
 from typing import Any
 
-from pipeline.contract import DEFAULT_DEDUP_KEY, REJECT_REASONS, SENTINEL_DATE, SENTINEL_MONTH, SOFT_FIELDS, mostly_rejected
+from pipeline.contract import (
+    DEFAULT_DEDUP_KEY,
+    REJECT_REASONS,
+    SENTINEL_DATE,
+    SENTINEL_MONTH,
+    SOFT_FIELDS,
+    UNKNOWN_CATEGORY,
+    mostly_rejected,
+)
 from pipeline.storage.layout import GOLD_RUN_FILE, RUN_RECORD_FILE
 from pipeline.storage.store import LOCAL_FILES, Store
 from pipeline.timestamps import utc_iso
 from reports import charts
 from reports.charts import ColumnSeries, Panel
-from reports.formatting import NO_VALUE, NOT_RECORDED, count, money, percent, seconds, share
+from reports.formatting import NO_VALUE, NOT_RECORDED, count, data_text, money, percent, product, ratio, seconds, share, shorten, text
 from reports.gold_data import (
     LATEST_DAYS,
     MAX_MONTHS,
+    AnomalyGroup,
     Gold,
     Headline,
     MonthlyRevenue,
+    anomaly_groups,
     by_revenue,
+    coverage,
     headline,
     latest_daily_revenue,
     monthly_revenue_by_region,
     read_gold,
+    ties_at_the_cut,
     undated,
 )
-from reports.template import RUN_BEGIN, RUN_END, Column, Section, card, empty, figure, key_values, page, pair, paragraph, table
+from reports.template import (
+    Column,
+    Section,
+    card,
+    empty,
+    figure,
+    key_values,
+    page,
+    pair,
+    paragraph,
+    run_dependent,
+    table,
+    with_note,
+)
 
 TITLE = "Sales report"
 NO_ORDERS = "No orders in gold yet."
@@ -79,6 +106,80 @@ def _period(h: Headline) -> str:
     return f"Orders dated {h.first_day.isoformat()} to {h.last_day.isoformat()}; every figure is over unique (deduplicated) orders."
 
 
+def _files_named(files: list[str]) -> str:
+    """The files gold covers, named (HTML): all of up to three, else the first two and the last."""
+    shown = files if len(files) <= 3 else [files[0], files[1], "…", files[-1]]
+    more = f"; all {count(len(files))} are listed under Data quality, per file" if len(files) > 3 else ""
+    return ", ".join(f"<code>{data_text(f).replace('/', '/<wbr>')}</code>" if f != "…" else f for f in shown) + text(more)
+
+
+def as_of_line(gold: Gold) -> str:
+    """The first thing a reader needs (HTML): how fresh the data is and what it covers. From gold
+    alone; when the run happened is the run section's business."""
+    c = coverage(gold)
+    day = (f"Data as of <strong>{c.last_day.isoformat()}</strong>, the latest sale date in gold" if c.last_day
+           else "Data as of: no dated order in gold yet")
+    files = f"{count(len(c.files))} bronze file{'' if len(c.files) == 1 else 's'}"
+    covers = f"{count(c.orders)} unique orders from {count(c.rows_read)} rows read in {files}"
+    named = f" ({_files_named(c.files)})" if c.files else ""
+    return f'<p class="asof">{day}: {text(covers)}{named}.</p>'
+
+
+# --- files needing attention ---------------------------------------------------------------------
+
+def _recorded_lines(run: dict, key: str) -> list[str] | None:
+    """A list of lines the run recorded (gold/_run.json), or None when it recorded none (an older
+    run, a hand-written record)."""
+    lines = run.get(key)
+    return [str(line) for line in lines] if isinstance(lines, list) else None
+
+
+def _mostly_rejected_lines(gold: Gold, threshold: float) -> list[str]:
+    lines = []
+    for r in gold.quality:
+        if mostly_rejected(r["rows_read"], r["rows_rejected"], threshold):
+            reason = max(REJECT_REASONS, key=lambda name: r[f"rejected_{name}"])
+            lines.append(f"{r['source_file']}: {count(r['rows_rejected'])} of its {count(r['rows_read'])} rows rejected "
+                         f"({share(r['rows_rejected'], r['rows_read'])}, mostly {reason}): check its encoding (UTF-8), "
+                         "delimiter and columns")
+    return lines
+
+
+MAX_PROBLEM_CHARS = 600  # a recorded line names a file and the command that repairs it: keep it whole
+
+
+def _problem_list(problems: list[tuple[str, str]]) -> str:
+    items = "".join(f"<li><strong>{text(kind)}</strong>: {text(shorten(line, MAX_PROBLEM_CHARS))}</li>"
+                    for kind, line in problems)
+    return f"<ul>{items}</ul>"
+
+
+def attention_box(gold: Gold, run_info: dict[str, Any] | None, threshold: float) -> str:
+    """Files that failed, could not be read, are gone, or had most rows rejected, at the top of the
+    page: today's run recorded the first three (gold/_run.json), gold's data_quality gives the last.
+    Marked as run-dependent: which files failed is the run's, not gold's."""
+    run = (run_info or {}).get("run")
+    run = run if isinstance(run, dict) else {}
+    failed, not_run = _recorded_lines(run, "files_failed"), _recorded_lines(run, "files_not_run")
+    problems = ([("failed", line) for line in failed or []] + [("not read", line) for line in not_run or []]
+                + [("mostly rejected", line) for line in _mostly_rejected_lines(gold, threshold)])
+    files = len(gold.quality)
+    if problems:
+        body = (f"<h2>Files needing attention ({count(len(problems))})</h2>"
+                + paragraph("Gold leaves out a file that failed; a gone or changed file keeps its earlier rows in gold. "
+                            "Fix these before trusting the totals below.") + _problem_list(problems))
+        css = "attention"
+    elif failed is None or not_run is None:
+        body = paragraph(f"No file had more than {percent(threshold, 0)} of its rows rejected. Which files failed or are gone "
+                         "was not recorded by the run that built this gold (gold/_run.json), so it cannot be said here.")
+        css = "unverified"
+    else:
+        body = paragraph(f"All {count(files)} file{'' if files == 1 else 's'} read cleanly: none failed, none is gone or "
+                         f"changed, none had more than {percent(threshold, 0)} of its rows rejected.")
+        css = "clean"
+    return run_dependent(f'<div class="{css}" id="attention">{body}</div>')
+
+
 # --- time ----------------------------------------------------------------------------------------
 
 def _undated_note(gold: Gold, total: Decimal) -> str:
@@ -119,7 +220,43 @@ def time_section(gold: Gold) -> Section:
 
 # --- regions, categories, products ---------------------------------------------------------------
 
-def region_section(gold: Gold) -> Section:
+def _defaulted(gold: Gold, group: str, value: str, field: str) -> tuple[int, Decimal, int, Decimal]:
+    """(orders, revenue) of `group` = `value` that rest on `field`'s soft default, and the group's
+    (orders, revenue): unique orders, as in every chart (defaults_by_region_category)."""
+    rows = [r for r in gold.defaults if r[group] == value]
+    return (sum(r[f"{field}_defaulted_orders"] for r in rows), sum((r[f"{field}_defaulted_revenue"] for r in rows), Decimal(0)),
+            sum(r["order_count"] for r in rows), sum((r["total_revenue"] for r in rows), Decimal(0)))
+
+
+def region_defaults_note(gold: Gold, default_region: str | None) -> str:
+    """Beside the region chart: the orders put in the default region because theirs was missing or
+    unknown, and the revenue they bring it; they can make that region look bigger than it is."""
+    where = default_region or "the default region ([cleaning] default_region)"
+    notes = []
+    for region in sorted({r["region"] for r in gold.defaults}):
+        orders, revenue, all_orders, all_revenue = _defaulted(gold, "region", region, "region")
+        if orders:
+            notes.append(f"{region}: {money(revenue)} of its {money(all_revenue)} ({share(revenue, all_revenue)}) and "
+                         f"{count(orders)} of its {count(all_orders)} orders come from rows whose region was missing or "
+                         f"unknown and counted in {where}.")
+    return paragraph(" ".join(notes)) if notes else paragraph("Every order had a known region: no region holds defaulted rows.")
+
+
+def category_defaults_note(gold: Gold) -> str:
+    """Beside the category chart: the orders whose category was missing or unknown are counted in `unknown`."""
+    notes = []
+    for category in sorted({r["category"] for r in gold.defaults}):
+        orders, revenue, all_orders, all_revenue = _defaulted(gold, "category", category, "category")
+        if orders:
+            notes.append(f"{category}: {money(revenue)} of its {money(all_revenue)} ({share(revenue, all_revenue)}) and "
+                         f"{count(orders)} of its {count(all_orders)} orders come from rows whose category was missing or "
+                         f"unknown.")
+    if not notes:
+        return paragraph(f"Every order had a known category: {UNKNOWN_CATEGORY} holds no defaulted rows.")
+    return paragraph(" ".join(notes))
+
+
+def region_section(gold: Gold, default_region: str | None = None) -> Section:
     rows = by_revenue(gold.regions, "region")
     if not rows:
         return Section("regions", "Revenue by region", empty(NO_ORDERS))
@@ -133,7 +270,8 @@ def region_section(gold: Gold) -> Section:
               share(r["total_revenue"], total)] for r in rows]
     footer = ["Total", count(sum(r["order_count"] for r in rows)), count(sum(r["total_quantity"] for r in rows)),
               money(total), share(total, total)]
-    return Section("regions", "Revenue by region", figure(chart) + table(columns, cells, footer=footer))
+    body = with_note(figure(chart), region_defaults_note(gold, default_region)) + table(columns, cells, footer=footer)
+    return Section("regions", "Revenue by region", body)
 
 
 def category_section(gold: Gold) -> Section:
@@ -150,43 +288,108 @@ def category_section(gold: Gold) -> Section:
                Column("Average discount", True)]
     cells = [[r["category"], count(r["order_count"]), money(r["total_revenue"]), share(r["total_revenue"], total),
               percent(r["avg_discount"], 2)] for r in rows]
-    return Section("categories", "Revenue and discount by category", figure(chart) + table(columns, cells))
+    body = with_note(figure(chart), category_defaults_note(gold)) + table(columns, cells)
+    return Section("categories", "Revenue and discount by category", body)
 
 
 def product_section(gold: Gold) -> Section:
     rows = sorted(gold.products, key=lambda r: r["rank"])
     if not rows:
         return Section("products", "Top products", empty(NO_ORDERS))
-    chart = charts.bar_chart("chart-products", f"Top {len(rows)} products by revenue", [r["product_key"] for r in rows],
+    chart = charts.bar_chart("chart-products", f"Top {len(rows)} products by revenue", [product(r["product_key"]) for r in rows],
                              [Panel([float(r["total_revenue"]) for r in rows], "Revenue", "money")])
     columns = [Column("Rank", True), Column("Product", css="text"), Column("Orders", True), Column("Units", True),
                Column("Revenue", True)]
-    cells = [[str(r["rank"]), r["product_key"], count(r["order_count"]), count(r["total_quantity"]),
+    cells = [[str(r["rank"]), product(r["product_key"]), count(r["order_count"]), count(r["total_quantity"]),
               money(r["total_revenue"])] for r in rows]
-    return Section("products", "Top products", figure(chart) + table(columns, cells))
+    note = paragraph("Products are named by their product_key, the name gold groups by (lower case, every other "
+                     "character as _), the same in every section of this page.")
+    return Section("products", "Top products", figure(chart) + note + table(columns, cells))
 
 
-def _defaults_applied(row: dict) -> str:
-    return ", ".join(f for f in SOFT_FIELDS if row.get(f"default_{f}")) or NO_VALUE
+def rank_ranges(ranks: Sequence[int]) -> str:
+    """Ranks as ranges: [1, 2, 3, 5, 7, 8] -> '1–3, 5, 7–8'."""
+    runs: list[list[int]] = []
+    for rank in sorted(ranks):
+        if runs and rank == runs[-1][-1] + 1:
+            runs[-1].append(rank)
+        else:
+            runs.append([rank])
+    return ", ".join(f"{run[0]}–{run[-1]}" if len(run) > 1 else str(run[0]) for run in runs)
+
+
+def named_counts(values: Sequence[str], limit: int = 3) -> str:
+    """'east' when every value is one; else the most common first with their counts: 'north (3), east (2), 1 more'."""
+    tally: dict[str, int] = {}
+    for value in values:
+        tally[value] = tally.get(value, 0) + 1
+    if len(tally) == 1:
+        return next(iter(tally))
+    ordered = sorted(tally, key=lambda v: (-tally[v], v))
+    more = f", {len(ordered) - limit} more" if len(ordered) > limit else ""
+    return ", ".join(f"{v} ({tally[v]})" for v in ordered[:limit]) + more
+
+
+def _sale_dates(group: AnomalyGroup) -> str:
+    days = sorted(r["sale_date"] for r in group.rows)
+    return days[0].isoformat() if days[0] == days[-1] else f"{days[0].isoformat()} to {days[-1].isoformat()}"
+
+
+def _revenue_range(group: AnomalyGroup) -> str:
+    low, high = min(group.revenues), max(group.revenues)
+    if low != high:
+        return f"{money(low)} to {money(high)}"
+    return money(high) + (" each" if len(group.rows) > 1 else "")
+
+
+def _group_defaults(group: AnomalyGroup) -> str:
+    """The fields that got a default, with in how many of the group's orders when not all."""
+    found = []
+    for name in SOFT_FIELDS:
+        hits = sum(bool(r.get(f"default_{name}")) for r in group.rows)
+        if hits:
+            found.append(name if hits == len(group.rows) else f"{name} ({hits}/{len(group.rows)})")
+    return ", ".join(found) or NO_VALUE
+
+
+def _times_typical(group: AnomalyGroup, typical: Decimal | None) -> str:
+    return ratio(max(group.revenues) / typical) if typical else NO_VALUE
+
+
+def _anomaly_lead(rows: list[dict], groups: list[AnomalyGroup], typical: Decimal | None) -> str:
+    lead = paragraph(
+        f"The {count(len(rows))} orders with the highest revenue that gold keeps: worth a look before trusting the totals. "
+        f"Orders of the same quantity and unit price are one line, with how many there are ({count(len(groups))} "
+        f"line{'' if len(groups) == 1 else 's'} here), and the first order of each line is named. × average order is a "
+        f"line's highest revenue over the average order value, {money(typical) if typical else NO_VALUE} (revenue ÷ "
+        "orders; gold keeps no median). Defaults applied name the fields whose value was missing or invalid, and in how "
+        "many of the line's orders when not in all.")
+    tied, lowest = ties_at_the_cut(rows)
+    if tied > 1:
+        lead += paragraph(f"{count(tied)} of these orders have the lowest revenue listed, {money(lowest)}: gold keeps only "
+                          "the top orders by revenue ([gold] anomaly_top_n), so more orders of that revenue may exist.")
+    return lead
 
 
 def anomaly_section(gold: Gold) -> Section:
+    """The top orders by revenue, equal-shaped ones as one line with a count, and how far each
+    line is above the average order: twenty identical rows say less than one line that counts them."""
     rows = sorted(gold.anomalies, key=lambda r: r["rank"])
     title = "Anomaly orders"
     if not rows:
         return Section("anomalies", title, empty(NO_ORDERS))
-    lead = paragraph(f"The {len(rows)} orders with the highest revenue: worth a look before trusting the totals. "
-                     "Defaults applied, if any, name the fields whose value was missing or invalid.")
-    columns = [Column("Rank", True), Column("Order", css="id"), Column("Product", css="text"), Column("Region"),
-               Column("Sale date", css="nowrap"), Column("Qty", True), Column("Unit price", True),
-               Column("Discount", True), Column("Revenue", True), Column("Source file:row", css="path")]
-    cells = [[str(r["rank"]), r["order_id"], r["product_name"], r["region"], r["sale_date"].isoformat(),
-              count(r["quantity"]), money(r["unit_price"]), percent(r["discount_percent"], 1), money(r["revenue"]),
-              f"{r['source_file']}:{r['source_row']}"] for r in rows]
-    if any(_defaults_applied(r) != NO_VALUE for r in rows):  # the column only when it says something
-        columns.append(Column("Defaults applied"))
-        cells = [row + [_defaults_applied(r)] for row, r in zip(cells, rows)]
-    return Section("anomalies", title, lead + table(columns, cells, css="wide"))
+    groups, typical = anomaly_groups(rows), headline(gold).avg_order_value
+    columns = [Column("Orders (ranks)", True, "wrap"), Column("Qty × unit price", True), Column("Revenue", True, "wrap"),
+               Column("× average order", True), Column("Products", css="text"), Column("Regions", css="text"),
+               Column("Sale dates", css="text"), Column("First order (source file:row)", css="path")]
+    cells = [[f"{count(len(g.rows))} ({rank_ranges([r['rank'] for r in g.rows])})", f"{count(g.quantity)} × {money(g.unit_price)}",
+              _revenue_range(g), _times_typical(g, typical), named_counts([product(r["product_key"]) for r in g.rows]),
+              named_counts([r["region"] for r in g.rows]), _sale_dates(g),
+              f"{g.rows[0]['order_id']} ({g.rows[0]['source_file']}:{g.rows[0]['source_row']})"] for g in groups]
+    if any(_group_defaults(g) != NO_VALUE for g in groups):  # the column only when it says something
+        columns.append(Column("Defaults applied", css="text"))
+        cells = [row + [_group_defaults(g)] for row, g in zip(cells, groups)]
+    return Section("anomalies", title, _anomaly_lead(rows, groups, typical) + table(columns, cells, css="wide"))
 
 
 # --- data quality --------------------------------------------------------------------------------
@@ -336,30 +539,35 @@ def run_section(run_info: dict[str, Any] | None, render_seconds: float) -> Secti
         ("New unique orders", _value(gold_run, "new_unique_orders", count)),
     ]
     body = key_values(facts, caption="When and how") + _stages(info, render_seconds)
-    return Section("run", "The run", f"{RUN_BEGIN}\n{body}\n{RUN_END}")
+    return Section("run", "The run", run_dependent(body))
 
 
 # --- the page ------------------------------------------------------------------------------------
 
 def render_report(gold_dir: PurePath, run_info: dict[str, Any] | None, rejected_share_warning: float = 0.5,
-                  dedup_key: Sequence[str] = DEFAULT_DEDUP_KEY, store: Store = LOCAL_FILES) -> str:
+                  dedup_key: Sequence[str] = DEFAULT_DEDUP_KEY, store: Store = LOCAL_FILES,
+                  default_region: str | None = None) -> str:
     """The whole page as HTML text, from the gold tables in `gold_dir` and the run metadata
-    (`rejected_share_warning`: `[pipeline] rejected_share_warning`; `dedup_key`: `[gold] dedup_key`)."""
+    (`rejected_share_warning`: `[pipeline] rejected_share_warning`; `dedup_key`: `[gold] dedup_key`;
+    `default_region`: `[cleaning] default_region`, named beside the region chart)."""
     started = time.monotonic()
     gold = read_gold(gold_dir if store.remote else Path(gold_dir), store)
-    content = [headline_section(gold, dedup_key), time_section(gold), region_section(gold), category_section(gold),
-               product_section(gold), anomaly_section(gold), quality_section(gold, rejected_share_warning, dedup_key)]
+    content = [headline_section(gold, dedup_key), time_section(gold), region_section(gold, default_region),
+               category_section(gold), product_section(gold), anomaly_section(gold),
+               quality_section(gold, rejected_share_warning, dedup_key)]
     sections = content + [run_section(run_info, time.monotonic() - started)]
-    footer = ("Rendered from the gold tables only; self-contained: it needs no network and no scripts. "
-              "Money is exact to the cent in tables and cards; charts round to whole units.")
-    return page(TITLE, _period(headline(gold)), sections, footer)
+    footer = ("Rendered from the gold tables, and the run's record beside them for the files needing attention and the "
+              "run section; self-contained: it needs no network and no scripts. Money is exact to the cent in tables and "
+              "cards; charts show at most 4 significant digits.")
+    lead = as_of_line(gold) + paragraph(_period(headline(gold)), "lead")
+    return page(TITLE, lead, sections, footer, attention_box(gold, run_info, rejected_share_warning))
 
 
 def write_report(gold_dir: PurePath, report_path: PurePath, run_info: dict[str, Any] | None,
                  rejected_share_warning: float = 0.5, dedup_key: Sequence[str] = DEFAULT_DEDUP_KEY,
-                 store: Store = LOCAL_FILES) -> None:
+                 store: Store = LOCAL_FILES, default_region: str | None = None) -> None:
     """Render and publish atomically: a reader sees the old page or the new one, never half."""
-    store.write_text(report_path, render_report(gold_dir, run_info, rejected_share_warning, dedup_key, store))
+    store.write_text(report_path, render_report(gold_dir, run_info, rejected_share_warning, dedup_key, store, default_region))
 
 
 def _read_json(store: Store, path: PurePath) -> dict | None:
@@ -372,7 +580,9 @@ def _read_json(store: Store, path: PurePath) -> dict | None:
 
 def load_run_info(gold_dir: PurePath, store: Store = LOCAL_FILES) -> dict[str, Any]:
     """The run metadata beside gold, plus now: Silver -> Gold's record (pipeline.gold.step) and the
-    run's own (`started_at`, `workers`, `scheduler`, `bronze_files`, written by the root task before gold and the report are built)."""
+    run's own (`started_at`, `workers`, `scheduler`, `bronze_files`, and the lines of the files that
+    failed or could not be read, `files_failed` and `files_not_run`, written by the root task before
+    gold and the report are built)."""
     info: dict[str, Any] = {"rendered_at": utc_iso(time.time())}
     for key, name in (("silver_to_gold", GOLD_RUN_FILE), ("run", RUN_RECORD_FILE)):
         path = gold_dir / name

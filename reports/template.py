@@ -34,7 +34,24 @@ nav.toc a { color: var(--accent); text-decoration: none; margin-right: 14px; whi
                overflow-wrap: anywhere; }
 .card .detail { font-size: 13px; color: var(--muted); }
 figure { margin: 14px 0 18px; break-inside: avoid; page-break-inside: avoid; }
-svg.chart { display: block; width: 100%; max-width: 922px; height: auto; }
+/* a chart is shown at most at its natural size (its width attribute) and shrinks with the screen;
+   a chart drawn twice (reports.charts) shows its phone-width drawing on narrow screens */
+svg.chart { display: block; max-width: 100%; height: auto; }
+svg.chart.narrow { display: none; }
+.with-note { display: grid; grid-template-columns: auto minmax(0, 1fr); gap: 0 24px; align-items: start; }
+.with-note figure { margin-top: 0; }
+.side-note p { margin: 0 0 8px; }
+p.asof { font-size: 16px; margin: 6px 0 2px; }
+p.asof code { overflow-wrap: anywhere; }  /* a long file name breaks rather than widen the page */
+.attention, .clean { padding: 8px 14px; margin: 12px 0 6px; border-radius: 4px; border: 1px solid var(--rule); }
+.attention { border-left: 6px solid #e15759; background: #fdf2f2; }
+.clean { border-left: 6px solid #59a14f; background: #f2f8f1; }
+.unverified { border-left: 6px solid #bab0ac; background: var(--band); }
+.attention ul { margin: 4px 0; padding-left: 20px; }
+.attention li { overflow-wrap: anywhere; margin: 2px 0; }
+td.num.wrap { white-space: normal; min-width: 7em; }
+.attention h2, .clean h2 { font-size: 17px; margin: 4px 0 6px; padding: 0; border: 0; }
+.attention p, .clean p { margin: 4px 0; }
 .scroll { overflow-x: auto; margin: 8px 0 16px; }  /* a table too wide for the screen scrolls here, not the page */
 table { border-collapse: collapse; margin: 0; font-size: 14px; break-inside: auto; }
 caption { text-align: left; font-weight: bold; padding: 4px 0; }
@@ -55,8 +72,10 @@ footer { margin-top: 40px; font-size: 13px; color: var(--muted); border-top: 1px
 code { font-size: 13px; }
 .wide table { font-size: 13px; }
 .wide th, .wide td { padding: 4px 6px; }
-@media (max-width: 760px) { .cards { grid-template-columns: repeat(2, minmax(0, 1fr)); } .pair { display: block; } }
+@media (max-width: 760px) { .cards { grid-template-columns: repeat(2, minmax(0, 1fr)); } .pair, .with-note { display: block; } }
 @media screen and (max-width: 760px) {
+  svg.chart.wide { display: none; }
+  svg.chart.narrow { display: block; }
   .card .value { font-size: 20px; }
   .wide td.text, .wide td.path { min-width: 11em; }  /* the anomaly table scrolls here anyway: keep names readable */
 }
@@ -164,8 +183,20 @@ def section(part: Section) -> str:
     return f'<section id="{part.anchor}"><h2>{text(part.title)}</h2>\n{part.body}\n</section>'
 
 
-def page(title: str, lead: str, sections: Sequence[Section], footer: str) -> str:
-    """The whole document; sections appear in order and in the table of contents."""
+def with_note(block: str, note: str) -> str:
+    """A chart with a few lines about it beside it (below it on narrow screens)."""
+    return f'<div class="with-note"><div>{block}</div><div class="side-note">{note}</div></div>'
+
+
+def run_dependent(html: str) -> str:
+    """Marks a block that depends on the run, not on gold alone: the same gold gives the same page
+    outside such blocks (tests/test_report.py strips them to compare)."""
+    return f"{RUN_BEGIN}\n{html}\n{RUN_END}"
+
+
+def page(title: str, lead: str, sections: Sequence[Section], footer: str, notices: str = "") -> str:
+    """The whole document; sections appear in order and in the table of contents; `lead` (HTML) is
+    part of the title block, `notices` (HTML) come right under it, before the contents."""
     toc = "\n".join(f'<a href="#{s.anchor}">{text(s.title)}</a>' for s in sections)
     body = "\n".join(section(s) for s in sections)
     return (
@@ -173,7 +204,7 @@ def page(title: str, lead: str, sections: Sequence[Section], footer: str) -> str
         '<html lang="en">\n<head>\n<meta charset="utf-8">\n'
         '<meta name="viewport" content="width=device-width, initial-scale=1">\n'
         f"<title>{text(title)}</title>\n<style>{CSS}</style>\n</head>\n<body>\n<main>\n"
-        f'<header class="page"><h1>{text(title)}</h1><p class="lead">{text(lead)}</p></header>\n'
+        f'<header class="page"><h1>{text(title)}</h1>{lead}</header>\n{notices}'
         f'<nav class="toc" aria-label="Contents">{toc}</nav>\n'
         f"{body}\n<footer>{text(footer)}</footer>\n</main>\n</body>\n</html>\n"
     )

@@ -128,7 +128,7 @@ class BronzeFileToSilver(BronzeWork):
         if any(settled(chunk.task_id) for chunk in chunks):  # a chunk failed: the file fails, told once, by the chunk
             settle(self)
             return
-        summary = summarise_file(self.layout, manifest)
+        summary = summarise_file(self.layout, manifest, self.settings.column_aliases)
         self.layout.store.write_text(self.layout.file_summary_path(str(self.source_file)), summary.to_json())
 
 

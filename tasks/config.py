@@ -2,7 +2,8 @@
 
 Each section of the settings table (`pipeline.settings.SETTINGS`) is a `luigi.Config` class named
 after it, so Luigi's own habits work with both entry points: keys in `luigi.cfg`, a file layered
-over it with LUIGI_CONFIG_PATH, and command-line overrides such as `--cleaning-max-quantity 15`.
+over it with LUIGI_CONFIG_PATH, and command-line overrides such as `--pipeline-chunk-rows 100000` (a
+setting that shapes silver is refused there: pipeline.running.overrides says why).
 Values are read the way Luigi reads them (so a literal `%` is written `%%` in a config file, as in
 every Luigi config), then parsed and validated here, in one place: an unknown key or a bad value becomes one
 ConfigError line that names the section and the key.
@@ -19,6 +20,7 @@ import luigi
 from luigi.configuration import get_config
 
 from pipeline.errors import ConfigError
+from pipeline.running import overrides
 from pipeline.settings import SETTINGS, Settings, validate
 from tasks import luigi_private
 
@@ -83,9 +85,14 @@ def load_settings(data_root: str | None = None) -> Settings:
     if isinstance(values.get("date_formats"), list):
         values["date_formats"] = tuple(values["date_formats"])
     try:
-        return validate(Settings(**values))
+        settings = validate(Settings(**values))
     except TypeError as err:
         raise ConfigError(f"config: {err}") from None
+    refused = overrides.refusal({spec: value for spec in SETTINGS
+                                 if (value := luigi_private.command_line_value(spec.section, spec.key)) is not None})
+    if refused:  # a bad value is told first (above); then where a good one belongs
+        raise ConfigError(refused)
+    return settings
 
 
 def _refuse_misspelt_sections(sections: list[str]) -> None:

@@ -40,6 +40,13 @@ def command_line(args: list[str]) -> Iterator[None]:
         yield
 
 
+def command_line_value(section: str, key: str) -> str | None:
+    """The text given for `[section] key` on the current Luigi command line (`--section-key VALUE`,
+    or an abbreviation argparse accepted), or None when it was not given there."""
+    parsed = CmdlineParser.get_instance()
+    return None if parsed is None else getattr(parsed.known_args, f"{section}_{key}", None)
+
+
 def run_command(argv: list[str]) -> int:
     """What `luigi ARGV` does, in this process, and its exit code: the same parsing, scheduling and
     [retcode] mapping (luigi.retcodes.run_with_retcodes), so both entry points exit alike. An

@@ -52,7 +52,8 @@ class Report(PipelineTask):
             self.report_progress(0, "rendering the report from gold")
             fingerprint = gold_fingerprint(layout.gold_dir, layout.store)
             write_report(layout.gold_dir, layout.report_path, load_run_info(layout.gold_dir, layout.store),
-                         self.settings.rejected_share_warning, self.settings.dedup_key, layout.store)
+                         self.settings.rejected_share_warning, self.settings.dedup_key, layout.store,
+                         self.settings.default_region)
             for old in layout.rendered_markers():
                 layout.store.delete(old)
             marker = {"inputs": self.inputs, "gold": fingerprint, "report": layout.report_path.name}

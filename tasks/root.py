@@ -153,11 +153,14 @@ class Pipeline(PipelineTask):
 
     def _record_run(self, plan: RootPlan) -> None:
         """gold/_run.json: what the report's run section says about this run (the report is
-        rendered before the run ends)."""
+        rendered before the run ends), and the FAILED lines known by now, for the report's files
+        needing attention: files that could not run (changed, gone, unreadable, refused) and
+        files whose silver failed in this run (gold is built without them)."""
         core = luigi.interface.core()
         scheduler = "local" if core.local_scheduler else (core.scheduler_url or f"{core.scheduler_host}:{core.scheduler_port}")
         record = {"started_at": utc_iso(plan.started_at), "workers": core.workers, "scheduler": scheduler,
-                  "bronze_files": len(plan.run.runnable)}
+                  "bronze_files": len(plan.run.runnable), "files_not_run": list(plan.run.errors),
+                  "files_failed": failure_lines(self.failures())}
         self.layout.store.write_text(self.layout.run_record_path, json.dumps(record, indent=1, sort_keys=True))
 
 

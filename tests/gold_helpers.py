@@ -11,6 +11,7 @@ from decimal import Decimal
 from pathlib import Path
 
 import pyarrow as pa
+import pyarrow.dataset as ds
 import pyarrow.parquet as pq
 import pytest
 
@@ -18,6 +19,7 @@ from pipeline.contract import GOLD_TABLES
 from tests.conftest import run_cli
 
 GOLD_NAMES = tuple(GOLD_TABLES)
+ORDERS = "orders"  # gold/orders/, a dataset beside the eight tables
 TEMP_PREFIX = ".tmp-"
 
 
@@ -41,19 +43,30 @@ def run_gold(root: Path, env: dict[str, str] | None = None, *extra: str) -> subp
 
 
 def read_gold(root: Path) -> dict[str, pa.Table]:
-    """Every gold table as written, schema metadata (the covers digest) removed."""
+    """Every gold table as written, schema metadata (the covers digest) removed, and the orders
+    dataset as one table (key `orders`)."""
     tables = {}
     for name in GOLD_NAMES:
         path = root / "gold" / f"{name}.parquet"
         assert path.exists(), f"gold table {path} is missing"
         tables[name] = pq.read_table(path).replace_schema_metadata(None)
+    tables[ORDERS] = read_orders(root / "gold" / ORDERS)
     return tables
+
+
+def read_orders(folder: Path) -> pa.Table:
+    """gold/orders/ read as a reader would (a hive-partitioned dataset), in a stable row order:
+    the file order of a dataset is no promise."""
+    if not folder.is_dir():
+        return pa.table({})
+    table = ds.dataset(folder, format="parquet", partitioning="hive").to_table()
+    return table.sort_by([("source_file", "ascending"), ("source_row", "ascending")]).replace_schema_metadata(None)
 
 
 def assert_gold_equal(actual: dict[str, pa.Table], expected: dict[str, pa.Table], label: str = "") -> None:
     """Table for table, schema and value for value (row order included)."""
     assert set(actual) == set(expected)
-    for name in GOLD_NAMES:
+    for name in actual:
         a, e = actual[name], expected[name]
         assert a.schema == e.schema, f"{label} {name}: schema differs\n{a.schema}\n--- vs ---\n{e.schema}"
         if not a.equals(e):

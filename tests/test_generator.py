@@ -4,6 +4,7 @@ Files are real files in tmp_path and are read back with pyarrow's CSV reader, as
 """
 from __future__ import annotations
 
+import datetime as dt
 import re
 import subprocess
 import sys
@@ -341,8 +342,87 @@ def test_generate_bronze_checks_every_path_before_writing(tmp_path: Path) -> Non
 
 
 def test_bad_generate_arguments_are_usage_errors(tmp_path: Path) -> None:
-    for option, value in (("--rows", "-1"), ("--files", "0"), ("--seed", "-2")):
+    for option, value in (("--rows", "-1"), ("--files", "0"), ("--seed", "-2"), ("--day-offset", "-1")):
         args = ["--rows", "10", option, value] if option != "--rows" else [option, value]
         result = run_generate(*args, "--data-root", str(tmp_path))
         assert result.returncode == 2 and f"argument {option}: must be >= " in result.stderr, result.stderr
     assert not (tmp_path / "bronze").exists()
+
+
+# --- a next day's batch (--day-offset) ------------------------------------------------------------
+
+# sha256 of generate_bronze(d, 3000, files=4, seed=7, date_folders=True) (names and bytes) before
+# --day-offset existed: day 0 stays the sample it was.
+DAY_ZERO_DIGEST = "dbad3e410d570d92ac44f78e86cfeae634b871d63c55188766987f20750b3e02"
+
+
+def test_day_zero_is_byte_identical_to_the_sample_before_day_offset(tmp_path: Path) -> None:
+    import hashlib
+
+    digest = hashlib.sha256()
+    for path in generate_bronze(tmp_path, 3000, files=4, seed=7, date_folders=True, day_offset=0):
+        digest.update(path.relative_to(tmp_path).as_posix().encode() + b"\0" + path.read_bytes())
+    assert digest.hexdigest() == DAY_ZERO_DIGEST
+
+
+def parsed_day(text: str) -> dt.date | None:
+    """The day a generated date text names, or None for the deliberately bad ones."""
+    for fmt in generator.DATE_FORMATS:
+        try:
+            return dt.datetime.strptime(text, fmt).date()
+        except ValueError:
+            continue
+    return None
+
+
+def clean_ids(paths: list[Path]) -> list[str]:
+    return [i.strip() for p in paths for i in read_records(p)["order_id"].to_pylist() if i.strip().startswith("ORD-")]
+
+
+def test_a_next_day_has_new_ids_dates_of_that_day_and_later_names(tmp_path: Path) -> None:
+    first = generate_bronze(tmp_path, 2000, files=2, seed=7)
+    before = snapshot(tmp_path)
+    second = generate_bronze(tmp_path, 2000, files=2, seed=7, day_offset=1)
+    assert [p.name for p in second] == ["sales_data_part_100001.csv", "sales_data_part_100002.csv"]
+    assert {k: v for k, v in snapshot(tmp_path).items() if k in before} == before
+    old, new = set(clean_ids(first)), clean_ids(second)
+    repeated = sum(i in old for i in new)
+    assert 0.005 * len(new) < repeated < 0.03 * len(new)  # the earlier-day duplicates, about 2 % of the first file
+    assert all(i in old or i.startswith("ORD-1") and len(i) == 14 for i in new)
+    dates = {d.strip() for p in second for d in read_records(p)["sale_date"].to_pylist()}
+    assert {"2026-12-01", "01/12/2026", "12-01-2026", "2026/12/01"} <= dates
+    assert {parsed_day(d) for d in dates} - {None} == {dt.date(2026, 12, 1)}  # every real date is that day
+    assert read_records(second[0]).to_pylist() != read_records(first[0]).to_pylist()
+    folders = generate_bronze(tmp_path / "dated", 20, files=2, seed=7, date_folders=True, day_offset=3)
+    assert [p.relative_to(tmp_path / "dated").as_posix() for p in folders] == [
+        "date=2026-12-03/sales_data_part_300001.csv", "date=2026-12-03/sales_data_part_300002.csv"]
+
+
+def test_a_batch_too_large_for_a_day_is_refused_before_writing(tmp_path: Path) -> None:
+    with pytest.raises(PipelineError, match=r"generate: at most 1,000,000,000 rows and 100,000 files per batch"):
+        generate_bronze(tmp_path, 100_001, files=100_001)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_two_generated_days_give_about_the_sum_of_their_orders(tmp_path: Path) -> None:
+    import pyarrow.parquet as pq
+
+    from tests.conftest import run_cli
+
+    def orders(root: Path) -> int:
+        result = run_cli("--data-root", str(root), "--until", "gold")
+        assert result.returncode == 0, result.stdout + result.stderr
+        return sum(pq.read_table(root / "gold" / "region_wise_performance.parquet")["order_count"].to_pylist())
+
+    both, second_alone = tmp_path / "both", tmp_path / "second"
+    assert run_generate("--rows", "1000", "--files", "1", "--seed", "7", "--data-root", str(both)).returncode == 0
+    first_orders = orders(both)
+    result = run_generate("--rows", "1000", "--files", "1", "--seed", "7", "--day-offset", "1", "--data-root", str(both))
+    assert result.returncode == 0, result.stderr
+    assert sorted(p.name for p in (both / "bronze").iterdir()) == ["sales_data_part_0001.csv", "sales_data_part_100001.csv"]
+    total = orders(both)  # the second day merged incrementally onto the first
+    assert run_generate("--rows", "1000", "--files", "1", "--seed", "7", "--day-offset", "1",
+                        "--data-root", str(second_alone)).returncode == 0
+    second_orders = orders(second_alone)
+    assert second_orders > 800
+    assert first_orders + second_orders - 35 <= total < first_orders + second_orders  # ~2 % repeat the day before

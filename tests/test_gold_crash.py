@@ -4,12 +4,12 @@ never interrupted.
 
 Each run is a real `python run.py` in its own process group (start_new_session), killed with
 `os.killpg(pid, SIGKILL)` so Luigi's worker processes die with it. A small chunk_rows and 16 silver
-buckets give many commit points (silver parts, one state commit per bucket, seven gold files).
+buckets give many commit points (silver parts, one state commit per bucket, eight gold files).
 
 Kill points:
 - deterministic: found by watching the file system and the state database from outside (a
   read-only SQLite connection), then killing at once: after k silver parts, after k buckets
-  merged, between the merge's final state commit and the first gold write, in the middle of the
+  merged, once a batch's gold/orders files are written but before the commit that ends it, between the merge's final state commit and the first gold write, in the middle of the
   gold writes (some tables replaced, not all), after every gold table but before the run marker;
   for a first run, and for a second run that upserts new files into existing gold; several
   kills stacked on one root; and new bronze files arriving between a crash and the re-run.
@@ -241,6 +241,13 @@ def kill_point(name: str, root: Path) -> tuple[Callable[[], bool], Callable[[], 
             return batch is not None and len(batch["done_buckets"]) >= k
 
         return buckets_done, (lambda: state_json(root, "batch") is not None)
+    if name == "orders_written":  # the batch's gold/orders files are out, the commit that ends the batch is not
+        def orders_out() -> bool:
+            batch = state_json(root, "batch")
+            return (batch is not None and len(batch["done_buckets"]) == BUCKETS
+                    and any((root / "gold" / "orders").glob(f"*/batch-{batch['number']:06d}.parquet")))
+
+        return orders_out, (lambda: state_json(root, "batch") is not None)
     if name == "after_merge_commit":
         return merge_committed, (lambda: gold_replaced(root, inodes) == 0)
     if name == "mid_gold_write":
@@ -319,7 +326,8 @@ def tiered(points: list[str], default: set[str]) -> list:
 # mid gold and before the marker in the upsert run below (where old gold and an old marker make
 # each window a chance to count twice); inside the merge (twice, resumed) and mid gold in the
 # stacked test, inside the merge in the late-arrival test. The other combinations are the slow tier.
-FIRST_RUN_POINTS = ["silver_parts", "bucket_1", f"bucket_{BUCKETS - 1}", "after_merge_commit", "mid_gold_write", "before_marker"]
+FIRST_RUN_POINTS = ["silver_parts", "bucket_1", f"bucket_{BUCKETS - 1}", "orders_written", "after_merge_commit", "mid_gold_write",
+                    "before_marker"]
 
 
 @pytest.mark.parametrize("point", tiered(FIRST_RUN_POINTS, {"silver_parts"}))
@@ -328,10 +336,10 @@ def test_kill_first_run_at_deterministic_point(tmp_path: Path, setup: Setup, poi
     finish_and_check(root, setup, f"first run killed at {point}")
 
 
-UPSERT_POINTS = ["bucket_1", f"bucket_{BUCKETS - 1}", "after_merge_commit", "mid_gold_write", "before_marker"]
+UPSERT_POINTS = ["bucket_1", f"bucket_{BUCKETS - 1}", "orders_written", "after_merge_commit", "mid_gold_write", "before_marker"]
 
 
-@pytest.mark.parametrize("point", tiered(UPSERT_POINTS, {"after_merge_commit", "mid_gold_write", "before_marker"}))
+@pytest.mark.parametrize("point", tiered(UPSERT_POINTS, {"orders_written", "after_merge_commit", "mid_gold_write", "before_marker"}))
 def test_kill_second_run_while_it_upserts_new_files(tmp_path: Path, setup: Setup, half_done: Path, point: str) -> None:
     """Two files went through a complete run; the other two arrive and the second run is killed."""
     root = crash_at([point], with_new_files(setup, half_done), setup, tmp_path)

@@ -146,12 +146,17 @@ def test_duplicates_are_counted_per_file_and_only_unique_orders_are_summed() -> 
                      "category": ["fashion"] * 4, "product_key": ["p"] * 4, "source_file": ["f2", "f2", "f2", "f3"],
                      "quantity": [1, 2, 4, 8], "gross_revenue": pa.array([D("1.00")] * 4, pa.decimal128(18, 2)),
                      "revenue": pa.array([D("1.00")] * 4, pa.decimal128(18, 2)),
-                     "discount_percent": pa.array([D("0")] * 4, pa.decimal128(7, 6))})
+                     "discount_percent": pa.array([D("0")] * 4, pa.decimal128(7, 6)),
+                     "default_region": [True, True, False, False], "default_category": [False, False, False, True]})
     aggregates = aggregate_orders(rows, pa.array([True, False, False, True]))
     assert aggregates["files"].to_pylist() == [{"source_file": "f2", "rows_in_gold": 1, "duplicates_dropped": 2},
                                                {"source_file": "f3", "rows_in_gold": 1, "duplicates_dropped": 0}]
     assert aggregates["daily"].column("total_quantity").to_pylist() == [9]
     assert aggregates["products"].column("order_count").to_pylist() == [2]
+    # only unique orders whose flag is set count towards what rests on a default
+    assert aggregates["daily"].select(["region_defaulted_orders", "category_defaulted_orders"]).to_pylist() == [
+        {"region_defaulted_orders": 1, "category_defaulted_orders": 1}]
+    assert aggregates["daily"].column("region_defaulted_revenue").to_pylist() == [D("1.00")]
 
 
 def test_aggregates_of_halves_add_up_to_the_aggregates_of_the_whole(tmp_path: Path) -> None:

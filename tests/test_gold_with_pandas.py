@@ -6,7 +6,9 @@ run the real CLI up to gold and read EVERY gold table with pandas (never with th
 1. a hand-written bronze set whose gold is worked out by hand in the comments: exact order counts,
    quantities, money as `decimal.Decimal`, averages, ranks and data-quality counts;
 2. a generated bronze set whose gold is recomputed here with pandas from silver (first valid
-   occurrence of an order_id wins), so every table is checked against an independent computation.
+   occurrence of an order_id wins), so every table is checked against an independent computation;
+3. README's "Reading gold" snippet, taken from README.md by its marker and run where the quick
+   start leaves gold (`sample_data/`), with `dtype_backend="pyarrow"` (decimal128, date32).
 
 What a pandas user can rely on (checked below, same with pandas 2.2+ and 3.x):
 - money (decimal128 in Parquet) arrives as object dtype holding exact `decimal.Decimal` values at
@@ -36,6 +38,7 @@ MONEY_COLUMNS = {
     "daily_sales": ("total_revenue",),
     "region_wise_performance": ("total_revenue",),
     "category_discount_map": ("total_revenue",),
+    "defaults_by_region_category": ("total_revenue", "region_defaulted_revenue", "category_defaulted_revenue"),
     "top_products": ("total_revenue",),
     "anomaly_records": ("unit_price", "gross_revenue", "revenue", "discount_amount"),
     "data_quality": (),
@@ -46,6 +49,7 @@ INT64_COLUMNS = {
     "daily_sales": ("order_count", "total_quantity"),
     "region_wise_performance": ("order_count", "total_quantity"),
     "category_discount_map": ("order_count",),
+    "defaults_by_region_category": ("order_count", "region_defaulted_orders", "category_defaulted_orders"),
     "top_products": ("total_quantity", "order_count"),
     "anomaly_records": ("quantity", "source_row"),
     "data_quality": ("rows_read", "rows_valid", "rows_rejected", "duplicates_dropped", "rows_in_gold"),
@@ -203,6 +207,13 @@ EXPECTED = {
         ("electronics", 3, D("0.1667"), D("71.25")),  # H02 H05 H09: 0.5/3 = 0.16666.. half up
         ("home_appliance", 4, D("0.1375"), D("285.00")),  # H01 H03 H06 H07: (0.1+0.2+0.25+0)/4
     ],
+    "defaults_by_region_category": [
+        # region, category, order_count, total_revenue, region_defaulted_orders, region_defaulted_revenue,
+        #   category_defaulted_orders, category_defaulted_revenue
+        ("north", "electronics", 1, D("30.00"), 0, D("0.00"), 0, D("0.00")),  # H09
+        ("north", "home_appliance", 4, D("285.00"), 1, D("20.00"), 0, D("0.00")),  # H01 H03 H06 H07; H03 had no region
+        ("south", "electronics", 2, D("41.25"), 0, D("0.00"), 0, D("0.00")),  # H02 H05
+    ],
     "top_products": [
         # rank, product_key, total_quantity, total_revenue, order_count
         (1, "blender", 3, D("220.00"), 2),
@@ -318,6 +329,18 @@ def test_generated_gold_matches_pandas_recomputation_from_silver(generated_gold)
                                                 total_revenue=("revenue", "sum")).reset_index()
     assert records(frames["category_discount_map"]) == [(c, n, avg4(s, n), r) for c, n, s, r in records(categories)]
 
+    flags = orders.assign(region_defaulted_orders=orders["default_region"].astype("int64"),
+                          region_defaulted_revenue=orders["revenue"].where(orders["default_region"], D("0.00")),
+                          category_defaulted_orders=orders["default_category"].astype("int64"),
+                          category_defaulted_revenue=orders["revenue"].where(orders["default_category"], D("0.00")))
+    defaults = flags.groupby(["region", "category"]).agg(
+        order_count=("order_id", "size"), total_revenue=("revenue", "sum"),
+        region_defaulted_orders=("region_defaulted_orders", "sum"), region_defaulted_revenue=("region_defaulted_revenue", "sum"),
+        category_defaulted_orders=("category_defaulted_orders", "sum"),
+        category_defaulted_revenue=("category_defaulted_revenue", "sum")).reset_index()
+    assert records(frames["defaults_by_region_category"]) == records(defaults)
+    assert defaults["region_defaulted_orders"].sum() > 0  # the sample has rows without a region
+
     products = orders.groupby("product_key").agg(total_quantity=("quantity", "sum"), total_revenue=("revenue", "sum"),
                                                  order_count=("order_id", "size")).reset_index()
     products = products.sort_values(["total_revenue", "product_key"], ascending=[False, True]).head(10)
@@ -343,3 +366,47 @@ def test_pyarrow_backend_keeps_decimal_types(generated_gold) -> None:
     assert str(arrow["total_revenue"].dtype).startswith("decimal128(")
     total = arrow["total_revenue"].sum()
     assert type(total) is Decimal and total == frames["daily_sales"]["total_revenue"].sum()
+
+
+# --- 3. README's "Reading gold" snippet, run where the quick start leaves gold ------------------------
+
+SNIPPET_MARKER = "<!-- readme-snippet: reading-gold"
+
+
+def readme_snippet() -> str:
+    """The ```python block right after the marker in README.md: the test breaks if README drifts."""
+    from tests.conftest import REPO
+
+    text = (REPO / "README.md").read_text(encoding="utf-8")
+    assert SNIPPET_MARKER in text, "README.md lost its reading-gold snippet marker"
+    after = text.split(SNIPPET_MARKER, 1)[1].split("\n", 1)[1]
+    assert after.startswith("```python\n"), "the reading-gold marker must be followed by a ```python block"
+    return after.removeprefix("```python\n").split("\n```", 1)[0]
+
+
+def test_readme_snippet_reads_the_quick_starts_gold_with_arrow_dtypes(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The quick start's run (no --data-root, no data/bronze/) on a small sample stand-in, from a
+    fresh folder, then README's snippet exactly as written, in that folder."""
+    import os
+    import subprocess
+    import sys
+
+    from run import SAMPLE_ROOT, SAMPLE_SEED
+    from tests.conftest import REPO
+
+    generate_bronze(tmp_path / SAMPLE_ROOT / "bronze", rows=2000, files=2, seed=SAMPLE_SEED)  # instead of 1M rows
+    result = subprocess.run([sys.executable, str(REPO / "run.py"), "--workers", "2"], cwd=tmp_path, env=dict(os.environ),
+                            capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "running on the embedded sample" in result.stdout and not (tmp_path / "data").exists()
+    monkeypatch.chdir(tmp_path)
+    names: dict = {}
+    exec(compile(readme_snippet(), "README.md reading-gold snippet", "exec"), names)  # noqa: S102 - README's own code
+    daily = names["daily"]
+    assert str(daily["total_revenue"].dtype) == "decimal128(38, 2)[pyarrow]"
+    assert str(daily["sale_date"].dtype) == "date32[day][pyarrow]"
+    assert str(daily["order_count"].dtype) == "int64[pyarrow]" and str(daily["region"].dtype) == "string[pyarrow]"
+    regions = pd.read_parquet(tmp_path / SAMPLE_ROOT / "gold" / "region_wise_performance.parquet")
+    by_region = names["by_region"]
+    assert str(by_region.dtype) == "decimal128(38, 2)[pyarrow]"
+    assert {k: Decimal(v) for k, v in by_region.items()} == dict(zip(regions["region"], regions["total_revenue"]))

@@ -211,13 +211,14 @@ def test_settings_whose_sums_could_not_be_exact_are_refused_at_start(tmp_path: P
 
 
 def test_a_total_past_int64_fails_in_one_line_instead_of_wrapping() -> None:
-    from pipeline.gold.aggregates import Aggregates
+    from pipeline.gold.aggregates import DEFAULTED_MEASURES, Aggregates
 
     daily = GRAIN["daily"].schema
     big = pa.table({"sale_date": pa.array([0], pa.date32()), "sale_month": ["1970-01"], "region": ["north"], "category": ["fashion"],
                     "order_count": [1], "total_quantity": [2**62], "gross_revenue": pa.array([0], daily.field("gross_revenue").type),
                     "total_revenue": pa.array([0], daily.field("total_revenue").type),
-                    "discount_sum": pa.array([0], daily.field("discount_sum").type)}).cast(daily)
+                    "discount_sum": pa.array([0], daily.field("discount_sum").type),
+                    **{m: pa.array([0], daily.field(m).type) for m in DEFAULTED_MEASURES}}).cast(daily)
     half = Aggregates({**Aggregates.empty(), "daily": big})
     with pytest.raises(PipelineError, match="total_quantity passes the int64 range"):
         sum_aggregates([half, half])

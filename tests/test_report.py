@@ -2,7 +2,9 @@
 and a real headless Chromium that loads it offline without errors."""
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
+import gzip
 import json
 import os
 import re
@@ -23,16 +25,27 @@ from pipeline.contract import REJECT_REASONS, SILVER_SCHEMA, SOFT_FIELDS
 from pipeline.gold.aggregates import GRAIN, Aggregates
 from pipeline.gold.tables import build_gold_tables, write_gold_table
 from pipeline.storage.layout import DataLayout
-from reports.formatting import EMAIL_PATTERN, money, percent
-from reports.gold_data import latest_daily_revenue, monthly_revenue_by_region, read_gold
-from reports.render import load_run_info, render_report, run_section, write_report
+from reports.formatting import EMAIL_PATTERN, money, percent, product
+from reports.gold_data import anomaly_groups, latest_daily_revenue, monthly_revenue_by_region, read_gold
+from reports.render import (
+    anomaly_section,
+    category_defaults_note,
+    load_run_info,
+    named_counts,
+    rank_ranges,
+    region_defaults_note,
+    render_report,
+    run_section,
+    write_report,
+)
 from reports.template import RUN_BEGIN, RUN_END
-from tests.conftest import HEADER, REPO, write_bronze
+from tests.conftest import HEADER, REPO, run_cli, write_bronze
 
 CHROMIUM = Path("/usr/bin/chromium")
 SECTIONS = ("headline", "time", "regions", "categories", "products", "anomalies", "quality", "run")
 CHARTS = ("chart-monthly", "chart-daily", "chart-regions", "chart-categories", "chart-products",
           "chart-funnel", "chart-rejects", "chart-defaults")
+NARROW_CHARTS = ("chart-monthly-narrow", "chart-daily-narrow")  # the phone drawings of the charts over time
 D = Decimal
 
 # --- a hand-written gold -------------------------------------------------------------------------
@@ -44,6 +57,8 @@ DAILY = [
     ("2024-03-02", "east", "home_appliance", 4, 10, "5000.00", "4500.25", "0.600000"),
     ("2024-03-02", "north", "fashion", 1, 2, "40.00", "30.00", "0.250000"),
 ]
+# (orders, revenue) of a DAILY row whose region was missing and defaulted to north (the others: none)
+REGION_DEFAULTED = {("2024-01-15", "north", "electronics"): (1, "400.00")}
 # Worked out by hand from DAILY.
 REVENUE, ORDERS, UNITS = "$5,880.74", "11", "21"
 AVG_ORDER_VALUE = "$534.61"        # 5880.74 / 11 = 534.6127...
@@ -66,9 +81,12 @@ def _daily_table(rows: list[tuple]) -> pa.Table:
     """(sale_date, region, category, order_count, total_quantity, gross, revenue, discount_sum) rows."""
     names = ["sale_date", "region", "category", "order_count", "total_quantity", "gross_revenue", "total_revenue", "discount_sum"]
     columns = dict(zip(names, zip(*rows))) if rows else {name: () for name in names}
+    defaulted = [REGION_DEFAULTED.get(row[:3], (0, "0")) for row in rows]
     values = {**columns, "sale_date": [dt.date.fromisoformat(d) for d in columns["sale_date"]],
               "sale_month": [d[:7] for d in columns["sale_date"]],
-              **{name: [D(v) for v in columns[name]] for name in names[5:]}}
+              **{name: [D(v) for v in columns[name]] for name in names[5:]},
+              "region_defaulted_orders": [o for o, _ in defaulted], "region_defaulted_revenue": [D(r) for _, r in defaulted],
+              "category_defaulted_orders": [0] * len(rows), "category_defaulted_revenue": [D(0)] * len(rows)}
     schema = GRAIN["daily"].schema
     return pa.table({f.name: pa.array(values[f.name], f.type) for f in schema}, schema=schema)
 
@@ -127,8 +145,14 @@ def card_value(page: str, label: str) -> str:
 
 
 def without_run_section(page: str) -> str:
-    start, end = page.index(RUN_BEGIN), page.index(RUN_END)
-    return page[:start] + page[end:]
+    """The page without its run-dependent blocks (the run section, the files needing attention)."""
+    assert page.count(RUN_BEGIN) == page.count(RUN_END) == 2
+    return re.sub(rf"{re.escape(RUN_BEGIN)}.*?{re.escape(RUN_END)}", "", page, flags=re.S)
+
+
+def section_of(page: str, anchor: str) -> str:
+    start = page.index(f'<section id="{anchor}">')
+    return page[start:page.index("</section>", start)]
 
 
 # --- content -------------------------------------------------------------------------------------
@@ -137,11 +161,13 @@ def test_every_section_and_chart_is_present(html: str) -> None:
     for anchor in SECTIONS:
         assert f'<section id="{anchor}">' in html
         assert f'href="#{anchor}"' in html
-    for chart in CHARTS:
-        assert html.count(f'<svg class="chart" id="{chart}"') == 1
-    assert html.count("<svg ") == len(CHARTS)
+    for chart in CHARTS + NARROW_CHARTS:
+        assert len(re.findall(rf'<svg class="chart (wide|narrow|compact)" id="{chart}"', html)) == 1, chart
+    assert html.count("<svg ") == len(CHARTS) + len(NARROW_CHARTS)
     assert re.findall(r'aria-label="([^"]+)"', html)[1:] == [
-        "Revenue by month and region", "Revenue per day, last 48 days of data (2024-01-15 to 2024-03-02)",
+        "Revenue by month and region", "Revenue by month and region",
+        "Revenue per day, last 48 days of data (2024-01-15 to 2024-03-02)",
+        "Revenue per day, last 48 days of data (2024-01-15 to 2024-03-02)",
         "Revenue by region", "Revenue and average discount by category", "Top 4 products by revenue",
         "Rows from bronze to gold", "Rejected rows by reason (the row went to quarantine)",
         "Defaults applied by field (the row was kept)"]
@@ -202,12 +228,15 @@ def test_data_quality_funnel_rejects_defaults_files_and_drift(html: str) -> None
         assert f'<td>{field}</td><td class="num">{rows}</td>' in quality
 
 
-def test_anomalies_table_lists_orders_without_emails(html: str) -> None:
-    anomalies = html[html.index('<section id="anomalies">'):html.index('<section id="quality">')]
-    assert anomalies.index("ORD-2") < anomalies.index("ORD-1")
-    assert "date=2024-03-02/<wbr>b.csv:3" in anomalies
-    assert "gift card for [e-mail hidden]" in anomalies
-    assert "<td>sale_date</td>" in anomalies  # the default applied to ORD-1
+def test_anomalies_table_groups_orders_of_one_shape_without_emails(html: str) -> None:
+    """The two anomaly orders are 4 x $1,250.00 each: one line counting them, named by its first order."""
+    anomalies = section_of(html, "anomalies")
+    assert ('<td class="num wrap">2 (1–2)</td><td class="num">4 × $1,250.00</td><td class="num wrap">$0.25 to $4,500.00</td>'
+            '<td class="num">×8.4</td><td class="text">dyson_v15</td><td class="text">east</td><td class="text">2024-03-02</td>'
+            '<td class="path">ORD-2 (date=2024-03-02/<wbr>b.csv:3)</td><td class="text">sale_date (1/2)</td>') in anomalies
+    assert "ORD-1" not in anomalies  # the second order of the line is counted, not listed
+    assert "average order value, $534.61" in anomalies  # 4500.00 / 534.61 = 8.42
+    assert "gift card" not in anomalies  # products are named by product_key, as everywhere on the page
 
 
 def test_no_email_address_anywhere(html: str) -> None:
@@ -275,7 +304,7 @@ def test_hostile_text_and_far_apart_dates_keep_the_page_small_and_fast(tmp_path:
     assert (len(monthly.months), monthly.months[-1], monthly.earlier_months, monthly.earlier_revenue) == (120, "9999-12", 3, D("5632.74"))
     page = render_report(gold_dir, None)
     assert len(page) < 1_000_000
-    assert "y" * 119 + "…" in page and "y" * 121 not in page
+    assert "x" * 119 + "…" in page and "x" * 121 not in page and "y" * 121 not in page
     assert "The monthly chart shows the latest 120 months; 3 earlier months with sales hold $5,632.74" in page
 
 
@@ -295,6 +324,162 @@ def test_missing_gold_table_is_a_clear_error(own_gold: Path) -> None:
     (own_gold / "top_products.parquet").unlink()
     with pytest.raises(FileNotFoundError, match="gold table top_products is missing"):
         render_report(own_gold, None)
+
+
+# --- telling the truth about the data -------------------------------------------------------------
+
+def test_data_as_of_line_names_the_latest_sale_date_files_and_rows_from_gold_alone(html: str) -> None:
+    header = html[html.index('<header class="page">'):html.index("</header>")]
+    assert ('<p class="asof">Data as of <strong>2024-03-02</strong>, the latest sale date in gold: 11 unique orders from '
+            '18 rows read in 2 bronze files (<code>a.csv</code>, <code>date=2024-03-02/<wbr>b.csv</code>).</p>') in header
+    assert RUN_BEGIN not in header  # deterministic: when the run happened is the run section's business
+
+
+def test_data_as_of_line_with_many_files_names_the_first_two_and_the_last(busy_html: str) -> None:
+    assert ("in 4 bronze files (<code>incoming/<wbr>2024/<wbr>region=central/<wbr>sales_data_part_0001.csv</code>, "
+            "<code>incoming/<wbr>2024/<wbr>region=central/<wbr>sales_data_part_0002.csv</code>, …, "
+            "<code>incoming/<wbr>2024/<wbr>region=central/<wbr>sales_data_part_0004.csv</code>; all 4 are listed under "
+            "Data quality, per file).") in busy_html
+
+
+def attention(page: str) -> str:
+    """The files-needing-attention box, from its opening tag to the end of its run-dependent block."""
+    start = page.rindex("<div ", 0, page.index('id="attention"'))
+    return page[start:page.index(RUN_END, start)]
+
+
+def test_files_needing_attention_name_what_the_run_recorded_and_mostly_rejected_files(own_gold: Path) -> None:
+    """The run's FAILED lines (gold/_run.json, as tasks.root records them) and gold's mostly rejected files."""
+    (own_gold / "_run.json").write_text(json.dumps({
+        "started_at": "2026-01-01T10:00:00.000Z", "workers": 2, "scheduler": "local", "bronze_files": 3,
+        "files_failed": ["c.csv: lines end with a bare CR"],
+        "files_not_run": ["old.csv: ingested earlier but no longer under /data/bronze (its rows are still in gold); restore it, "
+                          "or run `python run.py --forget old.csv` to drop it"]}))
+    page = render_report(own_gold, load_run_info(own_gold), rejected_share_warning=0.2)
+    box = attention(page)
+    assert page.index('id="attention"') < page.index('<nav class="toc"')  # at the top, before the contents
+    assert "<h2>Files needing attention (3)</h2>" in box
+    assert "<li><strong>failed</strong>: c.csv: lines end with a bare CR</li>" in box
+    assert "<strong>not read</strong>: old.csv: ingested earlier but no longer under /data/bronze" in box
+    assert "run `python run.py --forget old.csv` to drop it</li>" in box  # the repair command is kept whole
+    # a.csv: 3 of 10 rows rejected (30 %) is above 0.2; b.csv (1 of 8) is not
+    assert ("<li><strong>mostly rejected</strong>: a.csv: 3 of its 10 rows rejected (30.0 %, mostly missing_order_id): "
+            "check its encoding (UTF-8), delimiter and columns</li>") in box
+    assert "b.csv" not in box
+
+
+def test_all_files_read_cleanly_when_the_run_recorded_no_problem(own_gold: Path, html: str) -> None:
+    (own_gold / "_run.json").write_text(json.dumps({"started_at": "2026-01-01T10:00:00.000Z", "files_failed": [],
+                                                    "files_not_run": []}))
+    box = attention(render_report(own_gold, load_run_info(own_gold)))
+    assert 'class="clean"' in box
+    assert "All 2 files read cleanly: none failed, none is gone or changed, none had more than 50 % of its rows rejected." in box
+    # no run record (an older run, or the report task alone): it does not claim what it cannot know
+    unknown = attention(html)
+    assert 'class="unverified"' in unknown and "read cleanly" not in unknown
+    assert "Which files failed or are gone was not recorded by the run that built this gold" in unknown
+
+
+def _corrupt_gzip() -> bytes:
+    """A gzip whose header reads fine but whose stream breaks two thirds in: it fails in silver, not at the plan."""
+    rows = "".join(f"G{i},Tee {i},fashion,{i % 7 + 1},{i % 97 + 1},0,north,2024-05-01,\n" for i in range(200_000))
+    data = bytearray(gzip.compress(f"{HEADER}\n{rows}".encode()))
+    data[len(data) * 2 // 3] ^= 0xFF
+    return bytes(data)
+
+
+def test_a_real_run_records_failed_and_gone_files_and_the_report_shows_them(data_root: Path) -> None:
+    """Through run.py: a clean first run says so; then a gone file and a file that cannot be read
+    (CR-only line ends: found by the plan) and one failing in silver (a corrupt gzip stream) are each
+    named at the top of the page, as tasks.root recorded them in gold/_run.json."""
+    write_bronze(data_root, {"a.csv": f"{HEADER}\nA1,Tee,fashion,1,20,0,north,2024-05-01,\n"})
+    first = run_cli("--data-root", str(data_root), "--workers", "1")
+    assert first.returncode == 0, first.stdout + first.stderr
+    report = DataLayout(data_root).report_path
+    assert "All 1 file read cleanly" in attention(report.read_text(encoding="utf-8"))
+    (data_root / "bronze" / "a.csv").unlink()
+    write_bronze(data_root, {"b.csv": f"{HEADER}\rB1,Tee,fashion,1,20,0,north,2024-05-03,\r".encode(), "g.csv.gz": _corrupt_gzip(),
+                             "d.csv": f"{HEADER}\nD1,Hat,fashion,1,5,0,south,2024-05-04,\n"})
+    second = run_cli("--data-root", str(data_root), "--workers", "1")
+    assert second.returncode == 1, second.stdout + second.stderr
+    box = attention(report.read_text(encoding="utf-8"))
+    assert "<h2>Files needing attention (3)</h2>" in box
+    assert re.search(r"<strong>failed</strong>: [^<]*g\.csv\.gz: not a valid gzip stream", box), box
+    assert "<strong>not read</strong>: b.csv: lines end with a bare CR" in box
+    assert "<strong>not read</strong>: a.csv: ingested earlier but no longer under" in box
+    record = json.loads(DataLayout(data_root).run_record_path.read_text())
+    assert (len(record["files_failed"]), len(record["files_not_run"])) == (1, 2)
+
+
+def test_region_and_category_notes_say_how_much_revenue_rests_on_defaults(gold_dir: Path) -> None:
+    """defaults_by_region_category beside the charts: one north order of $400.00 had no region."""
+    gold = read_gold(gold_dir)
+    note = region_defaults_note(gold, "north")
+    # north: 250.00 + 1000.50 + 30.00 = 1280.50 over 2 + 3 + 1 = 6 orders; 400 / 1280.50 = 31.24 %
+    assert ("north: $400.00 of its $1,280.50 (31.2 %) and 1 of its 6 orders come from rows whose region was missing "
+            "or unknown and counted in north.") in note
+    assert "counted in the default region ([cleaning] default_region)" in region_defaults_note(gold, None)
+    assert "Every order had a known category" in category_defaults_note(gold)
+    defaults = [{**row, "category_defaulted_orders": row["order_count"], "category_defaulted_revenue": row["total_revenue"]}
+                if row["category"] == "fashion" else row for row in gold.defaults]
+    note = category_defaults_note(dataclasses.replace(gold, defaults=defaults))
+    assert ("fashion: $129.99 of its $129.99 (100.0 %) and 2 of its 2 orders come from rows whose category was "
+            "missing or unknown.") in note
+
+
+def test_defaults_notes_sit_beside_the_region_and_category_charts(html: str) -> None:
+    for anchor, chart in (("regions", "chart-regions"), ("categories", "chart-categories")):
+        part = section_of(html, anchor)
+        assert re.search(rf'<div class="with-note"><div><figure><svg class="chart compact" id="{chart}".*?</figure></div>'
+                         r'<div class="side-note"><p class="note">[^<]*(known|come from rows)', part, re.S), anchor
+
+
+def test_anomaly_groups_count_equal_orders_and_rank_ranges_read_as_ranges() -> None:
+    rows = [{"rank": r, "quantity": q, "unit_price": D(p), "revenue": D(v)} for r, q, p, v in
+            [(1, 20, "2499.00", "49980.00"), (2, 20, "2499.00", "49980.00"), (3, 7, "9000.00", "49000.00"),
+             (5, 20, "2499.00", "47481.00"), (4, 20, "2499.00", "48000.00")]]
+    groups = anomaly_groups(rows)
+    assert [(g.quantity, g.unit_price, [r["rank"] for r in g.rows]) for g in groups] == [
+        (20, D("2499.00"), [1, 2, 4, 5]), (7, D("9000.00"), [3])]
+    assert rank_ranges([5, 1, 2, 3, 7, 8, 10]) == "1–3, 5, 7–8, 10"
+    assert named_counts(["east", "east"]) == "east"
+    assert named_counts(["b", "a", "b", "c", "d", "e"]) == "b (2), a (1), c (1), 2 more"
+
+
+def test_busy_anomalies_are_one_line_with_their_count_and_ratio_to_the_average_order(busy_html: str) -> None:
+    """The 20 orders gold keeps are all 20 x $2,499.00: one line, not 20 nearly equal ones."""
+    anomalies = section_of(busy_html, "anomalies")
+    assert anomalies.count("<tr>") == 2  # the heading and one line
+    assert '<td class="num wrap">20 (1–20)</td><td class="num">20 × $2,499.00</td>' in anomalies
+    assert '<td class="num wrap">$47,462.00 to $47,481.00</td><td class="num">×23.7</td>' in anomalies
+    assert "dyson_v15" in anomalies and "samsung galaxy" not in anomalies
+    assert "north (4), central (4)" not in anomalies  # ties by name: central first
+    assert "central (4), east (4), north (4), 2 more" in anomalies
+    assert "customer_email (7/20)</td>" in anomalies  # every field fits the cell, none is cut
+
+
+def test_a_tie_at_the_lowest_listed_revenue_is_said(gold_dir: Path) -> None:
+    gold = read_gold(gold_dir)
+    tied = [{**row, "revenue": D("49980.00")} for row in gold.anomalies]
+    body = anomaly_section(dataclasses.replace(gold, anomalies=tied)).body
+    assert "2 of these orders have the lowest revenue listed, $49,980.00: gold keeps only the top orders" in body
+    assert "$49,980.00 each" in body
+    assert "lowest revenue listed" not in anomaly_section(gold).body
+
+
+def test_products_are_spelled_alike_in_every_section(html: str) -> None:
+    """dyson_v15 is a top product and an anomaly: one spelling (formatting.product) in the chart, the tables."""
+    products, anomalies = section_of(html, "products"), section_of(html, "anomalies")
+    assert ">dyson_v15</text>" in products  # the chart's label, as SVG text
+    assert '<td class="text">dyson_v15</td>' in products and '<td class="text">dyson_v15</td>' in anomalies
+    assert "dyson v15" not in html
+    assert product("dyson_v15") == "dyson_v15"
+
+
+def test_charts_draw_text_as_text_in_a_fallback_font_stack(html: str) -> None:
+    for svg in re.findall(r"<svg .*?</svg>", html, re.S):
+        assert "<text " in svg and "DejaVuSans-" not in svg  # no glyph outlines
+        assert "font-family: 'DejaVu Sans', Arial, Helvetica, sans-serif" in svg
 
 
 # --- the task ------------------------------------------------------------------------------------
@@ -423,8 +608,10 @@ def test_chromium_loads_the_page_offline_without_errors_and_draws_every_chart(tm
     result = json.loads(match.group(1).replace("&quot;", '"').replace("&amp;", "&"))
     assert result["errors"] == []
     assert _console_messages(dumped.stderr) == []
-    assert sorted(name for name, _, _ in result["sizes"]) == sorted(CHARTS)
-    assert all(width > 300 and height > 100 for _, width, height in result["sizes"]), result["sizes"]
+    assert sorted(name for name, _, _ in result["sizes"]) == sorted(CHARTS + NARROW_CHARTS)
+    shown = [size for size in result["sizes"] if size[1] > 0]  # a 1280 px window: the wide drawings
+    assert sorted(name for name, _, _ in shown) == sorted(CHARTS)
+    assert all(width > 300 and height > 100 for _, width, height in shown), shown
 
     shot = tmp_path / "report.png"
     taken = _chromium(tmp_path / "profile-shot", f"--screenshot={shot}", "--window-size=1280,2400", report.as_uri())
@@ -502,8 +689,8 @@ window.addEventListener("load", () => {
 </script>"""
 
 
-def _layout_in_window(tmp_path: Path, pages: dict[str, str], width: int) -> dict[str, dict]:
-    """Each page laid out in a viewport exactly `width` CSS px wide, measured by LAYOUT_PROBE.
+def _layout_in_window(tmp_path: Path, pages: dict[str, str], width: int, probe_script: str = LAYOUT_PROBE) -> dict[str, dict]:
+    """Each page laid out in a viewport exactly `width` CSS px wide, measured by `probe_script` (LAYOUT_PROBE).
 
     Headless Chromium makes no window narrower than 500 px, so every page is opened in an iframe of
     that width (its own viewport: media queries, innerWidth) inside a `--window-size=W,900` window;
@@ -512,7 +699,7 @@ def _layout_in_window(tmp_path: Path, pages: dict[str, str], width: int) -> dict
     frames = []
     for key, page in pages.items():
         copy = tmp_path / f"{key}-{width}.html"
-        probe = LAYOUT_PROBE.replace('"FRAME"', json.dumps(key))
+        probe = probe_script.replace('"FRAME"', json.dumps(key))
         copy.write_text(page.replace("</body>", probe + "\n</body>", 1), encoding="utf-8")
         frames.append(f'<iframe src="{copy.name}" width="{width}" height="900"></iframe>')
     outer = tmp_path / f"window-{width}.html"
@@ -552,4 +739,50 @@ def test_no_element_is_wider_than_the_page_at_desktop_and_phone_widths(tmp_path:
         for name, shown, content, holds_table in layout["scrolling"]:
             if width >= 1000 or not holds_table:
                 problems.append(f"{where}: {name} cuts its content, {content} px wide, {shown} px shown")
+    assert not problems, f"in a {width} px window:\n" + "\n".join(problems)
+
+
+# --- chart text is readable at desktop and phone widths -----------------------------------------
+
+MIN_CHART_TEXT_PX = 9  # CSS px: the smallest chart text anyone should have to read
+# Every chart's rendered text size: the font size in the SVG's user units times the scale from
+# those units to CSS px on screen (getScreenCTM: the viewBox scaling, any rotation), per <text>;
+# and the height of each upright text's box, measured independently of the font size.
+FONT_PROBE = """<script>
+window.addEventListener("load", () => {
+  const charts = [];
+  for (const svg of document.querySelectorAll("svg.chart")) {
+    const box = svg.getBoundingClientRect(), shown = box.width > 0 && getComputedStyle(svg).display !== "none";
+    let smallest = null, lowest = null, texts = 0;
+    if (shown) for (const t of svg.querySelectorAll("text")) {
+      const m = t.getScreenCTM(), size = parseFloat(getComputedStyle(t).fontSize) * Math.hypot(m.a, m.b);
+      smallest = smallest === null ? size : Math.min(smallest, size);
+      if (Math.abs(m.b) < 1e-6) { const h = t.getBoundingClientRect().height; lowest = lowest === null ? h : Math.min(lowest, h); }
+      texts++;
+    }
+    charts.push({id: svg.id, shown: shown, width: Math.round(box.width), texts: texts, smallest: smallest, box: lowest});
+  }
+  parent.postMessage(JSON.stringify({frame: "FRAME", viewport: window.innerWidth, charts: charts}), "*");
+});
+</script>"""
+
+
+@pytest.mark.parametrize("width", WIDTHS)
+def test_chart_text_renders_at_9_css_px_or_more_at_desktop_and_phone_widths(tmp_path: Path, html: str, busy_html: str,
+                                                                             width: int) -> None:
+    """Measured in Chromium: each chart shows exactly one drawing (wide or phone-narrow), and none of
+    its text is drawn smaller than MIN_CHART_TEXT_PX (at 390 px it was 4 px when charts were page-wide)."""
+    need_chromium()
+    problems = []
+    for key, result in sorted(_layout_in_window(tmp_path, {"gold": html, "busy": busy_html}, width, FONT_PROBE).items()):
+        assert result["viewport"] == width
+        shown = [c for c in result["charts"] if c["shown"]]
+        assert sorted(c["id"].removesuffix("-narrow") for c in shown) == sorted(CHARTS), (key, result["charts"])
+        narrow = {c["id"] for c in shown if c["id"].endswith("-narrow")}
+        assert narrow == (set() if width >= 1000 else set(NARROW_CHARTS)), (key, narrow)
+        for chart in shown:
+            assert chart["texts"] > 5, chart
+            if chart["smallest"] < MIN_CHART_TEXT_PX or chart["box"] < MIN_CHART_TEXT_PX:
+                problems.append(f"{key} page, {chart['id']} ({chart['width']} px wide): text {chart['smallest']:.2f} px, "
+                                f"smallest upright text box {chart['box']:.2f} px high")
     assert not problems, f"in a {width} px window:\n" + "\n".join(problems)

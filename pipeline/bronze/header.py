@@ -1,10 +1,21 @@
-"""Header normalisation: which input columns a file has, which are missing, which are extra."""
+"""Header normalisation: which input columns a file has, which are missing, which are extra.
+
+Exports name columns their own way (`Order ID`, `order-id`, `Qty`): a header name is matched
+case-folded with white space, `-` and `_` removed, then against `[cleaning] column_aliases`.
+"""
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from pipeline.contract import INPUT_COLUMNS, REQUIRED_COLUMNS
 from pipeline.errors import InputFileError
+from pipeline.settings import DEFAULT_COLUMN_ALIASES
+
+ALIASES_SETTING = "[cleaning] column_aliases"
+_SEPARATORS = str.maketrans("", "", "-_")
+_SHOWN_HEADER_CHARS = 200
+ColumnAliases = Mapping[str, Sequence[str]]  # [cleaning] column_aliases: contract column -> header names
 
 
 @dataclass(frozen=True)
@@ -18,32 +29,59 @@ class HeaderLayout:
 
 
 def normalise_name(name: str) -> str:
+    """How an extra column is listed in data_quality: trimmed, lower-cased."""
     return name.strip().lower()
 
 
-def layout_header(header_raw: list[str], source_file: str) -> HeaderLayout:
-    """Map a raw header to contract columns; fail the file when a required column is missing."""
-    names = [normalise_name(n) for n in header_raw]
-    positions: dict[str, int] = {}
-    duplicates: list[str] = []
-    for index, name in enumerate(names):
-        if name in INPUT_COLUMNS:
-            if name in positions:
-                duplicates.append(name)
-            else:
-                positions[name] = index
-    missing_required = [c for c in REQUIRED_COLUMNS if c not in positions]
+def column_key(name: str) -> str:
+    """How header names are compared: `Order ID`, `order-id`, `OrderID`, `ORDER_ID` are one name."""
+    return "".join(name.casefold().translate(_SEPARATORS).split())
+
+
+def column_lookup(aliases: ColumnAliases) -> dict[str, str]:
+    """Header name (column_key) -> contract column; each contract name also means itself."""
+    lookup = {column_key(name): column for column, names in aliases.items() for name in names}
+    lookup.update({column_key(column): column for column in INPUT_COLUMNS})
+    return lookup
+
+
+def layout_header(header_raw: list[str], source_file: str,
+                  aliases: ColumnAliases | None = None) -> HeaderLayout:
+    """Map a raw header to contract columns (`aliases`: the setting's value, default its default);
+    fail the file when a required column is missing or two names mean one column."""
+    lookup = column_lookup(DEFAULT_COLUMN_ALIASES if aliases is None else aliases)
+    found: dict[str, list[int]] = {}
+    for index, name in enumerate(header_raw):
+        column = lookup.get(column_key(name))
+        if column is not None:
+            found.setdefault(column, []).append(index)
+    missing_required = [c for c in REQUIRED_COLUMNS if c not in found]
     if missing_required:
-        shown = ",".join(names)
-        shown = shown if len(shown) <= 200 else shown[:200] + "..."
-        hint = ""
-        for delimiter, label in ((";", "';'"), ("\t", "tab"), ("|", "'|'")):
-            if len(names) == 1 and delimiter in names[0]:
-                hint = f"; the header looks {label}-separated, but files must be comma-separated"
-        raise InputFileError(f"{source_file}: missing required column(s) {', '.join(missing_required)} (header: {shown!r}){hint}")
+        raise InputFileError(_missing_message(header_raw, source_file, missing_required))
+    duplicates = {column: at for column, at in found.items() if len(at) > 1}
     if duplicates:
-        raise InputFileError(f"{source_file}: duplicate column(s) {', '.join(sorted(set(duplicates)))} in the header; "
-                             "which one to use is ambiguous")
-    extra = tuple(n if n else f"<empty #{i + 1}>" for i, n in enumerate(names) if n not in INPUT_COLUMNS)
-    missing_optional = tuple(c for c in INPUT_COLUMNS if c not in positions)
-    return HeaderLayout(width=len(names), positions=positions, missing_optional=missing_optional, extra_columns=extra)
+        raise InputFileError(_duplicate_message(header_raw, source_file, duplicates))
+    mapped = {at[0] for at in found.values()}
+    names = [normalise_name(n) for n in header_raw]
+    extra = tuple(n if n else f"<empty #{i + 1}>" for i, n in enumerate(names) if i not in mapped)
+    return HeaderLayout(width=len(names), positions={column: at[0] for column, at in found.items()},
+                        missing_optional=tuple(c for c in INPUT_COLUMNS if c not in found), extra_columns=extra)
+
+
+def _missing_message(header_raw: list[str], source_file: str, missing: list[str]) -> str:
+    """Names the header seen and what would fix it: a comma-separated export, or an alias."""
+    shown = ", ".join(name.strip() for name in header_raw)
+    shown = shown if len(shown) <= _SHOWN_HEADER_CHARS else shown[:_SHOWN_HEADER_CHARS] + "..."
+    hint = f"map them with {ALIASES_SETTING} in luigi.cfg"
+    for delimiter, label in ((";", "';'"), ("\t", "tab"), ("|", "'|'")):
+        if len(header_raw) == 1 and delimiter in header_raw[0]:
+            hint = f"the header looks {label}-separated, but files must be comma-separated"
+    return f"{source_file}: missing required column(s) {', '.join(missing)}; header: {shown}; {hint}"
+
+
+def _duplicate_message(header_raw: list[str], source_file: str, duplicates: dict[str, list[int]]) -> str:
+    """Names both header columns of each contract column named twice: which one to use is ambiguous."""
+    both = "; ".join(f"{' and '.join(repr(header_raw[i].strip()) for i in at)} both mean {column}"
+                     for column, at in duplicates.items())
+    return (f"{source_file}: duplicate column(s) {', '.join(sorted(duplicates))} in the header ({both}); "
+            f"which one to use is ambiguous: drop one, or change {ALIASES_SETTING} in luigi.cfg")

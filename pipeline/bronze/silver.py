@@ -18,7 +18,7 @@ import pyarrow.compute as pc
 from pipeline.bronze.chunking import Manifest, scan_file
 from pipeline.bronze.cleaning import clean_records
 from pipeline.bronze.compressed import compression_of, read_range, stage_copy
-from pipeline.bronze.header import layout_header
+from pipeline.bronze.header import ColumnAliases, layout_header
 from pipeline.bronze.reader import RawChunk, parse_chunk, read_chunk_bytes
 from pipeline.contract import REJECT_REASONS, SOFT_FIELDS, default_flag_column
 from pipeline.errors import ChangedInputError, InputFileError
@@ -71,7 +71,7 @@ class ChunkResult:
 def build_manifest(bronze_path: PurePath, source_file: str, settings: Settings, store: Store = LOCAL_FILES) -> Manifest:
     """Scan a bronze file and check its header, so a bad file fails before any chunk runs."""
     manifest = scan_file(bronze_path, source_file, settings.chunk_rows, store)
-    layout_header(manifest.header_raw, source_file)
+    layout_header(manifest.header_raw, source_file, settings.column_aliases)
     return manifest
 
 
@@ -204,17 +204,18 @@ def clean_chunk(bronze_path: PurePath, manifest: Manifest, chunk_index: int, set
     """Read and clean one chunk; every record read is either in silver or in quarantine."""
     chunk = manifest.chunks[chunk_index]
     progress(10, f"reading and parsing {chunk.records:,} records")
-    parsed = parse_manifest_chunk(bronze_path, manifest, chunk_index, store)
+    parsed = parse_manifest_chunk(bronze_path, manifest, chunk_index, store, settings.column_aliases)
     progress(35, f"cleaning {parsed.records_read:,} records")
     cleaned = clean_records(parsed.raw, settings, manifest.source_file)
-    return assemble_chunk(manifest, chunk_index, parsed, cleaned.silver, cleaned.quarantine)
+    return assemble_chunk(manifest, chunk_index, parsed, cleaned.silver, cleaned.quarantine, settings.column_aliases)
 
 
-def parse_manifest_chunk(bronze_path: PurePath, manifest: Manifest, chunk_index: int, store: Store = LOCAL_FILES) -> RawChunk:
+def parse_manifest_chunk(bronze_path: PurePath, manifest: Manifest, chunk_index: int, store: Store = LOCAL_FILES,
+                         column_aliases: ColumnAliases | None = None) -> RawChunk:
     """Parse one chunk of `bronze_path`: a plain file, a staged copy (chunk_source), or a compressed
     file itself (then streamed from its start: correct, but only the staged copy keeps chunks cheap)."""
     chunk = manifest.chunks[chunk_index]
-    header = layout_header(manifest.header_raw, manifest.source_file)
+    header = layout_header(manifest.header_raw, manifest.source_file, column_aliases)
     if compression_of(bronze_path) is None:
         data = read_chunk_bytes(bronze_path, chunk, store)
     else:
@@ -222,11 +223,12 @@ def parse_manifest_chunk(bronze_path: PurePath, manifest: Manifest, chunk_index:
     return parse_chunk(data, chunk, header, manifest.source_file)
 
 
-def assemble_chunk(manifest: Manifest, chunk_index: int, parsed: RawChunk, silver: pa.Table, rejected_rows: pa.Table) -> ChunkResult:
+def assemble_chunk(manifest: Manifest, chunk_index: int, parsed: RawChunk, silver: pa.Table, rejected_rows: pa.Table,
+                   column_aliases: ColumnAliases | None = None) -> ChunkResult:
     """A chunk's outputs and counts from its parse and its cleaned rows (`rejected_rows`: the
     records cleaning quarantined), checking that every record read is accounted for once."""
     source_file = manifest.source_file
-    header = layout_header(manifest.header_raw, source_file)
+    header = layout_header(manifest.header_raw, source_file, column_aliases)
     quarantine = pa.concat_tables([parsed.malformed, rejected_rows]).sort_by("source_row")
     rejected = {reason: 0 for reason in REJECT_REASONS}
     for entry in pc.value_counts(quarantine.column("reason")).to_pylist():
@@ -298,14 +300,14 @@ class FileMetrics:
         return cls(**json.loads(text))
 
 
-def summarise_file(layout: DataLayout, manifest: Manifest) -> FileMetrics:
+def summarise_file(layout: DataLayout, manifest: Manifest, column_aliases: ColumnAliases | None = None) -> FileMetrics:
     """Add up a file's chunk metrics and check that every record of the scan is accounted for;
     the file's silver is then complete, so a compressed file's staged copy is removed."""
     metrics_paths = [layout.chunk_metrics_path(manifest.source_file, c.index) for c in manifest.chunks]
     parts = [ChunkMetrics.from_json(layout.store.read_text(path)) for path in metrics_paths]
     rejected = {reason: sum(p.rows_rejected.get(reason, 0) for p in parts) for reason in REJECT_REASONS}
     defaults = {f: sum(p.defaults_applied.get(f, 0) for p in parts) for f in SOFT_FIELDS}
-    header = layout_header(manifest.header_raw, manifest.source_file)  # schema drift is per file
+    header = layout_header(manifest.header_raw, manifest.source_file, column_aliases)  # schema drift is per file
     summary = FileMetrics(
         source_file=manifest.source_file,
         chunks=len(parts),

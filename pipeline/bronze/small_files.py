@@ -144,7 +144,8 @@ def process_small_files(layout: DataLayout, files: list[str], settings: Settings
                 try:
                     manifest = _manifest(layout, name, settings)
                     source_store, source = chunk_source(layout, manifest)
-                    parsed = [_Pending(manifest, c.index, parse_manifest_chunk(source, manifest, c.index, source_store))
+                    parsed = [_Pending(manifest, c.index, parse_manifest_chunk(source, manifest, c.index, source_store,
+                                                                               settings.column_aliases))
                               for c in manifest.chunks if not store.exists(layout.silver_part_path(name, c.index))]
                 except Exception as err:  # noqa: BLE001 - one file's failure, whatever it is, is that file's alone
                     outcome.failures.append((name, _one_line(layout, name, err)))
@@ -155,7 +156,8 @@ def process_small_files(layout: DataLayout, files: list[str], settings: Settings
             _clean_and_write(layout, batch, settings, outcome)
         with store.deferred_publication():
             for manifest in manifests:
-                store.write_text(layout.file_summary_path(manifest.source_file), summarise_file(layout, manifest).to_json())
+                summary = summarise_file(layout, manifest, settings.column_aliases)
+                store.write_text(layout.file_summary_path(manifest.source_file), summary.to_json())
                 outcome.done.append(manifest.source_file)
         report(int(100 * position / len(pending_files)), f"{position}/{len(pending_files)} files cleaned")
     return outcome
@@ -169,7 +171,7 @@ def _clean_alone(layout: DataLayout, name: str, settings: Settings, outcome: Gro
     for chunk in manifest.chunks:
         if not layout.store.exists(layout.silver_part_path(name, chunk.index)):
             outcome.rows_read += process_chunk(layout, name, chunk.index, settings).rows_read
-    layout.store.write_text(layout.file_summary_path(name), summarise_file(layout, manifest).to_json())
+    layout.store.write_text(layout.file_summary_path(name), summarise_file(layout, manifest, settings.column_aliases).to_json())
     outcome.done.append(name)
 
 
@@ -211,7 +213,8 @@ def _clean_and_write(layout: DataLayout, batch: list[_Pending], settings: Settin
         name = pending.manifest.source_file
         silver = _with_source_file(silver_slices[index], name)
         rejected = _with_source_file(rejected_slices[index], name)
-        result: ChunkResult = assemble_chunk(pending.manifest, pending.chunk, pending.parsed, silver, rejected)
+        result: ChunkResult = assemble_chunk(pending.manifest, pending.chunk, pending.parsed, silver, rejected,
+                                             settings.column_aliases)
         result.metrics.settings_fingerprint = fingerprint
         write_chunk_outputs(layout, result)
         outcome.rows_read += result.metrics.rows_read

@@ -16,7 +16,7 @@ it and the tests that pin it:
 - exact sums: decimal(38, 2) money, counts and quantities by each grain of `aggregates.GRAINS` (date,
   region, category; product; file): `aggregates.aggregate_orders`, `aggregates.sum_aggregates`; tested in
   test_gold_units.
-- the seven gold tables: keys, ranks and ties, avg_discount half up to 4 places, data_quality:
+- the eight gold tables: keys, ranks and ties, avg_discount half up to 4 places, data_quality:
   `tables.build_gold_tables`; tested in test_gold_units, test_gold, test_gold_with_pandas.
 - upsert and overwrite give identical tables; publication is atomic and idempotent: `tables.publish`,
   `tables.upsert`; tested in test_gold, test_gold_units, test_gold_crash.

@@ -15,7 +15,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from pipeline.contract import MONEY_SUM_TYPE, SILVER_SCHEMA
+from pipeline.contract import MONEY_SUM_TYPE, SILVER_SCHEMA, default_flag_column
 from pipeline.errors import PipelineError
 
 SUM_MONEY = MONEY_SUM_TYPE  # decimal(38, 2): the contract's type of summed money
@@ -26,11 +26,13 @@ DUPLICATE = "1 per duplicate dropped"
 
 @dataclass(frozen=True)
 class Measure:
-    """A sum: of a silver column over the unique orders, or a count (UNIQUE, DUPLICATE)."""
+    """A sum: of a silver column over the unique orders, or a count (UNIQUE, DUPLICATE); with
+    `when` (a boolean silver column), only over the rows where it is true."""
 
     name: str
     type: pa.DataType
     source: str
+    when: str = ""
 
 
 MEASURES: dict[str, Measure] = {m.name: m for m in (
@@ -41,7 +43,14 @@ MEASURES: dict[str, Measure] = {m.name: m for m in (
     Measure("discount_sum", SUM_DISCOUNT, "discount_percent"),
     Measure("rows_in_gold", pa.int64(), UNIQUE),
     Measure("duplicates_dropped", pa.int64(), DUPLICATE),
+    # what the region and category charts owe to soft defaults (a missing region counts as north)
+    Measure("region_defaulted_orders", pa.int64(), UNIQUE, default_flag_column("region")),
+    Measure("region_defaulted_revenue", SUM_MONEY, "revenue", default_flag_column("region")),
+    Measure("category_defaulted_orders", pa.int64(), UNIQUE, default_flag_column("category")),
+    Measure("category_defaulted_revenue", SUM_MONEY, "revenue", default_flag_column("category")),
 )}
+DEFAULTED_MEASURES = ("region_defaulted_orders", "region_defaulted_revenue", "category_defaulted_orders",
+                      "category_defaulted_revenue")
 
 
 @dataclass(frozen=True)
@@ -66,14 +75,15 @@ class Grain:
 GRAINS: tuple[Grain, ...] = (
     # sale_month rides along with sale_date (it is a function of it): the monthly table rolls it up
     Grain("daily", ("sale_date", "sale_month", "region", "category"),
-          ("order_count", "total_quantity", "gross_revenue", "total_revenue", "discount_sum")),
+          ("order_count", "total_quantity", "gross_revenue", "total_revenue", "discount_sum", *DEFAULTED_MEASURES)),
     Grain("products", ("product_key",), ("order_count", "total_quantity", "total_revenue")),
     Grain("files", ("source_file",), ("rows_in_gold", "duplicates_dropped")),
 )
 GRAIN: dict[str, Grain] = {g.name: g for g in GRAINS}
 # The silver columns aggregation reads: every grain's keys and every summed column.
 AGGREGATE_INPUT_COLUMNS: tuple[str, ...] = tuple(dict.fromkeys(
-    [k for g in GRAINS for k in g.keys] + [m.source for m in MEASURES.values() if m.source in SILVER_SCHEMA.names]))
+    [k for g in GRAINS for k in g.keys] + [m.source for m in MEASURES.values() if m.source in SILVER_SCHEMA.names]
+    + [m.when for m in MEASURES.values() if m.when]))
 
 
 @dataclass(frozen=True)
@@ -158,7 +168,10 @@ def aggregate_orders(rows: pa.Table, keep: pa.Array) -> Aggregates:
 
 
 def _measure_values(rows: pa.Table, kept: np.ndarray, measure: Measure) -> pa.Array:
-    """What each row adds to `measure`: a count, or its column's value where the order is unique."""
+    """What each row adds to `measure`: a count, or its column's value where the order is unique
+    (and its `when` flag is set)."""
+    if measure.when:
+        kept = kept & np.asarray(rows.column(measure.when).to_numpy(zero_copy_only=False), dtype=bool)
     if measure.source in (UNIQUE, DUPLICATE):
         return pa.array((kept if measure.source == UNIQUE else ~kept).astype(np.int64))
     values = rows.column(measure.source).cast(measure.type)

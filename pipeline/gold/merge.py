@@ -9,7 +9,6 @@ state alone, idempotently (see pipeline.gold.tables).
 """
 from __future__ import annotations
 
-import collections
 import contextlib
 import json
 import os
@@ -27,11 +26,12 @@ import pyarrow.compute as pc
 from pipeline.bronze.hashing import key_text
 from pipeline.bronze.silver import FileMetrics, read_manifest
 from pipeline.contract import GOLD_TABLES, SILVER_DICTIONARY_COLUMNS, SILVER_SCHEMA
-from pipeline.cores import usable_cores
-from pipeline.errors import PipelineError
+from pipeline.cores import ordered_map, usable_cores
+from pipeline.errors import PipelineError, StateDamaged
 from pipeline.gold import state_records as records
 from pipeline.gold.aggregates import AGGREGATE_INPUT_COLUMNS, GRAINS, Aggregates, aggregate_orders, sum_aggregates, top_revenue_orders
 from pipeline.gold.dedup import SeenSegment, first_wins
+from pipeline.gold.orders import DROPPED_SCHEMA, dropped_rows, orders_listing, remove_orders, write_batch_orders
 from pipeline.gold.state_records import Batch, Covers
 from pipeline.gold.state_store import StateReader, StateStore, encode_table, open_state, state_path
 from pipeline.gold.tables import ANOMALY_COLUMNS, build_gold_tables, covers_digest, publish, touched_keys
@@ -207,6 +207,7 @@ def reset_stale_state(layout: DataLayout, settings: Settings, parts: list[Silver
                                         records.read_settings(state), expected, parts, checksums)
             if reason is None:
                 return None
+        remove_orders(layout)  # the order rows of the emptied state go with it, before it is emptied
         records.reset(state, expected, _initial_records())
         state.commit()
     return reason
@@ -271,7 +272,7 @@ def _merge_one_batch(layout: DataLayout, settings: Settings, parts: list[SilverP
                 parallel += result.cpu_seconds
                 # Every bucket's segment, an empty one too: a missing one is then damage, never "no keys".
                 state.put_encoded(records.seen_key(result.bucket, batch.number), result.encoded["seen"])
-                for name in (*(g.name for g in GRAINS), "anomalies"):
+                for name in (*(g.name for g in GRAINS), "anomalies", "dropped"):
                     state.put_encoded(records.bucket_key(result.bucket, name), result.encoded[name])
                 done.add(result.bucket)
                 uncommitted += 1
@@ -282,7 +283,8 @@ def _merge_one_batch(layout: DataLayout, settings: Settings, parts: list[SilverP
                     uncommitted = 0
                 percent = int(100 * len(done) / settings.silver_buckets)
                 report(percent, f"merged bucket {len(done)}/{settings.silver_buckets}: {batch.rows:,} rows, {batch.unique:,} new orders")
-        _fold_buckets(state, settings, store, [by_name[n].path for n in batch.parts])
+        _write_orders(layout, settings, state, store, part_paths, batch)
+        _fold_buckets(state, settings, store, part_paths)
         merged.update({name: checksums[name] for name in batch.parts})
         records.write_merged_parts(state, merged)
         records.write_batches_merged(state, batch.number + 1)
@@ -378,7 +380,8 @@ def merge_bucket(reader: SilverPartReader, job: BucketJob) -> BucketResult:
     aggregates = aggregate_orders(rows.select(list(AGGREGATE_INPUT_COLUMNS)), result.keep)
     anomalies = _anomaly_candidates(rows, result.keep, job)
     # Encoded here, on the merge thread: the thread that commits the state only writes.
-    values = {**{g.name: aggregates[g.name].cast(g.schema) for g in GRAINS}, "anomalies": anomalies}
+    values = {**{g.name: aggregates[g.name].cast(g.schema) for g in GRAINS}, "anomalies": anomalies,
+              "dropped": dropped_rows(rows, result.keep)}
     encoded = {name: encode_table(records.bucket_key(job.bucket, name), table) for name, table in values.items()}
     encoded["seen"] = encode_table(records.seen_key(job.bucket, job.batch_number), result.new_keys)
     return BucketResult(
@@ -424,23 +427,10 @@ def _bucket_results(store: Store, part_paths: list[PurePath], jobs: list[BucketJ
             yield map(run, jobs), pool_cpu
         else:
             with ThreadPoolExecutor(workers, thread_name_prefix="merge") as threads:
-                yield _in_order(threads, run, jobs, window=workers + 1), pool_cpu
+                yield ordered_map(threads, run, jobs, window=workers + 1), pool_cpu
     finally:
         for reader in opened:
             reader.close()
-
-
-def _in_order(pool: ThreadPoolExecutor, run: Callable[[BucketJob], BucketResult], jobs: list[BucketJob],
-              window: int) -> Iterator[BucketResult]:
-    """pool.map with at most `window` jobs submitted ahead of the one being consumed."""
-    pending = collections.deque(pool.submit(run, job) for job in jobs[:window])
-    upcoming = iter(jobs[window:])
-    while pending:  # fewer jobs than the window (a resumed batch near its end) included
-        future = pending.popleft()
-        following = next(upcoming, None)
-        if following is not None:
-            pending.append(pool.submit(run, following))
-        yield future.result()
 
 
 def _seen_keys(state: StateReader, bucket: int, batches: int) -> list[SeenSegment]:
@@ -500,6 +490,19 @@ def verify_silver_part(part: SilverPart, metrics: dict, fingerprint: str) -> Non
                             f"when it was written); run `python run.py --reprocess {part.source_file}`")
 
 
+def _write_orders(layout: DataLayout, settings: Settings, state: StateStore, store: Store, part_paths: list[PurePath],
+                  batch: Batch) -> None:
+    """The batch's gold/orders files, before the commit that marks it merged (a kill in between
+    rewrites the same files). Their row count must be the merge's count of new orders."""
+    dropped = pa.concat_tables([DROPPED_SCHEMA.empty_table(),
+                                *(state.get_table(records.bucket_key(b, "dropped")) for b in range(settings.silver_buckets))])
+    written, files = write_batch_orders(layout, store, part_paths, dropped, batch.number, settings.orders_include_email)
+    if written != batch.unique:
+        raise PipelineError(f"gold/orders of merge batch {batch.number}: {written:,} rows written where the merge found "
+                            f"{batch.unique:,} new orders; run `python run.py --rebuild-gold`")
+    records.write_orders_files(state, {**records.read_orders_files(state), **files})  # committed with the batch's end
+
+
 def _fold_buckets(state: StateStore, settings: Settings, store: Store, part_paths: list[PurePath]) -> None:
     """Totals += this batch's bucket aggregates; the batch delta (for upsert) is kept beside them."""
     buckets = [_load_aggregates(state, records.bucket_prefix(bucket)) for bucket in range(settings.silver_buckets)]
@@ -544,6 +547,11 @@ def publish_gold(layout: DataLayout, settings: Settings, file_metrics: list[File
         delta = _load_aggregates(state, "delta")
         anomalies = state.get_table("anomalies")
         checksums = records.read_gold_files(state)
+        orders = records.read_orders_files(state)
+    listing = orders_listing(layout)
+    if listing != orders:
+        differs = sorted(set(listing.items()) ^ set(orders.items()))[0][0]
+        raise StateDamaged(f"gold/orders/{differs} is not as the merge wrote it (deleted, changed or added since)")
     # A gold file's stamp is what it covers plus the settings it was derived with: a change of
     # `top_products_n` rebuilds the tables from the state; an unchanged one upserts.
     stamp = gold_fingerprint(settings)

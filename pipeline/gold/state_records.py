@@ -11,6 +11,7 @@ The state is one key-value table (pipeline.gold.state_store). What lives in it:
 | `merged_parts` | part name -> silver checksum, for every part merged | a batch ends |
 | `covers` | Covers: what gold must cover now and covered before | a batch ends, a file with no rows arrives |
 | `gold_files` | gold table -> CRC-32 of the file published from this state | gold is published |
+| `orders_files` | gold/orders/ file -> size, every file the merge wrote (pipeline.gold.orders) | a batch ends |
 | `seen/<bucket>/<batch>` | the keys a batch added to a bucket (Arrow, sorted by hash) | the bucket commits |
 | `bucket/<bucket>/<grain>` | a bucket's aggregates and anomaly candidates in this batch | the same; folded at the batch's end |
 | `agg/<grain>`, `delta/<grain>` | the totals, and the last batch's part of them (for upsert) | a batch ends |
@@ -31,7 +32,8 @@ import pyarrow as pa
 from pipeline.errors import StateDamaged
 from pipeline.gold.state_store import StateStore
 
-STATE_FORMAT = 4  # 1: before the format was recorded; 2: values without checksums; 3: keys were order_ids, daily had no sale_month
+STATE_FORMAT = 5  # 1: before the format was recorded; 2: values without checksums; 3: keys were order_ids, daily had no sale_month;
+# 4: buckets kept no duplicates' positions, so gold/orders/ was not written
 BUCKET_PREFIX = "bucket/"
 
 
@@ -104,6 +106,7 @@ def reset(state: StateStore, settings_values: dict, initial_tables: dict[str, pa
     write_batches_merged(state, 0)
     write_covers(state, Covers())
     write_gold_files(state, {})
+    write_orders_files(state, {})
     for key, table in initial_tables.items():
         state.put_table(key, table)
 
@@ -162,3 +165,13 @@ def read_gold_files(state: StateStore) -> dict[str, str]:
 
 def write_gold_files(state: StateStore, checksums: dict[str, str]) -> None:
     state.put_json("gold_files", checksums)
+
+
+def read_orders_files(state: StateStore) -> dict[str, int]:
+    """gold/orders/ file (relative name) -> size, for every file the merged batches wrote: a
+    listing that differs (a file deleted, truncated or added) is damage, and gold is rebuilt."""
+    return {str(name): int(size) for name, size in state.get_json("orders_files").items()}
+
+
+def write_orders_files(state: StateStore, files: dict[str, int]) -> None:
+    state.put_json("orders_files", dict(sorted(files.items())))

@@ -14,6 +14,7 @@ from pipeline.bronze.silver import FileMetrics
 from pipeline.contract import GOLD_TABLES
 from pipeline.errors import StateDamaged
 from pipeline.gold.merge import MergeReport, merge_silver, publish_gold, silver_parts
+from pipeline.gold.orders import orders_listing
 from pipeline.gold.state_store import delete_state
 from pipeline.settings import Settings
 from pipeline.storage import journal
@@ -33,7 +34,8 @@ def is_published(layout: DataLayout, inputs: str) -> bool:
         marker = json.loads(layout.store.read_text(layout.published_marker_path(inputs)))
         checksums = dict(marker["gold_files"])
         return set(checksums) == set(GOLD_TABLES) and all(
-            file_digest(layout.store, layout.gold_table_path(name)) == checksum for name, checksum in checksums.items())
+            file_digest(layout.store, layout.gold_table_path(name)) == checksum for name, checksum in checksums.items()
+        ) and marker["orders_files"] == orders_listing(layout)  # one listing: a file deleted or stray is noticed
     except (OSError, ValueError, KeyError, TypeError):
         return False
 
@@ -81,7 +83,7 @@ def merge_and_publish(layout: DataLayout, settings: Settings, files: list[str], 
             "started_at": started_at, "finished_at": utc_iso(),
         }
         layout.store.write_text(layout.gold_run_path, json.dumps(metadata, indent=1, sort_keys=True))
-        marker = {"inputs": inputs, "files": files, "gold_files": checksums}
+        marker = {"inputs": inputs, "files": files, "gold_files": checksums, "orders_files": orders_listing(layout)}
         held.check()
         layout.store.write_text(layout.published_marker_path(inputs), json.dumps(marker, indent=1))
         journal.record(journal.GOLD, **metadata)

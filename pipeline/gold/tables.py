@@ -20,7 +20,7 @@ import pyarrow.parquet as pq
 from pipeline.bronze.discovery import natural_key
 from pipeline.bronze.silver import FileMetrics
 from pipeline.contract import AVG_DISCOUNT_SCALE, GOLD_TABLES, REJECT_REASONS, SILVER_SCHEMA, SOFT_FIELDS
-from pipeline.gold.aggregates import SUM_MONEY, Aggregates, revenue_order, sum_by_key
+from pipeline.gold.aggregates import DEFAULTED_MEASURES, SUM_MONEY, Aggregates, revenue_order, sum_by_key
 from pipeline.storage.parquet_io import bytes_digest, file_digest
 from pipeline.storage.store import Store
 
@@ -36,6 +36,7 @@ ROLLED_UP_FROM: dict[str, str] = {
     "daily_sales": "daily",
     "region_wise_performance": "daily",
     "category_discount_map": "daily",
+    "defaults_by_region_category": "daily",
     "data_quality": "files",
 }
 
@@ -84,6 +85,12 @@ def category_discount_map(daily: pa.Table) -> pa.Table:
                      "avg_discount": avg, "total_revenue": rolled.column("total_revenue")})
 
 
+def defaults_by_region_category(daily: pa.Table) -> pa.Table:
+    """How much of each region's and category's orders and revenue rests on a soft default (a
+    missing region is counted in the default region, a missing category in `unknown`)."""
+    return _rollup(daily, ["region", "category"], ["order_count", "total_revenue", *DEFAULTED_MEASURES])
+
+
 def _ranked(table: pa.Table, sort_keys: list[tuple[str, str]], n: int) -> pa.Table:
     top = table.sort_by(sort_keys).slice(0, n)
     return pa.table({"rank": pa.array(range(1, top.num_rows + 1), pa.int32()), **{c: top.column(c) for c in top.column_names}})
@@ -127,6 +134,7 @@ def build_gold_tables(aggregates: Aggregates, anomalies: pa.Table, file_metrics:
         "daily_sales": daily_sales(daily),
         "region_wise_performance": region_wise_performance(daily),
         "category_discount_map": category_discount_map(daily),
+        "defaults_by_region_category": defaults_by_region_category(daily),
         "top_products": top_products(aggregates["products"], top_products_n),
         "anomaly_records": anomaly_records(anomalies, anomaly_top_n, key),
         "data_quality": data_quality(file_metrics, aggregates["files"]),

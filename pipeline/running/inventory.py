@@ -5,6 +5,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 from pipeline.bronze.discovery import BronzeFile
+from pipeline.bronze.header import ColumnAliases
 from pipeline.bronze.silver import FileMetrics, read_manifest
 from pipeline.contract import REJECT_REASONS
 from pipeline.storage.fingerprint import unchanged_since
@@ -94,7 +95,7 @@ def gold_inputs(layout: DataLayout, runnable: list[str], failed: Iterable[str] =
     return sorted(files, key=natural_key)
 
 
-def header_problem(bronze: BronzeFile, store: Store = LOCAL_FILES) -> str | None:
+def header_problem(bronze: BronzeFile, store: Store = LOCAL_FILES, column_aliases: ColumnAliases | None = None) -> str | None:
     """The one-line reason a file cannot be ingested at all (bad header), or None."""
     from pipeline.bronze.chunking import read_header
     from pipeline.bronze.header import layout_header
@@ -103,7 +104,7 @@ def header_problem(bronze: BronzeFile, store: Store = LOCAL_FILES) -> str | None
     try:
         with store.open_input(bronze.absolute_path) as handle:
             names, _end, _head = read_header(handle, bronze.absolute_path)
-        layout_header(names, bronze.relative_path)
+        layout_header(names, bronze.relative_path, column_aliases)
     except InputFileError as err:
         return str(err).replace(str(bronze.absolute_path), bronze.relative_path)
     except OSError as err:

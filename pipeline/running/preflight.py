@@ -73,7 +73,7 @@ def plan_run(layout: DataLayout, settings: Settings, files: list[BronzeFile], re
     bad = set(problems)
     for bronze in files:  # an unchanged file that was ingested had its header checked then
         if bronze.relative_path not in bad and bronze.relative_path not in known:
-            problem = header_problem(bronze, layout.store)
+            problem = header_problem(bronze, layout.store, settings.column_aliases)
             if problem:
                 errors.append(problem)
                 bad.add(bronze.relative_path)

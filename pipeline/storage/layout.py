@@ -78,12 +78,23 @@ class DataLayout:
         return self.root / "gold"
 
     @property
+    def orders_dir(self) -> PurePath:
+        """gold/orders/: the order-level dataset, partitioned by month (pipeline.gold.orders)."""
+        return self.gold_dir / "orders"
+
+    @property
     def report_dir(self) -> PurePath:
         return self.root / "report"
 
     @property
     def runs_dir(self) -> PurePath:
         return self.root / "runs"
+
+    @property
+    def run_history_dir(self) -> PurePath:
+        """One record (`<start>-<host>-<pid>.json`) and log (`.log`) per run (pipeline.running.history):
+        run metadata beside the data, never inside gold."""
+        return self.runs_dir / "history"
 
     def silver_file_dir(self, source_file: str) -> PurePath:
         return self.silver_dir / source_file

@@ -1,0 +1,160 @@
+"""gold/orders/: one row per unique order (its first occurrence in input order), partitioned by month.
+
+Why it is written by the merge and not derived from the state: the state holds aggregates and
+keys, not rows, and re-implementing dedup over silver is exactly what the table spares its
+readers. Each merge batch knows which of its rows are duplicates; it keeps their positions in
+the state with each bucket (`dropped`, about 5 % of the rows, committed with the bucket) and,
+once every bucket is in, writes the batch's orders as one file per month:
+`gold/orders/sale_month=YYYY-MM/batch-NNNNNN.parquet`. The name is a function of the batch and
+the content a function of silver, so a batch redone after a kill rewrites the same bytes under
+the same names (exactly once: never an order twice, never one missing), and the batch is marked
+merged only after its files are published. A state that is emptied (a late file, a changed
+setting, `--rebuild-gold`) empties the dataset with it, and it grows again batch by batch.
+"""
+from __future__ import annotations
+
+import os
+import re
+import shutil
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import PurePath
+
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+
+from pipeline.contract import SILVER_DICTIONARY_COLUMNS, SILVER_MEMORY_SCHEMA, SILVER_SCHEMA
+from pipeline.cores import ordered_map, usable_cores
+from pipeline.storage.layout import DataLayout
+from pipeline.storage.store import Store
+
+PARTITION_COLUMN = "sale_month"
+# Silver's own machinery, not an order's fields: the dedup hash and the merge's bucket number.
+INTERNAL_COLUMNS = ("key_hash", "bucket")
+DROPPED_SCHEMA = pa.schema([("part", pa.int32()), ("source_row", pa.int64())])
+FLUSH_ROWS = 262_144  # rows buffered before each month's row group is written: bounds memory to a few parts
+_BATCH_FILE = re.compile(r"^sale_month=[^/]+/batch-(\d{6})\.parquet$")
+
+
+def orders_columns(include_email: bool) -> list[str]:
+    """The silver columns an order row holds (the month is the partition folder, not a column)."""
+    hidden = {*INTERNAL_COLUMNS, PARTITION_COLUMN, *(() if include_email else ("customer_email",))}
+    return [f.name for f in SILVER_SCHEMA if f.name not in hidden]
+
+
+def orders_schema(include_email: bool, dictionaries: bool = False) -> pa.Schema:
+    """As readers see it; as written, low-cardinality text is dictionary encoded (as in silver)."""
+    fields = [SILVER_MEMORY_SCHEMA.field(c) if dictionaries else SILVER_SCHEMA.field(c) for c in orders_columns(include_email)]
+    return pa.schema(fields)
+
+
+def dropped_rows(rows: pa.Table, keep: pa.Array) -> pa.Table:
+    """(part, source_row) of a bucket's duplicates: what the orders of its batch leave out."""
+    dropped = rows.select(["part", "source_row"]).filter(pc.invert(keep))
+    return dropped.cast(DROPPED_SCHEMA)
+
+
+def write_batch_orders(layout: DataLayout, parts_store: Store, part_paths: Sequence[PurePath], dropped: pa.Table,
+                       batch_number: int, include_email: bool) -> tuple[int, dict[str, int]]:
+    """Publish the orders of one merge batch (its parts' rows but the `dropped` ones), one file
+    per month; returns the orders written and the files (relative name -> size). Streams part by
+    part, so memory holds a few parts."""
+    columns = orders_columns(include_email)
+    schema = orders_schema(include_email, dictionaries=True)
+    by_part = dropped.group_by("part", use_threads=False).aggregate([("source_row", "list")])
+    dropped_of = {part: rows.values for part, rows in
+                  zip(by_part.column("part").to_pylist(), by_part.column("source_row_list").combine_chunks())}
+    scratch = layout.staging_dir / f"orders-{os.getpid()}-batch-{batch_number:06d}"  # this host's disk, removed after
+    shutil.rmtree(scratch, ignore_errors=True)
+    scratch.mkdir(parents=True)
+    writers: dict[str, pq.ParquetWriter] = {}
+    pending: dict[str, list[pa.Table]] = {}
+    buffered = written = 0
+
+    def flush() -> None:
+        """One row group per month for what is buffered (parts of small files are a few rows each)."""
+        nonlocal buffered
+        for month in pending:
+            if month not in writers:
+                # No stored Arrow schema (as silver): dictionary columns read back as plain text. No page
+                # checksums: they cost 40 % of the write (0.14 s per 1M rows); the state checks sizes.
+                writers[month] = pq.ParquetWriter(scratch / f"{month}.parquet", schema, compression="snappy",
+                                                  store_schema=False)
+        with ThreadPoolExecutor(usable_cores(), thread_name_prefix="orders-write") as threads:
+            list(threads.map(lambda month: writers[month].write_table(pa.concat_tables(pending[month])), list(pending)))
+        pending.clear()
+        buffered = 0
+
+    def month_pieces(index: int) -> list[tuple[str, pa.Table]]:
+        with parts_store.parquet_file(part_paths[index], read_dictionary=dictionary_columns) as part:
+            rows = part.read(columns=[*columns, PARTITION_COLUMN])
+        if index in dropped_of:
+            rows = rows.filter(pc.invert(pc.is_in(rows.column("source_row"), value_set=dropped_of[index])))
+        return [(month, piece.select(columns).cast(schema)) for month, piece in _by_month(rows)]
+
+    dictionary_columns = [c for c in SILVER_DICTIONARY_COLUMNS if c in (*columns, PARTITION_COLUMN)]
+    try:
+        # Parts are read and split on every core (Arrow releases the GIL), consumed in input order.
+        cores = usable_cores()
+        with ThreadPoolExecutor(cores, thread_name_prefix="orders") as threads:
+            for pieces in ordered_map(threads, month_pieces, range(len(part_paths)), window=cores + 1):
+                for month, piece in pieces:
+                    pending.setdefault(month, []).append(piece)
+                    buffered += piece.num_rows
+                    written += piece.num_rows
+                if buffered >= FLUSH_ROWS:
+                    flush()
+        flush()
+        for writer in writers.values():
+            writer.close()
+        files = {}
+        for month in sorted(writers):
+            local = scratch / f"{month}.parquet"
+            layout.store.upload(local, orders_file_path(layout, month, batch_number))
+            files[orders_file_name(month, batch_number)] = local.stat().st_size
+    finally:
+        for writer in writers.values():
+            writer.close()
+        shutil.rmtree(scratch, ignore_errors=True)
+    return written, files
+
+
+def _by_month(rows: pa.Table) -> list[tuple[str, pa.Table]]:
+    """The rows grouped by month: one stable sort, then zero-copy slices (a filter per month
+    cost a pass over the part for each of its months)."""
+    if rows.num_rows == 0:
+        return []
+    codes = pc.dictionary_encode(rows.column(PARTITION_COLUMN)).combine_chunks()
+    order = pc.array_sort_indices(codes.indices)
+    rows = rows.take(order)
+    sorted_codes = codes.indices.take(order).to_numpy()
+    starts = [0, *(int(i) + 1 for i in (sorted_codes[1:] != sorted_codes[:-1]).nonzero()[0]), len(sorted_codes)]
+    months = codes.dictionary.to_pylist()
+    return [(months[sorted_codes[a]], rows.slice(a, b - a)) for a, b in zip(starts, starts[1:])]
+
+
+def orders_file_name(month: str, batch_number: int) -> str:
+    """A file's name relative to gold/orders/ (hive style: readers take the month from the folder)."""
+    return f"{PARTITION_COLUMN}={month}/batch-{batch_number:06d}.parquet"
+
+
+def orders_file_path(layout: DataLayout, month: str, batch_number: int) -> PurePath:
+    return layout.orders_dir / orders_file_name(month, batch_number)
+
+
+def orders_listing(layout: DataLayout) -> dict[str, int]:
+    """The dataset's files as they are now (relative name -> size), in one listing: what the state
+    and the publication marker are compared with."""
+    base = str(layout.orders_dir).rstrip("/") + "/"
+    found = {}
+    for stat in layout.store.list_files(layout.orders_dir) if layout.store.is_dir(layout.orders_dir) else []:
+        name = str(stat.path).removeprefix(base)
+        if _BATCH_FILE.search(name):
+            found[name] = stat.size
+    return dict(sorted(found.items()))
+
+
+def remove_orders(layout: DataLayout) -> None:
+    """Delete the whole dataset: the order rows of a state being emptied go with it."""
+    layout.store.delete_tree(layout.orders_dir)
