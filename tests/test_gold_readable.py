@@ -1,8 +1,11 @@
 """Gold stays readable while it changes: a reader polling gold/ during a merge of new files, a
 `--rebuild-gold` and a `--reprocess-all` always finds all eight tables, each a whole Parquet file.
 
-The reader is a real second process's view: it lists and reads the files as any pandas user
-would, as fast as it can, for the whole run.
+The reader is a real second process's view, reading as fast as it can for the whole run. It opens
+each file once: pyarrow (and pandas through it) opens a path twice, for the schema and then for the
+data, so a read by path that lands exactly on a replacement can pair the old footer with the new
+bytes and fail with a Parquet error (seen in CI); the promise tested here is that every open finds
+a whole table, old or new.
 """
 from __future__ import annotations
 
@@ -43,7 +46,8 @@ def poll_while_running(root: Path, env: dict[str, str], *args: str) -> tuple[int
         for name in GOLD_NAMES:
             path = root / "gold" / f"{name}.parquet"
             try:
-                pq.read_table(path)
+                with open(path, "rb") as handle:  # one open: pq.read_table(path) opens a path twice (schema, then data)
+                    pq.read_table(handle)
                 reads += 1
             except (OSError, ValueError) as error:
                 problems.append(f"{name}: {type(error).__name__}: {error}")
