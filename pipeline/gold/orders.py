@@ -33,6 +33,13 @@ PARTITION_COLUMN = "sale_month"
 # Silver's own machinery, not an order's fields: the dedup hash and the merge's bucket number.
 INTERNAL_COLUMNS = ("key_hash", "bucket")
 DROPPED_SCHEMA = pa.schema([("part", pa.int32()), ("source_row", pa.int64())])
+# No stored Arrow schema (as silver): dictionary columns read back as plain text. Dictionaries only
+# for the low-cardinality text, statistics only where readers filter (a lookup by order or file, a
+# date range): 0.17 -> 0.10 s per 463k rows. No page checksums: 40 % more write time; the state
+# checks every file's size instead.
+WRITE_OPTIONS: dict = {"compression": "snappy", "store_schema": False,
+                       "use_dictionary": [c for c in SILVER_DICTIONARY_COLUMNS if c != PARTITION_COLUMN],
+                       "write_statistics": ["order_id", "sale_date", "source_file", "source_row"]}
 FLUSH_ROWS = 262_144  # rows buffered before each month's row group is written: bounds memory to a few parts
 _BATCH_FILE = re.compile(r"^sale_month=[^/]+/batch-(\d{6})\.parquet$")
 
@@ -77,10 +84,7 @@ def write_batch_orders(layout: DataLayout, parts_store: Store, part_paths: Seque
         nonlocal buffered
         for month in pending:
             if month not in writers:
-                # No stored Arrow schema (as silver): dictionary columns read back as plain text. No page
-                # checksums: they cost 40 % of the write (0.14 s per 1M rows); the state checks sizes.
-                writers[month] = pq.ParquetWriter(scratch / f"{month}.parquet", schema, compression="snappy",
-                                                  store_schema=False)
+                writers[month] = pq.ParquetWriter(scratch / f"{month}.parquet", schema, **WRITE_OPTIONS)
         with ThreadPoolExecutor(usable_cores(), thread_name_prefix="orders-write") as threads:
             list(threads.map(lambda month: writers[month].write_table(pa.concat_tables(pending[month])), list(pending)))
         pending.clear()
