@@ -21,6 +21,13 @@ INPUT_COLUMNS: tuple[str, ...] = (
     "customer_email",
 )
 REQUIRED_COLUMNS: tuple[str, ...] = ("order_id", "quantity", "unit_price")
+_SEPARATORS = str.maketrans("", "", "-_")
+
+
+def column_key(name: str) -> str:
+    """How header names are compared: `Order ID`, `order-id`, `OrderID`, `ORDER_ID` are one name."""
+    return "".join(name.casefold().translate(_SEPARATORS).split())
+
 
 # The cleaned columns that may form the dedup key (`[gold] dedup_key`, default order_id alone): every
 # one that gold shows, so that gold's anomaly table names each order by its key (no e-mail reaches gold).

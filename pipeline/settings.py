@@ -18,7 +18,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, fields, replace
 from typing import Any
 
-from pipeline.contract import DEDUP_KEY_COLUMNS, DEFAULT_DEDUP_KEY
+from pipeline.contract import DEDUP_KEY_COLUMNS, DEFAULT_DEDUP_KEY, column_key
 from pipeline.errors import ConfigError
 
 DEFAULT_CATEGORY_ALIASES: dict[str, tuple[str, ...]] = {
@@ -178,7 +178,6 @@ def _aliases(aliases: Any) -> str | None:
 
 def _column_aliases(aliases: Any) -> str | None:
     """Contract column -> header names; no name may mean two columns (a contract name means itself)."""
-    from pipeline.bronze.header import column_key
     from pipeline.contract import INPUT_COLUMNS
 
     if not isinstance(aliases, Mapping):

@@ -8,12 +8,11 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
-from pipeline.contract import INPUT_COLUMNS, REQUIRED_COLUMNS
+from pipeline.contract import INPUT_COLUMNS, REQUIRED_COLUMNS, column_key
 from pipeline.errors import InputFileError
 from pipeline.settings import DEFAULT_COLUMN_ALIASES
 
 ALIASES_SETTING = "[cleaning] column_aliases"
-_SEPARATORS = str.maketrans("", "", "-_")
 _SHOWN_HEADER_CHARS = 200
 ColumnAliases = Mapping[str, Sequence[str]]  # [cleaning] column_aliases: contract column -> header names
 
@@ -31,11 +30,6 @@ class HeaderLayout:
 def normalise_name(name: str) -> str:
     """How an extra column is listed in data_quality: trimmed, lower-cased."""
     return name.strip().lower()
-
-
-def column_key(name: str) -> str:
-    """How header names are compared: `Order ID`, `order-id`, `OrderID`, `ORDER_ID` are one name."""
-    return "".join(name.casefold().translate(_SEPARATORS).split())
 
 
 def column_lookup(aliases: ColumnAliases) -> dict[str, str]:
