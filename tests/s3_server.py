@@ -162,4 +162,5 @@ def s3_env(s3_server: S3Server, monkeypatch: pytest.MonkeyPatch) -> S3Server:
     from pipeline.storage import object_client
 
     monkeypatch.setattr(object_client, "_clients", {})
+    monkeypatch.setattr(object_client, "_sessions", [])  # a session keeps the credentials it first resolved
     return s3_server
