@@ -123,7 +123,9 @@ def test_a_late_file_that_sorts_first_gives_the_orders_of_a_fresh_run(
     assert read_gold(root)["orders"].equals(read_gold(fresh)["orders"])
 
 
-@pytest.mark.parametrize("damage", ["deleted", "truncated", "stray"])
+# The default run proves one kind of damage; the others (same check, the file listing) are the slow tier's.
+@pytest.mark.parametrize("damage", ["deleted", pytest.param("truncated", marks=pytest.mark.slow),
+                                    pytest.param("stray", marks=pytest.mark.slow)])
 def test_an_orders_file_deleted_truncated_or_added_is_noticed_and_the_dataset_rebuilt(
         source: Path, tmp_path: Path, env: dict[str, str], damage: str) -> None:
     root = copy_root(source, tmp_path)

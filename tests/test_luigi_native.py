@@ -74,7 +74,9 @@ def _break_one_file_mid_run(root: Path, name: str) -> None:
         derived.unlink()
 
 
-@pytest.mark.parametrize("small_file_bytes", ["4194304", "0"], ids=["small files grouped", "a task per file and chunk"])
+# Grouped small files (the other variant) are the slow tier's: test_small_files proves them equal to this path.
+@pytest.mark.parametrize("small_file_bytes", [pytest.param("4194304", marks=pytest.mark.slow), "0"],
+                         ids=["small files grouped", "a task per file and chunk"])
 def test_run_py_and_the_luigi_command_are_one_program(tmp_path: Path, bronze: Path, small_file_bytes: str) -> None:
     """The same clean data root, and the same data root with a file that fails mid-run, through
     `python run.py` and through `luigi --module tasks Pipeline --local-scheduler`: the same gold,
