@@ -133,7 +133,7 @@ def running_server() -> Iterator[S3Server]:
     finally:
         os.killpg(process.pid, signal.SIGTERM)
         try:
-            process.wait(10)
+            process.wait(2)  # it often waits out the full time: its data is a temp folder, removed below
         except subprocess.TimeoutExpired:
             os.killpg(process.pid, signal.SIGKILL)
             process.wait()
