@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import gzip
 import io
+import json
 import os
 import random
 import shutil
@@ -113,6 +114,16 @@ def test_an_s3_root_gives_the_gold_of_a_local_run_through_new_days_and_every_mai
         assert_gold_equal(s3_gold(s3_server, root), read_gold(local), " ".join(command))
     status = run_cli("status", "--data-root", root, env=env)
     assert status.returncode == 0 and f"gold: {len(GOLD_NAMES)} tables" in status.stdout, status.stdout
+    # every run above left its record and log on the store, listed as on a local root
+    listed = run_cli("history", "--json", "--data-root", root, env=env)
+    assert listed.returncode == 0, listed.stdout + listed.stderr
+    runs = json.loads(listed.stdout)["runs"]
+    # seven runs; the --forget of broken.csv, never ingested, is refused at start and writes nothing
+    commands = "\n".join(f"{r['command'][4:]} {r['exit_code']}" for r in runs)
+    assert len(runs) == 6 and [r["exit_code"] for r in runs[:2]] == [1, 1], commands
+    assert not any("--forget" in r["command"] for r in runs), commands
+    assert runs[-1]["gold"]["orders"] == sum(read_gold(local)["monthly_sales_summary"].column("order_count").to_pylist())
+    assert sum(k.endswith(".log") for k in s3_server.keys(root, "runs/history/")) == 6
 
 
 def test_a_replaced_object_is_detected_even_with_the_same_size(s3_server: S3Server, tmp_path: Path) -> None:
