@@ -7,6 +7,7 @@ rules through run.py.
 from __future__ import annotations
 
 import datetime as dt
+import time
 from decimal import Decimal
 from pathlib import Path
 
@@ -201,3 +202,30 @@ def test_a_state_of_another_format_is_rebuilt_from_silver(tmp_path: Path) -> Non
     assert message.startswith("state rebuilt from all silver (state file") and "is of format 1" in message, message
     published = {path.stem: pq.read_table(path).to_pylist() for path in sorted(layout.gold_dir.glob("*.parquet"))}
     assert published == gold_of(tmp_path / "fresh")
+
+
+def test_ordered_map_returns_every_result_in_order_and_holds_at_most_the_window() -> None:
+    """The merge's and the orders writer's thread map: nothing dropped (zip once swallowed an item
+    at the window's edge), order kept, at most `window` items submitted ahead of the one consumed."""
+    import threading
+    from concurrent.futures import ThreadPoolExecutor
+
+    from pipeline.cores import ordered_map
+
+    running, most = 0, 0
+    lock = threading.Lock()
+
+    def work(item: int) -> int:
+        nonlocal running, most
+        with lock:
+            running += 1
+            most = max(most, running)
+        time.sleep(0.002)
+        with lock:
+            running -= 1
+        return item * item
+
+    for count, window in ((0, 3), (1, 3), (3, 3), (4, 3), (50, 3), (7, 1)):
+        with ThreadPoolExecutor(4) as pool:
+            assert list(ordered_map(pool, work, range(count), window=window)) == [i * i for i in range(count)], (count, window)
+    assert most <= 3 + 1  # `window` ahead of the one being waited for
