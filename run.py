@@ -28,6 +28,7 @@ from pipeline.errors import PipelineError
 if TYPE_CHECKING:  # the modules are imported where used: a --help or a usage error starts fast
     from pipeline.running.history import Outcome, RunId, SilverSnapshot
     from pipeline.running.run_log import RunLog
+    from pipeline.settings import Settings
     from pipeline.storage.layout import DataLayout
     from tasks.root import Pipeline
 
@@ -171,10 +172,9 @@ def command_generate(args: argparse.Namespace) -> int:
     return 0
 
 
-def command_status(args: argparse.Namespace) -> int:
-    from pipeline.bronze.discovery import scan_bronze
-    from pipeline.running.inventory import file_status, gone_files, header_problem, mostly_rejected_line, mostly_rejected_of, silver_totals
-    from pipeline.running.silver_settings import settings_problem
+def _shown_layout(args: argparse.Namespace, what: str) -> tuple[Settings, DataLayout]:
+    """The settings and the data root a read-only command shows: the user's, or the embedded sample's
+    when the user has no input yet and the quick start made one (said in one line)."""
     from pipeline.storage.layout import DataLayout
     from tasks.config import load_settings
 
@@ -182,8 +182,17 @@ def command_status(args: argparse.Namespace) -> int:
     layout = DataLayout.of(settings.data_root, settings.state_dir)
     sample = DataLayout(Path(SAMPLE_ROOT))
     if _no_user_input(args, settings, layout) and sample.bronze_dir.exists():
-        print(f"No CSV files under {layout.bronze_dir}: showing the embedded sample in {sample.root}/")
+        print(f"No CSV files under {layout.bronze_dir}: showing {what} in {sample.root}/")
         layout = sample
+    return settings, layout
+
+
+def command_status(args: argparse.Namespace) -> int:
+    from pipeline.bronze.discovery import scan_bronze
+    from pipeline.running.inventory import file_status, gone_files, header_problem, mostly_rejected_line, mostly_rejected_of, silver_totals
+    from pipeline.running.silver_settings import settings_problem
+
+    settings, layout = _shown_layout(args, "the embedded sample")
     files, refused = scan_bronze(layout.bronze_dir, settings.bronze_glob, layout.store)
     account = args.account
     account.update(data_root=str(layout.root), files=[], not_read=refused)
@@ -243,15 +252,8 @@ def command_status(args: argparse.Namespace) -> int:
 def command_history(args: argparse.Namespace) -> int:
     """The records of past runs, newest last (read-only)."""
     from pipeline.running.history import history_table, read_records
-    from pipeline.storage.layout import DataLayout
-    from tasks.config import load_settings
 
-    settings = load_settings(args.data_root)
-    layout = DataLayout.of(settings.data_root, settings.state_dir)
-    sample = DataLayout(Path(SAMPLE_ROOT))
-    if _no_user_input(args, settings, layout) and sample.bronze_dir.exists():
-        print(f"No CSV files under {layout.bronze_dir}: showing the embedded sample's runs in {sample.root}/")
-        layout = sample
+    settings, layout = _shown_layout(args, "the embedded sample's runs")
     if not layout.remote and not Path(layout.root).is_dir():
         raise PipelineError(f"data root {layout.root} does not exist (pass --data-root DIR)")
     records, unreadable = read_records(layout)

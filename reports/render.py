@@ -220,40 +220,36 @@ def time_section(gold: Gold) -> Section:
 
 # --- regions, categories, products ---------------------------------------------------------------
 
-def _defaulted(gold: Gold, group: str, value: str, field: str) -> tuple[int, Decimal, int, Decimal]:
-    """(orders, revenue) of `group` = `value` that rest on `field`'s soft default, and the group's
+def _defaulted(gold: Gold, field: str, value: str) -> tuple[int, Decimal, int, Decimal]:
+    """(orders, revenue) of `field` = `value` that rest on `field`'s soft default, and all its
     (orders, revenue): unique orders, as in every chart (defaults_by_region_category)."""
-    rows = [r for r in gold.defaults if r[group] == value]
+    rows = [r for r in gold.defaults if r[field] == value]
     return (sum(r[f"{field}_defaulted_orders"] for r in rows), sum((r[f"{field}_defaulted_revenue"] for r in rows), Decimal(0)),
             sum(r["order_count"] for r in rows), sum((r["total_revenue"] for r in rows), Decimal(0)))
 
 
-def region_defaults_note(gold: Gold, default_region: str | None) -> str:
-    """Beside the region chart: the orders put in the default region because theirs was missing or
-    unknown, and the revenue they bring it; they can make that region look bigger than it is."""
-    where = default_region or "the default region ([cleaning] default_region)"
+def _defaults_note(gold: Gold, field: str, counted_in: str, none_left: str) -> str:
+    """For each value of `field` (region or category) holding orders whose own value was missing or
+    unknown: how much of its revenue and orders they are; `counted_in` says where they went."""
     notes = []
-    for region in sorted({r["region"] for r in gold.defaults}):
-        orders, revenue, all_orders, all_revenue = _defaulted(gold, "region", region, "region")
+    for value in sorted({r[field] for r in gold.defaults}):
+        orders, revenue, all_orders, all_revenue = _defaulted(gold, field, value)
         if orders:
-            notes.append(f"{region}: {money(revenue)} of its {money(all_revenue)} ({share(revenue, all_revenue)}) and "
-                         f"{count(orders)} of its {count(all_orders)} orders come from rows whose region was missing or "
-                         f"unknown and counted in {where}.")
-    return paragraph(" ".join(notes)) if notes else paragraph("Every order had a known region: no region holds defaulted rows.")
+            notes.append(f"{value}: {money(revenue)} of its {money(all_revenue)} ({share(revenue, all_revenue)}) and "
+                         f"{count(orders)} of its {count(all_orders)} orders come from rows whose {field} was missing or "
+                         f"unknown{counted_in}.")
+    return paragraph(" ".join(notes) if notes else f"Every order had a known {field}: {none_left} holds no defaulted rows.")
+
+
+def region_defaults_note(gold: Gold, default_region: str | None) -> str:
+    """Beside the region chart: defaulted rows can make the default region look bigger than it is."""
+    where = default_region or "the default region ([cleaning] default_region)"
+    return _defaults_note(gold, "region", f" and counted in {where}", "no region")
 
 
 def category_defaults_note(gold: Gold) -> str:
     """Beside the category chart: the orders whose category was missing or unknown are counted in `unknown`."""
-    notes = []
-    for category in sorted({r["category"] for r in gold.defaults}):
-        orders, revenue, all_orders, all_revenue = _defaulted(gold, "category", category, "category")
-        if orders:
-            notes.append(f"{category}: {money(revenue)} of its {money(all_revenue)} ({share(revenue, all_revenue)}) and "
-                         f"{count(orders)} of its {count(all_orders)} orders come from rows whose category was missing or "
-                         f"unknown.")
-    if not notes:
-        return paragraph(f"Every order had a known category: {UNKNOWN_CATEGORY} holds no defaulted rows.")
-    return paragraph(" ".join(notes))
+    return _defaults_note(gold, "category", "", UNKNOWN_CATEGORY)
 
 
 def region_section(gold: Gold, default_region: str | None = None) -> Section:

@@ -121,19 +121,12 @@ def write_batch_orders(layout: DataLayout, parts_store: Store, part_paths: Seque
     return written, files
 
 
-UPLOAD_THREADS = 8
-
-
-def _publish(layout: DataLayout, files: list[tuple[PurePath, PurePath]]) -> None:
-    """A batch's files, one per month: locally with one file-system sync for all (an fsync each
-    was most of a small batch's cost), on object storage as parallel PUTs (each one whole)."""
-    if layout.remote:
-        with ThreadPoolExecutor(UPLOAD_THREADS, thread_name_prefix="orders-upload") as uploads:
-            list(uploads.map(lambda pair: layout.store.upload(Path(pair[0]), pair[1]), files))
-        return
+def _publish(layout: DataLayout, files: list[tuple[Path, PurePath]]) -> None:
+    """A batch's files, one per month, published together: locally with one file-system sync for
+    all (an fsync each was most of a small batch's cost), on object storage as parallel PUTs."""
     with layout.store.deferred_publication():
         for local, path in files:
-            layout.store.upload(Path(local), path)
+            layout.store.upload(local, path)
 
 
 def _by_month(rows: pa.Table) -> list[tuple[str, pa.Table]]:

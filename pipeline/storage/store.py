@@ -18,6 +18,7 @@ an object root, so the layout names files once for both.
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
 import shutil
 import threading
@@ -344,7 +345,8 @@ class ObjectStore(Store):
             before_publish()
         pending = self._deferred.pending
         if pending is not None:
-            (pending.checkpoints if before_publish is not None else pending.first).append((_object(path), bytes(data)))
+            send = functools.partial(self._put, _object(path), bytes(data))
+            (pending.checkpoints if before_publish is not None else pending.first).append(send)
             return
         self._put(_object(path), data)
 
@@ -376,7 +378,7 @@ class ObjectStore(Store):
 
         with ThreadPoolExecutor(PUBLISH_THREADS) as senders:
             for wave in (pending.first, pending.checkpoints):
-                list(senders.map(lambda item: self._put(*item), wave))
+                list(senders.map(lambda send: send(), wave))
 
     def write_parquet(self, path: PurePath, table: pa.Table) -> None:
         sink = pa.BufferOutputStream()  # whole in memory, then one PUT: never a half object under the name
@@ -402,6 +404,15 @@ class ObjectStore(Store):
                 list(fetchers.map(fetch, range(0, size, COPY_BLOCK_BYTES)))
 
     def upload(self, local: Path, path: PurePath) -> None:
+        """Inside a deferred publication, sent with the block's other files (so `local` must live
+        until the block ends)."""
+        pending = self._deferred.pending
+        if pending is not None:
+            pending.first.append(functools.partial(self._upload, local, _object(path)))
+            return
+        self._upload(local, _object(path))
+
+    def _upload(self, local: Path, path: ObjectPath) -> None:
         from pyarrow import fs
 
         from pipeline.storage import object_client
@@ -444,8 +455,10 @@ PUBLISH_THREADS = 16
 
 @dataclass
 class _Pending:
-    first: list[tuple[ObjectPath, bytes]] = field(default_factory=list)
-    checkpoints: list[tuple[ObjectPath, bytes]] = field(default_factory=list)
+    """The sends of a deferred publication: every file first, then the checkpoints."""
+
+    first: list[Callable[[], None]] = field(default_factory=list)
+    checkpoints: list[Callable[[], None]] = field(default_factory=list)
 
 
 class _Deferred(threading.local):
