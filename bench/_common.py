@@ -22,7 +22,7 @@ if str(REPO) not in sys.path:
 from pipeline.bronze.chunking import read_header  # noqa: E402
 from pipeline.bronze.discovery import discover_bronze  # noqa: E402
 from pipeline.bronze.header import layout_header  # noqa: E402
-from pipeline.contract import INPUT_COLUMNS, NULL_TOKENS  # noqa: E402
+from pipeline.contract import INPUT_COLUMNS, NULL_TOKENS, UNKNOWN_PRODUCT  # noqa: E402
 from pipeline.errors import InputFileError  # noqa: E402
 from pipeline.settings import Settings  # noqa: E402
 
@@ -43,6 +43,8 @@ WS_CHARS = "".join(map(chr, [*range(0x09, 0x0E), *range(0x1C, 0x21), 0x85, 0xA0,
 assert len(WS_CHARS) == 29 and WS_CHARS.isspace()  # bench/edge_check.py checks it is the whole set
 WS_CLASS = "[" + "".join(f"\\x{{{ord(ch):X}}}" for ch in WS_CHARS) + "]"
 WS_RUN = WS_CLASS + "+"
+# local@label.label[...] with no white space (pipeline.bronze.cleaning._EMAIL), checked after lower-casing
+EMAIL = f"^[^@{WS_CLASS[1:-1]}]+@[^@.{WS_CLASS[1:-1]}]+(?:\\.[^@.{WS_CLASS[1:-1]}]+)+$"
 NULLS = NULL_TOKENS  # compared after trimming, case-insensitively
 
 # Number syntax (pipeline.bronze.cleaning._NumberSyntax): [0-9] only, optional sign, fraction, exponent.
@@ -102,6 +104,8 @@ class InputFile:
     path: Path
     width: int  # fields in the header
     positions: dict[str, int]  # contract column -> field index
+    extra_columns: tuple[str, ...] = ()  # as data_quality lists them
+    missing_optional: tuple[str, ...] = ()
 
 
 def input_files(bronze_dir: Path) -> tuple[list[InputFile], list[str]]:
@@ -115,7 +119,8 @@ def input_files(bronze_dir: Path) -> tuple[list[InputFile], list[str]]:
         except InputFileError as err:
             failed.append(str(err))
             continue
-        files.append(InputFile(i, bronze.relative_path, bronze.absolute_path, layout.width, dict(layout.positions)))
+        files.append(InputFile(i, bronze.relative_path, bronze.absolute_path, layout.width, dict(layout.positions),
+                               layout.extra_columns, layout.missing_optional))
     return files, failed
 
 
@@ -124,7 +129,7 @@ def sql_string(text: str) -> str:
 
 
 __all__ = [name for name in dir() if name.isupper()] + [
-    "INPUT_COLUMNS", "DateFormat", "date_format_regexes", "InputFile", "input_files", "sql_string",
+    "INPUT_COLUMNS", "UNKNOWN_PRODUCT", "DateFormat", "date_format_regexes", "InputFile", "input_files", "sql_string",
 ]
 
 

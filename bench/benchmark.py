@@ -1,5 +1,5 @@
 #!/usr/bin/env python
-"""Benchmark: the whole pipeline against DuckDB, Polars and the bare CSV parse, on the same files.
+"""Benchmark: the whole pipeline against DuckDB (twice), Polars and the bare CSV parse, on the same files.
 
     python bench/benchmark.py [--rows 10000000] [--files 10] [--workers 2] [--seed 42]
                               [--stage all|silver] [--skip-duckdb] [--skip-polars] [--no-rerun]
@@ -13,13 +13,17 @@
       (bronze -> silver -> quarantine -> gold -> report; with --stage silver: `--until silver`);
       then, unless --no-rerun, the same command again with nothing new (wall seconds);
    b. DuckDB: the contract in one SQL script, daily_sales to Parquet (bench/duckdb_job.py);
-   c. Polars lazy, the same (bench/polars_job.py);
+   b2. DuckDB: the same SQL builders writing what the pipeline writes: silver, quarantine, the
+      eight gold tables and gold/orders/ (bench/duckdb_full_job.py): the same work;
+   c. Polars lazy, daily_sales only, like b (bench/polars_job.py);
    d. pyarrow's CSV reader, every column as string: the parse ceiling (bench/parse_job.py).
 3. Prints wall seconds, rows/s, MB/s (CSV bytes), peak RSS of the largest process (ru_maxrss,
    Luigi's worker processes included), the sampled peak of the process tree's summed RSS, CPU
-   seconds and the load average, then the ratios pipeline/DuckDB, pipeline/Polars, pipeline/parse,
-   and checks that the pipeline's gold daily_sales equals DuckDB's (and Polars') exactly, listing
-   every key that differs.
+   seconds and the load average, then the ratios pipeline/DuckDB-daily-only (b),
+   pipeline/DuckDB-same-work (b2), pipeline/Polars, pipeline/parse, and checks that the pipeline's
+   gold daily_sales equals DuckDB's (b and b2) and Polars' exactly, listing every key that
+   differs, and that b2's other outputs match the pipeline's: the seven other gold tables cell
+   for cell, silver, quarantine and gold/orders by rows, revenue and reasons.
 
 Results also go to bench/out/results-<time>.json. The scratch folder (default: a new folder under
 bench/out/) is deleted at the end unless --keep.
@@ -48,6 +52,8 @@ from compare import compare_daily_sales  # noqa: E402
 
 PY = sys.executable
 GENERATED_MARK = "bench_generated.json"
+DAILY_ONLY = "DuckDB-daily-only"  # b: daily_sales alone
+SAME_WORK = "DuckDB-same-work"  # b2: silver, quarantine, every gold table and gold/orders/
 
 
 @dataclass
@@ -217,13 +223,18 @@ def main(argv: list[str] | None = None) -> int:
     object_run = _object_storage_run(args, bronze, scratch, logs) if (args.s3_root or args.s3_local_server) else None
 
     duck_out = scratch / "duckdb_daily_sales.parquet"
+    duck_full_out = scratch / "duckdb_full"  # silver/, quarantine/, gold/ as the pipeline's data root has them
     polars_out = scratch / "polars_daily_sales.parquet"
     for stale in (duck_out, polars_out):  # never check a previous run's output
         stale.unlink(missing_ok=True)
+    shutil.rmtree(duck_full_out, ignore_errors=True)
     if not args.skip_duckdb:
-        results.append(measure("b. DuckDB, one SQL script", "DuckDB",
+        results.append(measure("b. DuckDB, daily_sales only", DAILY_ONLY,
                                [PY, str(BENCH / "duckdb_job.py"), "--bronze", str(bronze), "--out", str(duck_out)],
                                logs / "duckdb.log"))
+        results.append(measure("b2. DuckDB, the same outputs as the pipeline", SAME_WORK,
+                               [PY, str(BENCH / "duckdb_full_job.py"), "--bronze", str(bronze), "--out", str(duck_full_out)],
+                               logs / "duckdb-full.log"))
     if not args.skip_polars:
         results.append(measure("c. Polars lazy", "Polars",
                                [PY, str(BENCH / "polars_job.py"), "--bronze", str(bronze), "--out", str(polars_out)],
@@ -234,7 +245,8 @@ def main(argv: list[str] | None = None) -> int:
 
     # --- report ----------------------------------------------------------------------------
     lines = _table(results, rerun, args.rows, csv_bytes)
-    lines += _ratios(results)
+    ratios = _ratios(results)
+    lines += _ratio_lines(ratios)
     if object_run is not None:
         measured, equal = object_run
         lines.append(f"object storage: the same run on {measured.name.split(' on ', 1)[-1]}: {measured.wall_s:.1f} s, "
@@ -242,7 +254,13 @@ def main(argv: list[str] | None = None) -> int:
     if stages:
         parts = ", ".join(f"{k[:-2]} {v:.1f} s ({v / pipeline.wall_s:.0%})" for k, v in stages.items())
         lines.append(f"pipeline stages (approx.): {parts}")
-    checks = _checks(args, root, duck_out, polars_out, results)
+    checks = _checks(args, root, {DAILY_ONLY: duck_out, SAME_WORK: duck_full_out / "gold" / "daily_sales.parquet",
+                                  "Polars": polars_out})
+    if args.stage == "all" and (duck_full_out / "gold").exists():
+        extra = same_outputs(root, duck_full_out)
+        checks["lines"] += extra["lines"]
+        checks["record"][f"{SAME_WORK} other outputs"] = extra["record"]
+        checks["ok"] &= extra["ok"]
     lines += checks["lines"]
     print()
     print("\n".join(lines))
@@ -251,7 +269,7 @@ def main(argv: list[str] | None = None) -> int:
         "when": stamp, "rows": args.rows, "files": args.files, "seed": args.seed, "workers": args.workers,
         "stage": args.stage, "csv_bytes": csv_bytes, "generate_s": gen_seconds, "cores": os.cpu_count(),
         "versions": _versions(), "results": [asdict(m) for m in results],
-        "rerun": asdict(rerun) if rerun else None, "pipeline_stages": stages,
+        "rerun": asdict(rerun) if rerun else None, "ratios": ratios, "pipeline_stages": stages,
         "checks": checks["record"], "table": lines,
         "object_storage": ({"run": asdict(object_run[0]), "gold_equal": object_run[1]} if object_run else None),
     }
@@ -264,6 +282,7 @@ def main(argv: list[str] | None = None) -> int:
     else:
         shutil.rmtree(root, ignore_errors=True)
         shutil.rmtree(logs, ignore_errors=True)
+        shutil.rmtree(duck_full_out, ignore_errors=True)
         for p in (duck_out, polars_out, scratch / GENERATED_MARK):
             p.unlink(missing_ok=True)
         if created_scratch:
@@ -292,28 +311,29 @@ def _table(results: list[Measurement], rerun: Measurement | None, rows: int, csv
     return lines
 
 
-def _ratios(results: list[Measurement]) -> list[str]:
+def _ratios(results: list[Measurement]) -> dict[str, dict[str, float]]:
+    """pipeline / contender, of wall seconds and of CPU seconds, for every contender that succeeded."""
     pipeline = results[0]
-    parts = []
-    for m in results[1:]:
-        if m.rc == 0 and pipeline.rc == 0:
-            parts.append(f"pipeline/{m.short} {pipeline.wall_s / m.wall_s:.1f}x")
-    cpu = [f"pipeline/{m.short} {pipeline.cpu_s / m.cpu_s:.1f}x" for m in results[1:]
-           if m.rc == 0 and pipeline.rc == 0 and m.cpu_s > 0]
-    lines = ["ratios (wall): " + ", ".join(parts)] if parts else []
-    if cpu:
-        lines.append("ratios (CPU s, less sensitive to other load on the machine): " + ", ".join(cpu))
-    return lines
+    done = [m for m in results[1:] if m.rc == 0 and pipeline.rc == 0]
+    return {"wall": {f"pipeline/{m.short}": pipeline.wall_s / m.wall_s for m in done},
+            "cpu_s": {f"pipeline/{m.short}": pipeline.cpu_s / m.cpu_s for m in done if m.cpu_s > 0}}
 
 
-def _checks(args, root: Path, duck_out: Path, polars_out: Path, results: list[Measurement]) -> dict:
+def _ratio_lines(ratios: dict[str, dict[str, float]]) -> list[str]:
+    heads = {"wall": "ratios (wall): ", "cpu_s": "ratios (CPU s, less sensitive to other load on the machine): "}
+    return [heads[kind] + ", ".join(f"{name} {value:.1f}x" for name, value in values.items())
+            for kind, values in ratios.items() if values]
+
+
+def _checks(args, root: Path, outputs: dict[str, Path]) -> dict:
+    """daily_sales of each contender (short name -> its file) against the pipeline's, exactly."""
     lines, record, ok = [], {}, True
     expected = root / "gold" / "daily_sales.parquet"
     if args.stage != "all":
         return {"lines": ["check: skipped (--stage silver writes no gold)"], "record": {}, "ok": True}
     if not expected.exists():
         return {"lines": ["check: FAILED, the pipeline wrote no gold/daily_sales.parquet"], "record": {}, "ok": False}
-    for name, out, _required in (("DuckDB", duck_out, True), ("Polars", polars_out, False)):
+    for name, out in outputs.items():
         if not out.exists():
             continue
         result = compare_daily_sales(expected, out, "pipeline", name)
@@ -322,6 +342,82 @@ def _checks(args, root: Path, duck_out: Path, polars_out: Path, results: list[Me
         record[name] = {"equal": result.equal, "summary": result.summary(), "details": result.details(limit=1000)}
         ok &= result.equal
     return {"lines": lines, "record": record, "ok": ok}
+
+
+def same_outputs(root: Path, out: Path) -> dict:
+    """b2's outputs beyond daily_sales against the pipeline's (data root `root`): every other gold
+    table cell for cell (they are small), and silver, quarantine and gold/orders/ by their rows,
+    revenue, reasons and months (cheap at any size; their row order differs by design)."""
+    from pipeline.contract import GOLD_TABLES
+
+    tables = {name: _gold_table_check(root / "gold" / f"{name}.parquet", out / "gold" / f"{name}.parquet")
+              for name in GOLD_TABLES if name != "daily_sales"}
+    datasets = {name: {"pipeline": _dataset_totals(sorted(root.glob(theirs))), "duckdb": _dataset_totals(sorted(out.glob(ours)))}
+                for name, theirs, ours in (("silver", "silver/**/part-*.parquet", "silver/*.parquet"),
+                                           ("quarantine", "quarantine/**/part-*.parquet", "quarantine/*.parquet"),
+                                           ("gold/orders", "gold/orders/*/*.parquet", "gold/orders/*/*.parquet"))}
+    differing = [f"{name}: {result}" for name, result in tables.items() if result != "identical"]
+    table_line = (f"MATCH: all {len(tables)} identical" if not differing
+                  else f"DIFFER: {len(differing)} of {len(tables)} ({'; '.join(differing)})")
+    unequal = [name for name, d in datasets.items() if d["pipeline"] != d["duckdb"]]
+    shown = "; ".join(f"{name} {_totals_text(d['pipeline'])}" for name, d in datasets.items())
+    data_line = f"MATCH: {shown}" if not unequal else "DIFFER: " + "; ".join(
+        f"{name} pipeline {_totals_text(datasets[name]['pipeline'])}, DuckDB {_totals_text(datasets[name]['duckdb'])}"
+        for name in unequal)
+    return {"lines": [f"check the other gold tables pipeline vs {SAME_WORK}: {table_line}",
+                      f"check silver, quarantine, gold/orders pipeline vs {SAME_WORK}: {data_line}"],
+            "record": {"gold_tables": tables, "datasets": datasets}, "ok": not differing and not unequal}
+
+
+def _gold_table_check(expected: Path, actual: Path) -> str:
+    """'identical', or what differs: the file, the columns, the types, the rows, which columns' values."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    if not actual.exists():
+        return "no file"
+    theirs, ours = pq.read_table(expected).replace_schema_metadata(None), pq.read_table(actual)
+    if ours.column_names != theirs.column_names:
+        return f"columns {ours.column_names}, pipeline {theirs.column_names}"
+    try:
+        ours = ours.cast(theirs.schema)
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as err:
+        return f"types: {err}"
+    if ours.num_rows != theirs.num_rows:
+        return f"{ours.num_rows} rows, pipeline {theirs.num_rows}"
+    values = [c for c in theirs.column_names if not ours.column(c).equals(theirs.column(c))]
+    return "identical" if not values else "values differ in " + ", ".join(values)
+
+
+def _dataset_totals(files: list[Path]) -> dict[str, object]:
+    """Rows, total revenue, rows per reason (quarantine) and months (gold/orders/) of Parquet files."""
+    import pyarrow.compute as pc
+    import pyarrow.dataset as ds
+
+    if not files:
+        return {"rows": 0}
+    data = ds.dataset([str(f) for f in files], format="parquet")
+    totals: dict[str, object] = {"rows": data.count_rows()}
+    if "revenue" in data.schema.names:
+        totals["revenue"] = str(pc.sum(data.to_table(columns=["revenue"]).column("revenue")).as_py())
+    if "reason" in data.schema.names:
+        counts = data.to_table(columns=["reason"]).column("reason").value_counts().to_pylist()
+        totals["reasons"] = {c["values"]: c["counts"] for c in sorted(counts, key=lambda c: c["values"])}
+    months = {f.parent.name for f in files if f.parent.name.startswith("sale_month=")}
+    if months:
+        totals["months"] = len(months)
+    return totals
+
+
+def _totals_text(totals: dict[str, object]) -> str:
+    text = f"{totals['rows']:,} rows"
+    if "months" in totals:
+        text += f" in {totals['months']} months"
+    if "revenue" in totals:
+        text += f", revenue {totals['revenue']}"
+    if "reasons" in totals:
+        text += " (" + ", ".join(f"{reason} {n:,}" for reason, n in totals["reasons"].items()) + ")"
+    return text
 
 
 def _object_storage_run(args: argparse.Namespace, bronze: Path, scratch: Path, logs: Path) -> tuple[Measurement, bool]:
