@@ -57,3 +57,26 @@ def test_many_batches_equal_one_batch() -> None:
         kept += result.keep.to_pylist()
         segments.append(SeenSegment.from_table(result.new_keys))
     assert kept == whole and sum(whole) == len(set(ids))
+
+
+def test_a_segment_without_a_hash_match_never_has_its_texts_read() -> None:
+    """Probing history reads hashes; a segment's key texts are read only to confirm a match."""
+    held = first_wins(*_rows(["A", "B", "C"]), []).new_keys
+    read: list[str] = []
+
+    def segment(name: str, table: pa.Table) -> SeenSegment:
+        def keys() -> pa.Array:
+            read.append(name)
+            return table.column("key").combine_chunks()
+        return SeenSegment(lambda: table.column("key_hash").to_numpy(), keys)
+
+    other = first_wins(*_rows(["X", "Y"]), []).new_keys
+    result = first_wins(*_rows(["D", "B", "E"]), [segment("other", other), segment("held", held)])
+    assert result.keep.to_pylist() == [True, False, True]
+    assert read == ["held"]
+
+
+def test_the_collision_path_reads_every_segment_and_stays_exact() -> None:
+    first, second = _segment(["P"], hashes=[5]), _segment(["S"], hashes=[8])
+    result = first_wins(*_rows(["Q", "S", "P"], hashes=[5, 8, 5]), [first, second])
+    assert result.keep.to_pylist() == [True, False, False]

@@ -6,6 +6,7 @@ file and the real gold files, then run the real Silver -> Gold step on them.
 """
 from __future__ import annotations
 
+import json
 import os
 import random
 import shutil
@@ -90,6 +91,23 @@ def test_an_edit_that_keeps_size_and_mtime_is_caught_and_reprocess_gives_fresh_g
     shutil.copytree(root / "bronze", reference / "bronze")
     assert run_cli("--data-root", str(reference), "--until", "gold").returncode == 0
     assert_same_gold(root, reference)
+
+
+def test_a_file_whose_stat_alone_moved_is_hashed_once_and_its_new_stat_recorded(tmp_path: Path) -> None:
+    """A hard link (or chmod, or a restore of the same bytes) moves ctime: the next run hashes the
+    file, finds the same bytes, and records the new stat, so later runs do not read it whole again."""
+    root = tmp_path / "data"
+    generate_bronze(root / "bronze", rows=500, files=1, seed=3)
+    assert run_cli("--data-root", str(root), "--until", "silver").returncode == 0
+    path = root / "bronze" / "sales_data_part_0001.csv"
+    manifest = root / "silver" / path.name / "_manifest.json"
+    recorded = json.loads(manifest.read_text())["fingerprint"]
+    os.link(path, tmp_path / "a-hard-link.csv")
+    assert path.stat().st_ctime_ns != recorded["ctime_ns"]
+    again = run_cli("--data-root", str(root), "--until", "silver")
+    assert again.returncode == 0, again.stdout + again.stderr
+    now = json.loads(manifest.read_text())["fingerprint"]
+    assert now == {**recorded, "ctime_ns": path.stat().st_ctime_ns}
 
 
 # --- 2. flipped bits in the state and in gold -----------------------------------------------------

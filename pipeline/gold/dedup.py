@@ -2,14 +2,16 @@
 
 A row's key is its dedup key text (pipeline.bronze.hashing.key_text of `[gold] dedup_key`).
 Within the new rows, keys are compared as exact strings (an Arrow hash group-by). Against the keys
-of earlier batches, each stored segment is sorted by the 64-bit key_hash: the new rows' hashes,
-sorted too, are binary-searched in it (cost grows with log(seen), where a hash set of the seen keys
-would be rebuilt for every batch: 150 ms against 4 ms for 1.4M seen keys), and every hash match
-is confirmed on the key strings, so the answer stays exact. A match whose keys differ (a
-64-bit collision) sends the bucket to the all-strings path, `_seen_by_strings`.
+of earlier batches, each stored segment is sorted by the 64-bit key_hash and kept as two records:
+the hashes alone, and the key texts beside them. The new rows' hashes, sorted too, are
+binary-searched in each segment's hashes, one segment in memory at a time; only a segment with a
+hash match has its texts read, and every match is confirmed on the key strings, so the answer
+stays exact while probing history reads 8 bytes per stored key (bench/README.md). A match whose
+keys differ (a 64-bit collision) sends the bucket to the all-strings path, `_seen_by_strings`.
 """
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -21,15 +23,17 @@ SEEN_SCHEMA = pa.schema([("key_hash", pa.uint64()), ("key", pa.string())])
 
 @dataclass(frozen=True)
 class SeenSegment:
-    """The keys one earlier batch added to a bucket, sorted by hash."""
+    """The keys one earlier batch added to a bucket, sorted by hash, read only when probed: a
+    bucket's history is never in memory whole."""
 
-    hashes: np.ndarray  # uint64, ascending
-    keys: pa.Array  # the key texts, aligned with `hashes`
+    hashes: Callable[[], np.ndarray]  # uint64, ascending
+    keys: Callable[[], pa.Array]  # the key texts, aligned with `hashes`
 
     @classmethod
     def from_table(cls, table: pa.Table) -> SeenSegment:
-        """A stored segment (SEEN_SCHEMA), as `first_wins` wrote it: already sorted by hash."""
-        return cls(table.column("key_hash").to_numpy(), table.column("key").combine_chunks())
+        """A segment held in memory (SEEN_SCHEMA), as `first_wins` wrote it: already sorted by hash."""
+        hashes, keys = table.column("key_hash").to_numpy(), table.column("key").combine_chunks()
+        return cls(lambda: hashes, lambda: keys)
 
 
 @dataclass(frozen=True)
@@ -39,7 +43,7 @@ class DedupResult:
     new_keys: pa.Table  # SEEN_SCHEMA: the keys this batch adds to the bucket, sorted by hash
 
 
-def first_wins(keys: pa.Array, hashes: np.ndarray, seen: list[SeenSegment]) -> DedupResult:
+def first_wins(keys: pa.Array, hashes: np.ndarray, seen: Sequence[SeenSegment]) -> DedupResult:
     """Keep the first row of each key (rows in input order) not seen before.
 
     `keys`: each row's key text (a dictionary too); `hashes`: its key_hash.
@@ -61,26 +65,29 @@ def first_wins(keys: pa.Array, hashes: np.ndarray, seen: list[SeenSegment]) -> D
     return DedupResult(keep=pa.array(keep), unique_count=int(keep.sum()), new_keys=new_keys)
 
 
-def _seen_by_hash(texts: pa.Array, hashes: np.ndarray, by_hash: np.ndarray, seen: list[SeenSegment]) -> np.ndarray | None:
+def _seen_by_hash(texts: pa.Array, hashes: np.ndarray, by_hash: np.ndarray, seen: Sequence[SeenSegment]) -> np.ndarray | None:
     """Rows (of `by_hash`, candidates in hash order) whose key a segment holds; None on a collision."""
     found = []
     wanted = hashes[by_hash]
     for segment in seen:
-        if not len(segment.hashes):
+        stored = segment.hashes()
+        if not len(stored) or not len(wanted):
             continue
-        at = np.minimum(np.searchsorted(segment.hashes, wanted), len(segment.hashes) - 1)
-        hit = np.flatnonzero(segment.hashes[at] == wanted)
+        at = np.minimum(np.searchsorted(stored, wanted), len(stored) - 1)
+        hit = np.flatnonzero(stored[at] == wanted)
         if not len(hit):
             continue
-        same = pc.equal(texts.take(pa.array(by_hash[hit])), segment.keys.take(pa.array(at[hit])))
+        same = pc.equal(texts.take(pa.array(by_hash[hit])), segment.keys().take(pa.array(at[hit])))
         if not pc.all(same).as_py():
             return None  # two keys share a hash: decide this bucket on the strings alone
         found.append(by_hash[hit])
     return np.concatenate(found) if found else np.empty(0, dtype=np.int64)
 
 
-def _seen_by_strings(texts: pa.Array, candidates: np.ndarray, seen: list[SeenSegment]) -> np.ndarray:
+def _seen_by_strings(texts: pa.Array, candidates: np.ndarray, seen: Sequence[SeenSegment]) -> np.ndarray:
     """Candidate rows whose key a segment holds, by exact string lookup (the hash-collision path)."""
-    seen_keys = pa.concat_arrays([segment.keys for segment in seen]) if seen else pa.array([], pa.string())
-    present = pc.is_in(texts.take(pa.array(candidates)), value_set=seen_keys).to_numpy(zero_copy_only=False)
+    wanted = texts.take(pa.array(candidates))
+    present = np.zeros(len(candidates), dtype=bool)
+    for segment in seen:  # one segment's texts at a time
+        present |= pc.is_in(wanted, value_set=segment.keys()).to_numpy(zero_copy_only=False)
     return candidates[present]

@@ -33,7 +33,7 @@ from pipeline.gold.aggregates import AGGREGATE_INPUT_COLUMNS, GRAINS, Aggregates
 from pipeline.gold.dedup import SeenSegment, first_wins
 from pipeline.gold.orders import DROPPED_SCHEMA, dropped_rows, orders_listing, remove_orders, write_batch_orders
 from pipeline.gold.state_records import Batch, Covers
-from pipeline.gold.state_store import StateReader, StateStore, encode_table, open_state, state_path
+from pipeline.gold.state_store import StateReader, StateStore, encode_hashes, encode_table, open_state, state_path
 from pipeline.gold.tables import ANOMALY_COLUMNS, build_gold_tables, covers_digest, publish, touched_keys
 from pipeline.settings import Settings, gold_fingerprint, silver_fingerprint, state_values
 from pipeline.storage.layout import DataLayout
@@ -218,7 +218,7 @@ def _merge_one_batch(layout: DataLayout, settings: Settings, parts: list[SilverP
     """Merge one batch: the interrupted one, else the next parts not yet merged (up to
     `merge_batch_rows` valid rows, so a bucket's rows in memory stay bounded whatever the input).
 
-    Each bucket writes the keys it newly saw (an append-only segment `seen/<b>/<batch>`, sorted by
+    Each bucket writes the keys it newly saw (an append-only segment `seen/<b>/<batch>/...`, sorted by
     key_hash so later batches binary-search it: old keys are never rewritten) and its own small
     aggregates (`bucket/<b>/...`) together; the final commit folds the buckets' aggregates into the
     totals and marks the parts merged.
@@ -271,7 +271,8 @@ def _merge_one_batch(layout: DataLayout, settings: Settings, parts: list[SilverP
                     break
                 parallel += result.cpu_seconds
                 # Every bucket's segment, an empty one too: a missing one is then damage, never "no keys".
-                state.put_encoded(records.seen_key(result.bucket, batch.number), result.encoded["seen"])
+                for part in records.SEEN_PARTS:
+                    state.put_encoded(records.seen_key(result.bucket, batch.number, part), result.encoded[part])
                 for name in (*(g.name for g in GRAINS), "anomalies", "dropped"):
                     state.put_encoded(records.bucket_key(result.bucket, name), result.encoded[name])
                 done.add(result.bucket)
@@ -383,7 +384,9 @@ def merge_bucket(reader: SilverPartReader, job: BucketJob) -> BucketResult:
     values = {**{g.name: aggregates[g.name].cast(g.schema) for g in GRAINS}, "anomalies": anomalies,
               "dropped": dropped_rows(rows, result.keep)}
     encoded = {name: encode_table(records.bucket_key(job.bucket, name), table) for name, table in values.items()}
-    encoded["seen"] = encode_table(records.seen_key(job.bucket, job.batch_number), result.new_keys)
+    encoded["hashes"] = encode_hashes(records.seen_key(job.bucket, job.batch_number, "hashes"),
+                                      result.new_keys.column("key_hash").to_numpy())
+    encoded["keys"] = encode_table(records.seen_key(job.bucket, job.batch_number, "keys"), result.new_keys.select(["key"]))
     return BucketResult(
         bucket=job.bucket, rows=rows.num_rows, unique_count=result.unique_count, new_keys=result.new_keys,
         aggregates=aggregates, anomalies=anomalies, encoded=encoded, cpu_seconds=time.thread_time() - cpu,
@@ -434,9 +437,14 @@ def _bucket_results(store: Store, part_paths: list[PurePath], jobs: list[BucketJ
 
 
 def _seen_keys(state: StateReader, bucket: int, batches: int) -> list[SeenSegment]:
-    """The keys merged into `bucket` by the batches before `batches`: one hash-sorted segment each."""
-    segments = [state.get_table(records.seen_key(bucket, number)) for number in range(batches)]
-    return [SeenSegment.from_table(table) for table in segments if table.num_rows]
+    """The keys merged into `bucket` by the batches before `batches`: one hash-sorted segment each,
+    read from the state only when the dedup probes it."""
+
+    def segment(number: int) -> SeenSegment:
+        return SeenSegment(lambda: state.get_hashes(records.seen_key(bucket, number, "hashes")),
+                           lambda: state.get_table(records.seen_key(bucket, number, "keys")).column("key").combine_chunks())
+
+    return [segment(number) for number in range(batches)]
 
 
 def _anomaly_candidates(rows: pa.Table, keep: pa.Array, job: BucketJob) -> pa.Table:

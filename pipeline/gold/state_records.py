@@ -12,7 +12,7 @@ The state is one key-value table (pipeline.gold.state_store). What lives in it:
 | `covers` | Covers: what gold must cover now and covered before | a batch ends, a file with no rows arrives |
 | `gold_files` | gold table -> CRC-32 of the file published from this state | gold is published |
 | `orders_files` | gold/orders/ file -> size, every file the merge wrote (pipeline.gold.orders) | a batch ends |
-| `seen/<bucket>/<batch>` | the keys a batch added to a bucket (Arrow, sorted by hash) | the bucket commits |
+| `seen/<bucket>/<batch>/hashes`, `/keys` | the keys a batch added to a bucket, by hash: hashes (raw), texts | the bucket commits |
 | `bucket/<bucket>/<grain>` | a bucket's aggregates and anomaly candidates in this batch | the same; folded at the batch's end |
 | `agg/<grain>`, `delta/<grain>` | the totals, and the last batch's part of them (for upsert) | a batch ends |
 | `anomalies` | the current top anomaly rows | a batch ends |
@@ -32,13 +32,17 @@ import pyarrow as pa
 from pipeline.errors import StateDamaged
 from pipeline.gold.state_store import StateStore
 
-STATE_FORMAT = 5  # 1: before the format was recorded; 2: values without checksums; 3: keys were order_ids, daily had no sale_month;
-# 4: buckets kept no duplicates' positions, so gold/orders/ was not written
+STATE_FORMAT = 6  # 1: before the format was recorded; 2: values without checksums; 3: keys were order_ids, daily had no sale_month;
+# 4: buckets kept no duplicates' positions, so gold/orders/ was not written; 5: a seen segment was one record of hashes and texts
 BUCKET_PREFIX = "bucket/"
 
 
-def seen_key(bucket: int, batch_number: int) -> str:
-    return f"seen/{bucket}/{batch_number}"
+SEEN_PARTS = ("hashes", "keys")
+
+
+def seen_key(bucket: int, batch_number: int, part: str) -> str:
+    """`part`: "hashes" (probed for every new key) or "keys" (read only to confirm a hash match)."""
+    return f"seen/{bucket}/{batch_number}/{part}"
 
 
 def bucket_key(bucket: int, name: str) -> str:

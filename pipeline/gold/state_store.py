@@ -1,4 +1,4 @@
-"""The Silver -> Gold state: one sqlitedict table, values as JSON or Arrow IPC bytes (never pickle).
+"""The Silver -> Gold state: one sqlitedict table, values as JSON, Arrow IPC or raw hash bytes (never pickle).
 
 Everything lives in one table so that one `commit()` is one SQLite transaction: the dedup keys
 of a bucket, the aggregates they changed and the progress marker land together or not at all.
@@ -22,6 +22,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pyarrow as pa
 from sqlitedict import SqliteDict
 
@@ -36,6 +37,7 @@ STATE_TABLE = "state"
 SQLITE_MAGIC = b"SQLite format 3\0"
 _JSON = b"J"
 _ARROW = b"A"
+_HASHES = b"H"  # a sorted uint64 array, little-endian: read with no decoding at all
 _CRC = struct.Struct(">I")
 _HEAD = 1 + _CRC.size  # type byte + checksum
 _REQUIRED = object()  # get_json's default: a missing record is damage, not "empty"
@@ -96,7 +98,7 @@ class StateStore:
         self._db[key] = encode_table(key, table)
 
     def put_encoded(self, key: str, value: bytes) -> None:
-        """A value from `encode_table`, encoded elsewhere (a merge thread), so that the thread that
+        """A value from `encode_table` or `encode_hashes`, encoded elsewhere (a merge thread), so that the thread that
         commits only writes."""
         self._dirty = True
         self._db[key] = value
@@ -143,6 +145,19 @@ def encode_table(key: str, table: pa.Table) -> bytes:
     return _seal(_ARROW, key, sink.getvalue().to_pybytes())
 
 
+def encode_hashes(key: str, hashes: np.ndarray) -> bytes:
+    """64-bit hashes as the state value of `key`: their bytes as they are (they do not compress),
+    so that probing history costs a read and a checksum, no decoding."""
+    return _seal(_HASHES, key, np.ascontiguousarray(hashes, dtype="<u8").tobytes())
+
+
+def decode_hashes(raw: bytes, key: str) -> np.ndarray:
+    payload = _open(raw, key, _HASHES)
+    if len(payload) % 8:
+        raise StateDamaged(f"state value {key!r} is not an array of 64-bit hashes")
+    return np.frombuffer(payload, dtype="<u8")
+
+
 def decode_table(raw: bytes, key: str) -> pa.Table:
     payload = _open(raw, key, _ARROW)
     with pa.ipc.open_stream(pa.py_buffer(payload)) as reader:
@@ -161,10 +176,16 @@ class StateReader:
         self._conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
 
     def get_table(self, key: str) -> pa.Table:
+        return decode_table(self._get(key), key)
+
+    def get_hashes(self, key: str) -> np.ndarray:
+        return decode_hashes(self._get(key), key)
+
+    def _get(self, key: str) -> bytes:
         row = self._conn.execute(f"SELECT value FROM {STATE_TABLE} WHERE key = ?", (key,)).fetchone()
         if row is None:
             raise StateDamaged(f"state record {key!r} is missing")
-        return decode_table(row[0], key)
+        return row[0]
 
     def close(self) -> None:
         self._conn.close()

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import resource
 import time
 from collections.abc import Callable
 
@@ -80,6 +81,8 @@ def merge_and_publish(layout: DataLayout, settings: Settings, files: list[str], 
             "seconds": round(time.monotonic() - started, 3), "state_rebuilt_because": merge.rebuilt_because,
             "merge_serial_seconds": round(merge.serial_seconds, 3),
             "merge_parallel_cpu_seconds": round(merge.parallel_cpu_seconds, 3),
+            # the largest this process has been (the task's own, so the merge's; its fork's parent's at the start)
+            "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024,
             "started_at": started_at, "finished_at": utc_iso(),
         }
         layout.store.write_text(layout.gold_run_path, json.dumps(metadata, indent=1, sort_keys=True))

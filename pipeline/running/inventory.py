@@ -41,30 +41,6 @@ def file_status(layout: DataLayout, bronze: BronzeFile) -> FileStatus:
     )
 
 
-def file_problems(layout: DataLayout, files: list[BronzeFile]) -> dict[str, str]:
-    """One line per bronze file that cannot run as it is: changed since it was ingested, or a
-    derived file of it (manifest, summary) that cannot be read, named with the command that
-    repairs just that file."""
-    problems: dict[str, str] = {}
-    store = layout.store
-    for bronze in files:
-        name = bronze.relative_path
-        manifest_path, summary_path = layout.manifest_path(name), layout.file_summary_path(name)
-        reading = manifest_path
-        try:
-            if store.exists(manifest_path) and not unchanged_since(store, bronze.absolute_path,
-                                                                   read_manifest(store, manifest_path).fingerprint):
-                problems[name] = f"{name}: bronze file changed since it was ingested; run `python run.py --reprocess {name}` to redo it"
-                continue
-            reading = summary_path
-            if store.exists(summary_path):
-                FileMetrics.from_json(store.read_text(summary_path))
-        except (ValueError, KeyError, TypeError) as err:
-            problems[name] = (f"{name}: {reading} is unreadable ({type(err).__name__}); "
-                              f"run `python run.py --reprocess {name}` to redo just this file")
-    return problems
-
-
 def files_in_gold(layout: DataLayout) -> list[str]:
     """The files gold's data_quality names (none when there is no readable gold)."""
     try:

@@ -4,20 +4,25 @@ Pure (no Luigi): run.py and the root task `tasks.Pipeline` call it.
 """
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from pathlib import PurePath
 
 from pipeline.bronze.discovery import BronzeFile, scan_bronze
+from pipeline.bronze.silver import FileMetrics, read_manifest, write_manifest
 from pipeline.errors import PipelineError
-from pipeline.running.inventory import file_problems, files_in_gold, gold_inputs, gone_files, header_problem
+from pipeline.running.inventory import files_in_gold, gold_inputs, gone_files, header_problem
 from pipeline.running.maintenance import Maintenance, apply, validate
 from pipeline.running.silver_settings import check_and_record
 from pipeline.settings import Settings, gold_fingerprint
 from pipeline.storage.atomic import TEMP_PREFIX, remove_stale_temps
+from pipeline.storage.fingerprint import recheck
 from pipeline.storage.layout import DataLayout
+from pipeline.storage.store import Store
 
 
 @dataclass(frozen=True)
@@ -84,6 +89,40 @@ def plan_run(layout: DataLayout, settings: Settings, files: list[BronzeFile], re
     runnable = [f for f in files if f.relative_path not in bad]
     unusable = {p for p, line in problems.items() if "unreadable" in line} | set(leave_out)  # changed files' silver stays in gold
     return RunPlan(runnable, gold_inputs(layout, [f.relative_path for f in runnable], failed=unusable, ingested=ingested), errors)
+
+
+def file_problems(layout: DataLayout, files: list[BronzeFile]) -> dict[str, str]:
+    """One line per bronze file that cannot run as it is: changed since it was ingested, or a
+    derived file of it (manifest, summary) that cannot be read, named with the command that
+    repairs just that file."""
+    problems: dict[str, str] = {}
+    store = layout.store
+    for bronze in files:
+        name = bronze.relative_path
+        manifest_path, summary_path = layout.manifest_path(name), layout.file_summary_path(name)
+        reading = manifest_path
+        try:
+            if store.exists(manifest_path) and not _unchanged(store, bronze.absolute_path, manifest_path):
+                problems[name] = f"{name}: bronze file changed since it was ingested; run `python run.py --reprocess {name}` to redo it"
+                continue
+            reading = summary_path
+            if store.exists(summary_path):
+                FileMetrics.from_json(store.read_text(summary_path))
+        except (ValueError, KeyError, TypeError) as err:
+            problems[name] = (f"{name}: {reading} is unreadable ({type(err).__name__}); "
+                              f"run `python run.py --reprocess {name}` to redo just this file")
+    return problems
+
+
+def _unchanged(store: Store, bronze_path: PurePath, manifest_path: PurePath) -> bool:
+    """Whether the bronze file still has the bytes its manifest records; a file whose bytes are the
+    same under a new stat gets the new stat recorded (the same manifest otherwise, written
+    atomically: a reader sees one or the other, and both say the same content)."""
+    manifest = read_manifest(store, manifest_path)
+    now = recheck(store, bronze_path, manifest.fingerprint)
+    if now is not None and now != manifest.fingerprint:
+        write_manifest(store, manifest_path, dataclasses.replace(manifest, fingerprint=now))
+    return now is not None
 
 
 def inputs_digest(entries: list) -> str:

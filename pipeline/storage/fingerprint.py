@@ -67,11 +67,20 @@ def fingerprint_file(store: Store, path: PurePath) -> Fingerprint:
 def unchanged_since(store: Store, path: PurePath, recorded: Fingerprint) -> bool:
     """True when `path` still has the recorded content: cheap when its stat is the recorded one,
     else every byte is hashed again (an edit that kept size and mtime is caught here)."""
+    return recheck(store, path, recorded) is not None
+
+
+def recheck(store: Store, path: PurePath, recorded: Fingerprint) -> Fingerprint | None:
+    """The fingerprint of `path` when it still has the recorded content, else None. When only its
+    stat moved (a hard link, chmod, a restore of the same bytes: ctime changes) the content is
+    hashed, and what comes back carries the new stat: recording it makes the next check cheap again
+    (without that, every later run read every such file whole)."""
     stat = store.stat(path)
     if stat is None:
         raise FileNotFoundError(str(path))
     if stat.size != recorded.size:
-        return False
+        return None
     if recorded.same_stat(stat):
-        return True
-    return fingerprint_file(store, path).same_content(recorded)
+        return recorded
+    now = fingerprint_file(store, path)  # its stat is taken before its bytes: an edit meanwhile moves it again
+    return now if now.same_content(recorded) else None
