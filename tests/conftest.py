@@ -20,7 +20,7 @@ hypothesis_settings.load_profile("ci" if os.environ.get("CI") else "default")
 
 TIERS = {
     "unit": ["test_chunking", "test_cleaning_oracle", "test_cleaning_rules", "test_date_parsing", "test_dedup",
-             "test_gold_units", "test_hashing", "test_package_map", "test_progress", "test_reader_triage", "test_settings_model"],
+             "test_gold_units", "test_hashing", "test_seen_runs", "test_package_map", "test_progress", "test_reader_triage", "test_settings_model"],
     "e2e": ["test_bronze_pipeline", "test_change_safety", "test_compressed_input", "test_generator", "test_gold",
             "test_gold_files", "test_gold_with_pandas", "test_header_and_config", "test_hostile_input", "test_line_endings",
             "test_no_wrong_number", "test_dedup_key", "test_gold_orders", "test_gold_readable",

@@ -107,7 +107,10 @@ def test_two_workers_share_one_scheduler_and_run_each_task_once(tmp_path: Path, 
         assert shared_gold[name].equals(alone_gold[name]), name
 
 
-def test_two_local_runs_at_once_on_one_data_root_agree(tmp_path: Path) -> None:
+# Grouped small files (the second variant) are the slow tier's: test_small_files proves them equal to per-file tasks.
+@pytest.mark.parametrize("small_file_bytes", ["0", pytest.param("100000000", marks=pytest.mark.slow)],
+                         ids=["a task per file and chunk", "small files grouped"])
+def test_two_local_runs_at_once_on_one_data_root_agree(tmp_path: Path, small_file_bytes: str) -> None:
     """Each piece of work is done once (the other run waits for it), each run's account speaks only
     of its own work, and gold equals one run's."""
     import json
@@ -116,25 +119,22 @@ def test_two_local_runs_at_once_on_one_data_root_agree(tmp_path: Path) -> None:
     root, alone = tmp_path / "data", tmp_path / "alone"
     generate_bronze(root / "bronze", rows=20_000, files=3, seed=5)
     shutil.copytree(root / "bronze", alone / "bronze")
-    for small_file_bytes in ("0", "100000000"):  # per-file chunk tasks, then grouped small files
-        env = {"LUIGI_CONFIG_PATH": str(config_file(tmp_path, "[pipeline]\nchunk_rows = 2500\nsilver_buckets = 8\n"
-                                                               f"small_file_bytes = {small_file_bytes}\n"))}
-        for folder in ("silver", "quarantine", "gold", "state", "report"):
-            shutil.rmtree(root / folder, ignore_errors=True)
-        command = [sys.executable, str(REPO / "run.py"), "--data-root", str(root), "--workers", "2", "--json"]
-        runs = [subprocess.Popen(command, cwd=REPO, env={**os.environ, **env}, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-                for _ in range(2)]
-        outputs = [r.communicate(timeout=300) for r in runs]
-        assert [r.returncode for r in runs] == [0, 0], outputs
-        accounts = [json.loads(out) for out, _err in outputs]
-        assert sum(a["this_run"]["rows_cleaned"] for a in accounts) == 20_000, accounts  # no record cleaned twice
-        assert sum(a["gold"] is not None for a in accounts) == 1, accounts  # one merge; the other run says nothing of it
-        assert sum("gold: merged" in err for _out, err in outputs) == 1
-        assert run_cli("--data-root", str(alone), env=env).returncode == 0
-        got, expected = gold_tables(root), gold_tables(alone)
-        for name in GOLD_TABLES:
-            assert got[name].equals(expected[name]), name
-        assert not list(root.rglob(".tmp-*"))
+    env = {"LUIGI_CONFIG_PATH": str(config_file(tmp_path, "[pipeline]\nchunk_rows = 2500\nsilver_buckets = 8\n"
+                                                           f"small_file_bytes = {small_file_bytes}\n"))}
+    command = [sys.executable, str(REPO / "run.py"), "--data-root", str(root), "--workers", "2", "--json"]
+    runs = [subprocess.Popen(command, cwd=REPO, env={**os.environ, **env}, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+            for _ in range(2)]
+    outputs = [r.communicate(timeout=300) for r in runs]
+    assert [r.returncode for r in runs] == [0, 0], outputs
+    accounts = [json.loads(out) for out, _err in outputs]
+    assert sum(a["this_run"]["rows_cleaned"] for a in accounts) == 20_000, accounts  # no record cleaned twice
+    assert sum(a["gold"] is not None for a in accounts) == 1, accounts  # one merge; the other run says nothing of it
+    assert sum("gold: merged" in err for _out, err in outputs) == 1
+    assert run_cli("--data-root", str(alone), env=env).returncode == 0
+    got, expected = gold_tables(root), gold_tables(alone)
+    for name in GOLD_TABLES:
+        assert got[name].equals(expected[name]), name
+    assert not list(root.rglob(".tmp-*"))
 
 
 def test_a_failed_task_shows_its_one_line_reason_in_luigid(tmp_path: Path, luigid: int) -> None:

@@ -45,8 +45,16 @@ _ISO_TIMESTAMP = (
     r"(?::[0-5][0-9](?:[.,][0-9]+)?)?(?:[Zz]|[+-](?:[01][0-9]|2[0-3]):?[0-5][0-9])?$"
 )
 _ISO_DATE = ("%Y-%m-%d",)  # the format of that date part, whose shape the pattern has checked
-_NULL_TOKENS = pa.array(c.NULL_TOKENS, pa.string())
-_NULL_STRING = pa.scalar(None, pa.string())
+
+
+@functools.cache
+def _null_tokens() -> pa.Array:
+    """Built on first use: pyarrow imports pandas (0.3 s) the first time it converts a Python
+    sequence, and a run with nothing new, which imports this module, never needs it."""
+    return pa.array(c.NULL_TOKENS, pa.string())
+
+
+_NULL_STRING = pa.nulls(1, pa.string())[0]  # not pa.scalar(None): see _null_tokens
 _MONEY_COLUMNS = ("gross_revenue", "revenue", "discount_amount")  # derived from quantity, price and discount
 _EPOCH = dt.date(1970, 1, 1)
 _PARTS_PER_MILLION = 10**c.DISCOUNT_SCALE  # discount units: 1.0 == 1_000_000
@@ -167,7 +175,7 @@ def _present_values(raw: pa.Array) -> pa.Array:
     ASCII lower-casing is exact for the test: no non-ASCII character lower-cases to a token letter.
     """
     trimmed = pc.utf8_trim_whitespace(raw)
-    return pc.if_else(pc.is_in(pc.ascii_lower(trimmed), value_set=_NULL_TOKENS), _NULL_STRING, trimmed)
+    return pc.if_else(pc.is_in(pc.ascii_lower(trimmed), value_set=_null_tokens()), _NULL_STRING, trimmed)
 
 
 def _lower(text: pa.Array) -> pa.Array:

@@ -30,10 +30,11 @@ from pipeline.cores import ordered_map, usable_cores
 from pipeline.errors import PipelineError, StateDamaged
 from pipeline.gold import state_records as records
 from pipeline.gold.aggregates import AGGREGATE_INPUT_COLUMNS, GRAINS, Aggregates, aggregate_orders, sum_aggregates, top_revenue_orders
-from pipeline.gold.dedup import SeenSegment, first_wins
+from pipeline.gold.dedup import SEEN_SCHEMA, SeenSegment, first_wins
 from pipeline.gold.orders import DROPPED_SCHEMA, dropped_rows, orders_listing, remove_orders, write_batch_orders
+from pipeline.gold.seen_runs import Run, merge_runs, runs_from_json, runs_to_absorb, runs_to_json
 from pipeline.gold.state_records import Batch, Covers
-from pipeline.gold.state_store import StateReader, StateStore, encode_hashes, encode_table, open_state, state_path
+from pipeline.gold.state_store import StateReader, StateStore, encode_hashes, encode_json, encode_table, open_state, state_path
 from pipeline.gold.tables import ANOMALY_COLUMNS, build_gold_tables, covers_digest, publish, touched_keys
 from pipeline.settings import Settings, gold_fingerprint, silver_fingerprint, state_values
 from pipeline.storage.layout import DataLayout
@@ -208,7 +209,7 @@ def reset_stale_state(layout: DataLayout, settings: Settings, parts: list[Silver
             if reason is None:
                 return None
         remove_orders(layout)  # the order rows of the emptied state go with it, before it is emptied
-        records.reset(state, expected, _initial_records())
+        records.reset(state, expected, _initial_records(), settings.silver_buckets)
         state.commit()
     return reason
 
@@ -218,10 +219,10 @@ def _merge_one_batch(layout: DataLayout, settings: Settings, parts: list[SilverP
     """Merge one batch: the interrupted one, else the next parts not yet merged (up to
     `merge_batch_rows` valid rows, so a bucket's rows in memory stay bounded whatever the input).
 
-    Each bucket writes the keys it newly saw (an append-only segment `seen/<b>/<batch>/...`, sorted by
-    key_hash so later batches binary-search it: old keys are never rewritten) and its own small
-    aggregates (`bucket/<b>/...`) together; the final commit folds the buckets' aggregates into the
-    totals and marks the parts merged.
+    Each bucket writes the keys it newly saw (a run `seen/<b>/<batch>/...` sorted by key_hash, so
+    later batches binary-search it, which may absorb the bucket's newest small runs:
+    pipeline.gold.seen_runs) and its own small aggregates (`bucket/<b>/...`) together; the final
+    commit folds the buckets' aggregates into the totals and marks the parts merged.
     """
     started = time.monotonic()
     report = progress or (lambda _p, _m: None)
@@ -256,8 +257,9 @@ def _merge_one_batch(layout: DataLayout, settings: Settings, parts: list[SilverP
             parallel += _verify_parts([by_name[name] for name in batch.parts], metrics, usable_cores(), silver_fingerprint(settings))
             waited += time.monotonic() - asked
         done = set(batch.done_buckets)
-        jobs = [BucketJob(bucket, str(state_path(layout.state_dir)), batch.number, settings.anomaly_top_n, tuple(settings.dedup_key))
-                for bucket in range(settings.silver_buckets) if bucket not in done]
+        run_cap = max(1, settings.merge_batch_rows // settings.silver_buckets)  # a full batch's keys per bucket
+        jobs = [BucketJob(bucket, str(state_path(layout.state_dir)), batch.number, settings.anomaly_top_n, tuple(settings.dedup_key),
+                          run_cap) for bucket in range(settings.silver_buckets) if bucket not in done]
         asked = time.monotonic()
         part_paths = [by_name[n].path for n in batch.parts]
         with _bucket_results(store, part_paths, jobs, workers, tuple(settings.dedup_key)) as (results, pool_cpu):
@@ -270,9 +272,11 @@ def _merge_one_batch(layout: DataLayout, settings: Settings, parts: list[SilverP
                 if result is None:
                     break
                 parallel += result.cpu_seconds
-                # Every bucket's segment, an empty one too: a missing one is then damage, never "no keys".
-                for part in records.SEEN_PARTS:
-                    state.put_encoded(records.seen_key(result.bucket, batch.number, part), result.encoded[part])
+                # The bucket's runs of seen keys as its list now names them: the new run, the runs it absorbed gone.
+                for key, value in result.seen_records.items():
+                    state.put_encoded(key, value)
+                for key in result.seen_gone:
+                    state.delete(key)
                 for name in (*(g.name for g in GRAINS), "anomalies", "dropped"):
                     state.put_encoded(records.bucket_key(result.bucket, name), result.encoded[name])
                 done.add(result.bucket)
@@ -354,6 +358,7 @@ class BucketJob:
     batch_number: int
     anomaly_top_n: int
     key: tuple[str, ...]  # [gold] dedup_key
+    run_cap: int  # the most keys a run of seen keys grows to by absorbing others (seen_runs)
 
 
 @dataclass(frozen=True)
@@ -365,6 +370,8 @@ class BucketResult:
     aggregates: Aggregates
     anomalies: pa.Table
     encoded: dict[str, bytes] = field(default_factory=dict)  # the state values above, encoded (state_store.encode_table)
+    seen_records: dict[str, bytes] = field(default_factory=dict)  # the bucket's new run and run list, encoded
+    seen_gone: tuple[str, ...] = ()  # the records of the runs the new one absorbed
     cpu_seconds: float = 0.0  # of the thread that computed it
 
 
@@ -374,8 +381,10 @@ def merge_bucket(reader: SilverPartReader, job: BucketJob) -> BucketResult:
     rows = reader.read_bucket(job.bucket, merge_schema(job.key), part_column="part")
     state = StateReader(Path(job.state_file))
     try:
+        runs = runs_from_json(state.get_json(records.seen_runs_key(job.bucket)))
         keys = key_text(rows, job.key)
-        result = first_wins(keys, rows.column("key_hash").to_numpy(), _seen_keys(state, job.bucket, job.batch_number))
+        result = first_wins(keys, rows.column("key_hash").to_numpy(), [_seen_run(state, job.bucket, run) for run in runs])
+        seen_records, seen_gone = _next_runs(state, job, runs, result.new_keys)
     finally:
         state.close()
     aggregates = aggregate_orders(rows.select(list(AGGREGATE_INPUT_COLUMNS)), result.keep)
@@ -384,13 +393,27 @@ def merge_bucket(reader: SilverPartReader, job: BucketJob) -> BucketResult:
     values = {**{g.name: aggregates[g.name].cast(g.schema) for g in GRAINS}, "anomalies": anomalies,
               "dropped": dropped_rows(rows, result.keep)}
     encoded = {name: encode_table(records.bucket_key(job.bucket, name), table) for name, table in values.items()}
-    encoded["hashes"] = encode_hashes(records.seen_key(job.bucket, job.batch_number, "hashes"),
-                                      result.new_keys.column("key_hash").to_numpy())
-    encoded["keys"] = encode_table(records.seen_key(job.bucket, job.batch_number, "keys"), result.new_keys.select(["key"]))
     return BucketResult(
         bucket=job.bucket, rows=rows.num_rows, unique_count=result.unique_count, new_keys=result.new_keys,
-        aggregates=aggregates, anomalies=anomalies, encoded=encoded, cpu_seconds=time.thread_time() - cpu,
+        aggregates=aggregates, anomalies=anomalies, encoded=encoded, seen_records=seen_records, seen_gone=seen_gone,
+        cpu_seconds=time.thread_time() - cpu,
     )
+
+
+def _next_runs(state: StateReader, job: BucketJob, runs: list[Run], new_keys: pa.Table) -> tuple[dict[str, bytes], tuple[str, ...]]:
+    """The records that make the bucket's runs those after this batch (encoded), and the records
+    to delete: the new keys, with the newest runs they absorb, become the run of this batch."""
+    taken = runs_to_absorb(runs, new_keys.num_rows, job.run_cap)
+    absorbed = runs[len(runs) - taken:]
+    run = merge_runs([*(_read_run(state, job.bucket, r) for r in absorbed), new_keys]) if absorbed else new_keys
+    after = runs[: len(runs) - taken] + ([Run(job.batch_number, run.num_rows)] if run.num_rows else [])
+    written = {records.seen_runs_key(job.bucket): encode_json(records.seen_runs_key(job.bucket), runs_to_json(after))}
+    if run.num_rows:
+        hashes_key, keys_key = (records.seen_key(job.bucket, job.batch_number, part) for part in records.SEEN_PARTS)
+        written[hashes_key] = encode_hashes(hashes_key, run.column("key_hash").to_numpy())
+        written[keys_key] = encode_table(keys_key, run.select(["key"]))
+    gone = tuple(records.seen_key(job.bucket, r.batch, part) for r in absorbed for part in records.SEEN_PARTS)
+    return written, gone
 
 
 def _parallel_workers(rows: int, min_rows: int) -> int:
@@ -436,15 +459,19 @@ def _bucket_results(store: Store, part_paths: list[PurePath], jobs: list[BucketJ
             reader.close()
 
 
-def _seen_keys(state: StateReader, bucket: int, batches: int) -> list[SeenSegment]:
-    """The keys merged into `bucket` by the batches before `batches`: one hash-sorted segment each,
-    read from the state only when the dedup probes it."""
+def _seen_run(state: StateReader, bucket: int, run: Run) -> SeenSegment:
+    """One run of the keys merged into `bucket` before, read from the state only when the dedup probes it."""
+    return SeenSegment(lambda: state.get_hashes(records.seen_key(bucket, run.batch, "hashes")),
+                       lambda: state.get_table(records.seen_key(bucket, run.batch, "keys")).column("key").combine_chunks())
 
-    def segment(number: int) -> SeenSegment:
-        return SeenSegment(lambda: state.get_hashes(records.seen_key(bucket, number, "hashes")),
-                           lambda: state.get_table(records.seen_key(bucket, number, "keys")).column("key").combine_chunks())
 
-    return [segment(number) for number in range(batches)]
+def _read_run(state: StateReader, bucket: int, run: Run) -> pa.Table:
+    hashes = state.get_hashes(records.seen_key(bucket, run.batch, "hashes"))
+    keys = state.get_table(records.seen_key(bucket, run.batch, "keys")).column("key")
+    if len(hashes) != len(keys) or len(hashes) != run.rows:
+        raise StateDamaged(f"seen keys of bucket {bucket}, batch {run.batch}: {len(hashes)} hashes, {len(keys)} keys, "
+                           f"{run.rows} recorded")
+    return pa.table({"key_hash": hashes, "key": keys}, schema=SEEN_SCHEMA)
 
 
 def _anomaly_candidates(rows: pa.Table, keep: pa.Array, job: BucketJob) -> pa.Table:

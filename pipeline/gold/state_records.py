@@ -12,16 +12,17 @@ The state is one key-value table (pipeline.gold.state_store). What lives in it:
 | `covers` | Covers: what gold must cover now and covered before | a batch ends, a file with no rows arrives |
 | `gold_files` | gold table -> CRC-32 of the file published from this state | gold is published |
 | `orders_files` | gold/orders/ file -> size, every file the merge wrote (pipeline.gold.orders) | a batch ends |
-| `seen/<bucket>/<batch>/hashes`, `/keys` | the keys a batch added to a bucket, by hash: hashes (raw), texts | the bucket commits |
+| `seen/<bucket>/runs` | the bucket's runs of seen keys, [batch, rows] each (seen_runs) | emptied; the bucket commits |
+| `seen/<bucket>/<batch>/hashes`, `/keys` | one run: its keys sorted by hash, hashes (raw) and texts | the bucket commits |
 | `bucket/<bucket>/<grain>` | a bucket's aggregates and anomaly candidates in this batch | the same; folded at the batch's end |
 | `agg/<grain>`, `delta/<grain>` | the totals, and the last batch's part of them (for upsert) | a batch ends |
 | `anomalies` | the current top anomaly rows | a batch ends |
 
 Every record but `batch` and the buckets of a batch exists from the moment the state is emptied
-(`reset`), and a batch writes a seen segment for every bucket (an empty one too), so a record
-that is missing is damage (state_store.StateDamaged), never "nothing yet". A state written in
-another format is damaged in the same sense: the state is derived data, so it is rebuilt from
-silver and there are no compatibility branches to keep.
+(`reset`), and every run a bucket's `runs` names exists, so a record that is missing is damage
+(state_store.StateDamaged), never "nothing yet". A state written in another format is damaged in
+the same sense: the state is derived data, so it is rebuilt from silver and there are no
+compatibility branches to keep.
 """
 from __future__ import annotations
 
@@ -41,8 +42,13 @@ SEEN_PARTS = ("hashes", "keys")
 
 
 def seen_key(bucket: int, batch_number: int, part: str) -> str:
-    """`part`: "hashes" (probed for every new key) or "keys" (read only to confirm a hash match)."""
+    """The run written by batch `batch_number`; `part`: "hashes" (probed for every new key) or
+    "keys" (read only to confirm a hash match)."""
     return f"seen/{bucket}/{batch_number}/{part}"
+
+
+def seen_runs_key(bucket: int) -> str:
+    return f"seen/{bucket}/runs"
 
 
 def bucket_key(bucket: int, name: str) -> str:
@@ -99,9 +105,10 @@ def check_format(state: StateStore) -> None:
         raise StateDamaged(f"it is of format {found}, this version writes format {STATE_FORMAT}")
 
 
-def reset(state: StateStore, settings_values: dict, initial_tables: dict[str, pa.Table]) -> None:
+def reset(state: StateStore, settings_values: dict, initial_tables: dict[str, pa.Table], buckets: int) -> None:
     """Empty the state (committed by the caller): its format, the settings it depends on, and every
-    record that must always exist (`initial_tables`: key -> the empty table it starts as)."""
+    record that must always exist (`initial_tables`: key -> the empty table it starts as; no runs
+    of seen keys in any of the `buckets`)."""
     for key in state.keys_with_prefix(""):
         state.delete(key)
     state.put_json("format", STATE_FORMAT)
@@ -113,6 +120,8 @@ def reset(state: StateStore, settings_values: dict, initial_tables: dict[str, pa
     write_orders_files(state, {})
     for key, table in initial_tables.items():
         state.put_table(key, table)
+    for bucket in range(buckets):
+        state.put_json(seen_runs_key(bucket), [])
 
 
 def read_settings(state: StateStore) -> dict | None:
