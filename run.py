@@ -390,7 +390,6 @@ def command_run(args: argparse.Namespace) -> int:
     from pipeline.running.maintenance import Maintenance
     from pipeline.running.preflight import apply_request, discover_inputs, ensure_writable
     from tasks.luigi_private import run_command
-    from tasks.report import REPORT_MODULES
     from tasks.root import Pipeline
     from tasks.warm_workers import warm_workers
 
@@ -417,8 +416,7 @@ def command_run(args: argparse.Namespace) -> int:
     if not nothing_new:
         print(f"running {len(runnable)} bronze files from {layout.bronze_dir} with {args.workers} worker(s)")
     started = time.monotonic()
-    with (warm_workers(args.workers if not nothing_new else 1, preload=REPORT_MODULES),
-          _live_progress(args, layout, runnable, plan.journal, started)):
+    with warm_workers(args.workers if not nothing_new else 1), _live_progress(args, layout, runnable, plan.journal, started):
         code = run_command(_luigi_argv(args, layout))
     return _report_run(args, layout, root, code, time.monotonic() - started, nothing_new)
 

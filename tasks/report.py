@@ -7,24 +7,10 @@ import luigi
 
 from pipeline.gold.owner import refuse_unless_gold_owner
 from pipeline.gold.step import GOLD_LOCK_WAIT_SECONDS
-from pipeline.settings import Settings
-from pipeline.storage.layout import DataLayout
 from reports.gold_data import gold_fingerprint
-from tasks import warm_workers
 from tasks.base import PipelineTask
 from tasks.gold import SilverToGold
 from tasks.targets import StoreTarget
-
-REPORT_MODULES = ("reports.render",)  # matplotlib: imported only where the page is rendered
-
-
-def render_report(layout: DataLayout, settings: Settings) -> None:
-    """Render the page from gold; in a warm worker when the run has them (one that imported
-    REPORT_MODULES while idle renders without waiting for matplotlib's import)."""
-    from reports.render import load_run_info, write_report
-
-    write_report(layout.gold_dir, layout.report_path, load_run_info(layout.gold_dir, layout.store),
-                 settings.rejected_share_warning, settings.dedup_key, layout.store, settings.default_region)
 
 
 class Report(PipelineTask):
@@ -57,13 +43,17 @@ class Report(PipelineTask):
         return rendered == gold_fingerprint(self.layout.gold_dir, store)
 
     def work(self) -> None:
+        from reports.render import load_run_info, write_report  # matplotlib: only when rendering
+
         layout = self.layout
         refuse_unless_gold_owner(layout)
         # The gold lock: a concurrent Silver -> Gold cannot swap tables while the page reads them.
         with layout.store.exclusive_lock(layout.gold_lock_path, f"report of {layout.root}", GOLD_LOCK_WAIT_SECONDS):
             self.report_progress(0, "rendering the report from gold")
             fingerprint = gold_fingerprint(layout.gold_dir, layout.store)
-            warm_workers.call("the report", render_report, layout, self.settings)
+            write_report(layout.gold_dir, layout.report_path, load_run_info(layout.gold_dir, layout.store),
+                         self.settings.rejected_share_warning, self.settings.dedup_key, layout.store,
+                         self.settings.default_region)
             for old in layout.rendered_markers():
                 layout.store.delete(old)
             marker = {"inputs": self.inputs, "gold": fingerprint, "report": layout.report_path.name}

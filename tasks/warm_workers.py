@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
-import importlib
 import multiprocessing
 import os
 import signal
@@ -52,11 +51,9 @@ def supported() -> bool:
 
 
 @contextlib.contextmanager
-def warm_workers(count: int, preload: tuple[str, ...] = ()) -> Iterator[None]:
+def warm_workers(count: int) -> Iterator[None]:
     """`count` warm workers for the duration of the block (none when count < 2: one Luigi worker
-    runs its tasks in its own, already warm, process). `preload`: modules a worker imports once it
-    is first idle, at the lowest priority, so that a later call needing them (the report needs
-    matplotlib, about 0.45 s to import) does not wait for them."""
+    runs its tasks in its own, already warm, process)."""
     if count < 2 or not supported():
         yield
         return
@@ -64,7 +61,7 @@ def warm_workers(count: int, preload: tuple[str, ...] = ()) -> Iterator[None]:
     address = f"\0pipeline-warm-{os.getpid()}-{authkey.hex()[:8]}"
     listener = Listener(address, family="AF_UNIX", authkey=authkey, backlog=max(8, 4 * count))
     context = multiprocessing.get_context("fork")
-    workers = [context.Process(target=_serve, args=(listener, os.getpid(), preload), daemon=True, name=f"warm-worker-{i + 1}")
+    workers = [context.Process(target=_serve, args=(listener, os.getpid()), daemon=True, name=f"warm-worker-{i + 1}")
                for i in range(count)]
     for worker in workers:
         worker.start()
@@ -128,12 +125,12 @@ def die_with_parent(parent: int) -> None:
         os.kill(os.getpid(), signal.SIGKILL)
 
 
-def _serve(listener: Listener, parent: int, preload: tuple[str, ...] = ()) -> None:
+def _serve(listener: Listener, parent: int) -> None:
     """A warm worker: answer one call at a time until the run ends."""
     die_with_parent(parent)
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C stops the run; the run stops its workers
     signal.signal(signal.SIGTERM, signal.SIG_DFL)  # ... with SIGTERM: die quietly, not run.py's handler
-    releaser = _IdleMemoryRelease(IDLE_RELEASE_SECONDS, preload)
+    releaser = _IdleMemoryRelease(IDLE_RELEASE_SECONDS)
     while True:
         try:
             connection = listener.accept()
@@ -157,13 +154,10 @@ class _IdleMemoryRelease:
     one left idle, while Silver -> Gold and the report run, should not sit on it (about two thirds
     of it comes back: bench/README.md). A thread notices `seconds` of idleness and
     signals the main thread (SIGUSR1), which does the release: Arrow's allocator (mimalloc) only
-    returns the memory of the thread that asks, and the main thread is the one that did the work.
-    The first time, the same thread then imports `preload` at nice 19 (a thread's own priority on
-    Linux): it takes only CPU time nothing else of the run wants."""
+    returns the memory of the thread that asks, and the main thread is the one that did the work."""
 
-    def __init__(self, seconds: float, preload: tuple[str, ...] = ()) -> None:
+    def __init__(self, seconds: float) -> None:
         self._seconds = seconds
-        self._preload = preload
         self._lock = threading.Lock()
         self._busy = False
         self._released = True
@@ -190,17 +184,6 @@ class _IdleMemoryRelease:
                 self._released = self._released or due
             if due:  # a call starting meanwhile is fine: only memory already freed is given back
                 signal.pthread_kill(self._main, signal.SIGUSR1)
-                self._import_preload()
-
-    def _import_preload(self) -> None:
-        preload, self._preload = self._preload, ()
-        if not preload:
-            return
-        with contextlib.suppress(OSError):
-            os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), 19)
-        for name in preload:  # a call needing one of them meanwhile waits for this import, not a second one
-            with contextlib.suppress(Exception):  # a module that fails here fails again, in one line, where it is used
-                importlib.import_module(name)
 
 
 def _answer(connection: Connection) -> None:

@@ -103,24 +103,6 @@ def test_an_idle_warm_worker_gives_its_freed_memory_back() -> None:
         assert rss_mb(pid) <= held - 100, f"still {rss_mb(pid)} MB after {held} MB right after the call"
 
 
-def loaded(module: str) -> tuple[int, bool]:
-    return os.getpid(), module in sys.modules
-
-
-def test_an_idle_warm_worker_imports_what_it_was_told_to_preload_and_only_then() -> None:
-    """So the report's matplotlib (run.py preloads reports.render) is imported by an idle worker,
-    not by the call that renders; here a module nothing else in the tests imports."""
-    module = "pydoc_data.topics"
-    assert module not in sys.modules
-    with warm_workers.warm_workers(2, preload=(module,)):
-        assert not call("loaded", loaded, module)[1]  # not before the worker has worked and gone idle
-        found, deadline = False, time.monotonic() + 20
-        while not found and time.monotonic() < deadline:
-            time.sleep(warm_workers.IDLE_RELEASE_SECONDS * 1.5)
-            found = call("loaded", loaded, module)[1]
-        assert found, f"{module} was never preloaded"
-
-
 def test_errors_come_back_with_their_type_and_message() -> None:
     with warm_workers.warm_workers(2):
         with pytest.raises(PipelineError, match=r"^part_1\.csv: bronze file changed since it was ingested$"):
