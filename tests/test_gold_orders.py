@@ -191,3 +191,52 @@ def test_defaults_by_region_category_is_what_the_orders_owe_to_soft_defaults(
     actual = pq.read_table(root / "gold" / "defaults_by_region_category.parquet").to_pandas()
     assert expected["region_defaulted_orders"].sum() > 0 and expected["category_defaulted_orders"].sum() > 0
     pd.testing.assert_frame_equal(actual[list(expected.columns)].astype(str), expected.astype(str))
+
+
+def test_orders_of_many_small_files_spanning_months_are_exact(tmp_path: Path, env: dict[str, str]) -> None:
+    """Small files go through one group task and give tiny parts of many months each: the path
+    where the orders of consecutive parts are split by month together."""
+    root = tmp_path / "data"
+    generate_bronze(root / "bronze", rows=3_000, files=60, seed=8, date_folders=True)
+    run_gold(root, env)
+    assert_orders_exact(root)
+    assert len({p.parent.name for p in (root / "gold" / "orders").rglob("*.parquet")}) > 12
+
+
+def test_how_parts_are_blocked_and_flushed_never_changes_the_orders(
+        source: Path, tmp_path: Path, env: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> None:
+    """write_batch_orders at its sizes and at sizes that cut a block after every part or two and
+    flush every few rows: the same rows, in the same order, less exactly the dropped ones."""
+    import pyarrow as pa
+
+    from pipeline.gold import orders
+    from pipeline.storage.layout import DataLayout
+
+    root = copy_root(source, tmp_path)
+    run_gold(root, env)
+    parts = sorted((root / "silver").rglob("part-*.parquet"))
+    rows_of = [pq.read_table(p, columns=["source_row"]).column("source_row").to_pylist() for p in parts]
+    dropped = pa.table({"part": pa.array([0, 0, 1, len(parts) - 1], pa.int32()),
+                        "source_row": pa.array([rows_of[0][2], rows_of[0][5], rows_of[1][7], rows_of[-1][11]], pa.int64())})
+
+    def write(folder: str) -> dict[str, pa.Table]:
+        layout = DataLayout.of(tmp_path / folder)
+        written, files = orders.write_batch_orders(layout, layout.store, parts, dropped, 0, include_email=False)
+        written_files = sorted((tmp_path / folder / "gold" / "orders").rglob("*.parquet"))
+        assert len(files) == len(written_files) > 1
+        tables = {p.parent.name: pq.read_table(p).replace_schema_metadata(None) for p in written_files}
+        assert written == sum(t.num_rows for t in tables.values())
+        return tables
+
+    as_shipped = write("shipped")
+    monkeypatch.setattr(orders, "BLOCK_ROWS", 3)
+    monkeypatch.setattr(orders, "BLOCK_PARTS", 2)
+    monkeypatch.setattr(orders, "FLUSH_ROWS", 50)
+    tiny = write("tiny")
+    assert tiny.keys() == as_shipped.keys() and all(tiny[m].equals(as_shipped[m]) for m in tiny)
+    assert sum(t.num_rows for t in as_shipped.values()) == sum(map(len, rows_of)) - dropped.num_rows
+    kept = pa.concat_tables(as_shipped.values())
+    file_of = [pq.read_table(p, columns=["source_file"]).column("source_file")[0].as_py() for p in parts]
+    pairs = set(zip(kept.column("source_file").to_pylist(), kept.column("source_row").to_pylist()))
+    gone = {(file_of[part], row) for part, row in zip(dropped.column("part").to_pylist(), dropped.column("source_row").to_pylist())}
+    assert not pairs & gone and len(pairs) == kept.num_rows

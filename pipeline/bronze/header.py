@@ -33,10 +33,22 @@ def normalise_name(name: str) -> str:
 
 
 def column_lookup(aliases: ColumnAliases) -> dict[str, str]:
-    """Header name (column_key) -> contract column; each contract name also means itself."""
+    """Header name (column_key) -> contract column; each contract name also means itself.
+
+    Built once per aliases mapping (the settings' own object): a small file's header is laid out
+    several times, and building the lookup was most of it (a few hundred name keys each time)."""
+    cached = _LOOKUPS.get(id(aliases))
+    if cached is not None and cached[0] is aliases:
+        return cached[1]
     lookup = {column_key(name): column for column, names in aliases.items() for name in names}
     lookup.update({column_key(column): column for column in INPUT_COLUMNS})
+    if len(_LOOKUPS) > 16:
+        _LOOKUPS.clear()
+    _LOOKUPS[id(aliases)] = (aliases, lookup)
     return lookup
+
+
+_LOOKUPS: dict[int, tuple[ColumnAliases, dict[str, str]]] = {}  # id -> (the mapping, kept alive so its id is not reused)
 
 
 def layout_header(header_raw: list[str], source_file: str,

@@ -41,6 +41,7 @@ WRITE_OPTIONS: dict = {"compression": "snappy", "store_schema": False,
                        "use_dictionary": [c for c in SILVER_DICTIONARY_COLUMNS if c != PARTITION_COLUMN],
                        "write_statistics": ["order_id", "sale_date", "source_file", "source_row"]}
 FLUSH_ROWS = 262_144  # rows buffered before each month's row group is written: bounds memory to a few parts
+BLOCK_ROWS, BLOCK_PARTS = 65_536, 500  # consecutive parts split by month together (small files' parts are tiny)
 _BATCH_FILE = re.compile(r"^sale_month=[^/]+/batch-(\d{6})\.parquet$")
 
 
@@ -66,7 +67,7 @@ def write_batch_orders(layout: DataLayout, parts_store: Store, part_paths: Seque
                        batch_number: int, include_email: bool) -> tuple[int, dict[str, int]]:
     """Publish the orders of one merge batch (its parts' rows but the `dropped` ones), one file
     per month; returns the orders written and the files (relative name -> size). Streams part by
-    part, so memory holds a few parts."""
+    part (consecutive small parts in blocks), so memory holds a few parts."""
     columns = orders_columns(include_email)
     schema = orders_schema(include_email, dictionaries=True)
     by_part = dropped.group_by("part", use_threads=False).aggregate([("source_row", "list")])
@@ -85,30 +86,51 @@ def write_batch_orders(layout: DataLayout, parts_store: Store, part_paths: Seque
         for month in pending:
             if month not in writers:
                 writers[month] = pq.ParquetWriter(scratch / f"{month}.parquet", schema, **WRITE_OPTIONS)
+
+        def write(month: str) -> None:
+            rows = pa.concat_tables(pending[month]).unify_dictionaries().combine_chunks()
+            writers[month].write_table(rows.cast(schema) if rows.schema != schema else rows)
+
         with ThreadPoolExecutor(usable_cores(), thread_name_prefix="orders-write") as threads:
-            list(threads.map(lambda month: writers[month].write_table(pa.concat_tables(pending[month])), list(pending)))
+            list(threads.map(write, list(pending)))
         pending.clear()
         buffered = 0
 
-    def month_pieces(index: int) -> list[tuple[str, pa.Table]]:
+    def part_rows(index: int) -> pa.Table:
         with parts_store.parquet_file(part_paths[index], read_dictionary=dictionary_columns) as part:
             rows = part.read(columns=[*columns, PARTITION_COLUMN])
         if index in dropped_of:
             rows = rows.filter(pc.invert(pc.is_in(rows.column("source_row"), value_set=dropped_of[index])))
-        return [(month, piece.select(columns).cast(schema)) for month, piece in _by_month(rows)]
+        return rows.replace_schema_metadata(None)
+
+    def split_block() -> None:
+        """Consecutive parts' rows split by month in one pass: a part of a small file holds a few
+        rows of many months, and a split (and cast) per part cost 8 ms a part."""
+        nonlocal buffered, block_rows
+        rows = pa.concat_tables(block, promote_options="permissive").unify_dictionaries().combine_chunks()
+        for month, piece in _by_month(rows):
+            pending.setdefault(month, []).append(piece.select(columns))
+            buffered += piece.num_rows
+        block.clear()
+        block_rows = 0
 
     dictionary_columns = [c for c in SILVER_DICTIONARY_COLUMNS if c in (*columns, PARTITION_COLUMN)]
+    block: list[pa.Table] = []
+    block_rows = 0
     try:
-        # Parts are read and split on every core (Arrow releases the GIL), consumed in input order.
+        # Parts are read on every core (Arrow releases the GIL), consumed in input order.
         cores = usable_cores()
         with ThreadPoolExecutor(cores, thread_name_prefix="orders") as threads:
-            for pieces in ordered_map(threads, month_pieces, range(len(part_paths)), window=cores + 1):
-                for month, piece in pieces:
-                    pending.setdefault(month, []).append(piece)
-                    buffered += piece.num_rows
-                    written += piece.num_rows
+            for rows in ordered_map(threads, part_rows, range(len(part_paths)), window=cores + 1):
+                block.append(rows)
+                block_rows += rows.num_rows
+                written += rows.num_rows
+                if block_rows >= BLOCK_ROWS or len(block) >= BLOCK_PARTS:
+                    split_block()
                 if buffered >= FLUSH_ROWS:
                     flush()
+        if block:
+            split_block()
         flush()
         for writer in writers.values():
             writer.close()
