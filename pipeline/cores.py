@@ -3,9 +3,11 @@ work is spread over them in order."""
 from __future__ import annotations
 
 import collections
+import multiprocessing
 import os
-from collections.abc import Callable, Iterable, Iterator
-from concurrent.futures import ThreadPoolExecutor
+import sys
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
 from pathlib import Path
 from typing import TypeVar
 
@@ -37,3 +39,30 @@ def ordered_map(pool: ThreadPoolExecutor, run: Callable[[Item], Result], items: 
         if following is not None:
             pending.append(pool.submit(run, following))
         yield future.result()
+
+
+_FORKED_CALLS: Sequence[Callable[[], object]] = ()
+
+
+def _call_forked(index: int) -> object:
+    return _FORKED_CALLS[index]()
+
+
+def forked_map(calls: Sequence[Callable[[], Result]], processes: int) -> list[Result]:
+    """Each call's result, in order, from up to `processes` forked processes.
+
+    For work that holds the GIL (drawing charts) and needs what this process already loaded and
+    read: a forked child inherits both, where a spawned one would import matplotlib again. The calls
+    are inherited, never pickled; only their results travel back. Serial where fork is not the
+    platform's (macOS, Windows) or one process would do.
+    """
+    global _FORKED_CALLS
+    if processes < 2 or len(calls) < 2 or not sys.platform.startswith("linux"):
+        return [call() for call in calls]
+    _FORKED_CALLS = calls
+    try:
+        context = multiprocessing.get_context("fork")
+        with ProcessPoolExecutor(max_workers=min(processes, len(calls)), mp_context=context) as pool:
+            return list(pool.map(_call_forked, range(len(calls))))  # type: ignore[arg-type]
+    finally:
+        _FORKED_CALLS = ()

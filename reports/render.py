@@ -25,6 +25,7 @@ from pipeline.contract import (
     UNKNOWN_CATEGORY,
     mostly_rejected,
 )
+from pipeline.cores import forked_map, usable_cores
 from pipeline.storage.layout import GOLD_RUN_FILE, RUN_RECORD_FILE
 from pipeline.storage.store import LOCAL_FILES, Store
 from pipeline.timestamps import utc_iso
@@ -548,9 +549,11 @@ def render_report(gold_dir: PurePath, run_info: dict[str, Any] | None, rejected_
     `default_region`: `[cleaning] default_region`, named beside the region chart)."""
     started = time.monotonic()
     gold = read_gold(gold_dir if store.remote else Path(gold_dir), store)
-    content = [headline_section(gold, dedup_key), time_section(gold), region_section(gold, default_region),
-               category_section(gold), product_section(gold), anomaly_section(gold),
-               quality_section(gold, rejected_share_warning, dedup_key)]
+    builders: list[Callable[[], Section]] = [
+        lambda: headline_section(gold, dedup_key), lambda: time_section(gold), lambda: region_section(gold, default_region),
+        lambda: category_section(gold), lambda: product_section(gold), lambda: anomaly_section(gold),
+        lambda: quality_section(gold, rejected_share_warning, dedup_key)]
+    content = forked_map(builders, usable_cores())  # the charts hold the GIL: one process per core
     sections = content + [run_section(run_info, time.monotonic() - started)]
     footer = ("Rendered from the gold tables, and the run's record beside them for the files needing attention and the "
               "run section; self-contained: it needs no network and no scripts. Money is exact to the cent in tables and "

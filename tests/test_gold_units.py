@@ -7,6 +7,7 @@ rules through run.py.
 from __future__ import annotations
 
 import datetime as dt
+import os
 import time
 from decimal import Decimal
 from pathlib import Path
@@ -229,3 +230,26 @@ def test_ordered_map_returns_every_result_in_order_and_holds_at_most_the_window(
         with ThreadPoolExecutor(4) as pool:
             assert list(ordered_map(pool, work, range(count), window=window)) == [i * i for i in range(count)], (count, window)
     assert most <= 3 + 1  # `window` ahead of the one being waited for
+
+
+def _pid_and_square(item: int) -> tuple[int, int]:
+    return os.getpid(), item * item
+
+
+def test_forked_map_returns_every_result_in_order_from_other_processes_and_raises_their_errors() -> None:
+    """The report's section pool: results in call order, drawn in forked children (not this process)
+    when more than one core is allowed, in this process when one is; a child's error reaches the caller."""
+    from pipeline.cores import forked_map
+
+    calls = [lambda i=i: _pid_and_square(i) for i in range(9)]
+    forked = forked_map(calls, processes=3)
+    assert [square for _, square in forked] == [i * i for i in range(9)]
+    assert os.getpid() not in {pid for pid, _ in forked}
+    assert forked_map(calls, processes=1) == [(os.getpid(), i * i) for i in range(9)]
+    assert forked_map([], processes=4) == []
+
+    def fails() -> int:
+        raise ValueError("bad section")
+
+    with pytest.raises(ValueError, match="bad section"):
+        forked_map([lambda: 1, fails], processes=2)

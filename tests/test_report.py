@@ -786,3 +786,15 @@ def test_chart_text_renders_at_9_css_px_or_more_at_desktop_and_phone_widths(tmp_
                 problems.append(f"{key} page, {chart['id']} ({chart['width']} px wide): text {chart['smallest']:.2f} px, "
                                 f"smallest upright text box {chart['box']:.2f} px high")
     assert not problems, f"in a {width} px window:\n" + "\n".join(problems)
+
+
+def test_sections_drawn_in_forked_processes_give_the_page_drawn_in_one(own_gold: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The report draws its sections on every core (reports.render, pipeline.cores.forked_map): the
+    page must be the one a single process draws, byte for byte outside the run section."""
+    import reports.render as render
+
+    pages = {}
+    for cores in (1, 2, 5):
+        monkeypatch.setattr(render, "usable_cores", lambda cores=cores: cores)
+        pages[cores] = without_run_section(render_report(own_gold, None))
+    assert pages[2] == pages[1] and pages[5] == pages[1]
