@@ -239,8 +239,7 @@ def _merge_one_batch(layout: DataLayout, settings: Settings, parts: list[SilverP
                 return MergeReport(0, 0, 0, time.monotonic() - started)
             names, valid_rows = _next_batch([by_name[n] for n in pending], metrics, settings.merge_batch_rows)
             batch = Batch(parts=tuple(names), valid_rows=valid_rows, number=records.read_batches_merged(state))
-            for key in state.keys_with_prefix(records.BUCKET_PREFIX):
-                state.delete(key)
+            state.delete_prefix(records.BUCKET_PREFIX)
             records.write_batch(state, batch)
             state.commit()
         missing = [name for name in batch.parts if name not in by_name or not layout.store.exists(by_name[name].path)]
@@ -552,8 +551,7 @@ def _fold_buckets(state: StateStore, settings: Settings, store: Store, part_path
     current = state.get_table("anomalies")
     anomalies = pa.concat_tables([current.cast(ANOMALY_SCHEMA), _anomaly_rows(fresh, store, part_paths)])
     state.put_table("anomalies", top_revenue_orders(anomalies, settings.anomaly_top_n, key))
-    for key in state.keys_with_prefix(records.BUCKET_PREFIX):
-        state.delete(key)
+    state.delete_prefix(records.BUCKET_PREFIX)
 
 
 def _anomaly_rows(candidates: pa.Table, store: Store, part_paths: list[PurePath]) -> pa.Table:

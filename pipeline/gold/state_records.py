@@ -109,8 +109,7 @@ def reset(state: StateStore, settings_values: dict, initial_tables: dict[str, pa
     """Empty the state (committed by the caller): its format, the settings it depends on, and every
     record that must always exist (`initial_tables`: key -> the empty table it starts as; no runs
     of seen keys in any of the `buckets`)."""
-    for key in state.keys_with_prefix(""):
-        state.delete(key)
+    state.delete_prefix("")
     state.put_json("format", STATE_FORMAT)
     state.put_json("settings", settings_values)
     write_merged_parts(state, {})

@@ -108,6 +108,12 @@ class StateStore:
             self._dirty = True
             del self._db[key]
 
+    def delete_prefix(self, prefix: str) -> None:
+        """Every record whose key starts with `prefix`, in one statement: a delete per key is two round
+        trips to sqlitedict's writer thread (0.2 s of a small run's merge for its 320 bucket records)."""
+        self._dirty = True  # a DELETE opens the transaction even when it matches nothing
+        self._db.conn.execute(f'DELETE FROM "{STATE_TABLE}" WHERE key >= ? AND key < ?', (prefix, prefix + "\U0010ffff"))
+
     def keys_with_prefix(self, prefix: str) -> list[str]:
         return [k for k in self._db.keys() if k.startswith(prefix)]
 
