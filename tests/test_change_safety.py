@@ -114,7 +114,8 @@ def test_an_interrupted_reprocess_all_is_finished_by_running_it_again(tmp_path: 
     assert_gold_equal(read_gold(root), fresh_gold(tmp_path, root / "bronze", env))
 
 
-@pytest.mark.parametrize("change", ["[gold]\ntop_products_n = 3\n", "[gold]\nanomaly_top_n = 40\n"])
+# The kept case changes two gold keys (anomaly_top_n 5 -> 20 with it); one key alone is the slow tier's.
+@pytest.mark.parametrize("change", ["[gold]\ntop_products_n = 3\n", pytest.param("[gold]\nanomaly_top_n = 40\n", marks=pytest.mark.slow)])
 def test_a_gold_setting_change_rebuilds_gold_without_touching_silver(tmp_path: Path, generated: Path, change: str) -> None:
     root = root_with(tmp_path, "data", generated)
     run_gold(root, layered_config(tmp_path / "small", "[gold]\nanomaly_top_n = 5\n"))
@@ -254,6 +255,7 @@ def test_a_deleted_file_is_reported_until_forgotten(tmp_path: Path, in_gold: Pat
     assert "Nothing to do" in run_gold(root).stdout
 
 
+@pytest.mark.slow  # a rename is a gone file and a new one: test_a_deleted_file_is_reported_until_forgotten
 def test_a_renamed_file_is_not_counted_twice_silently(tmp_path: Path, in_gold: Path) -> None:
     root = gold_root(tmp_path, in_gold)
     (root / "bronze" / NAMES[0]).rename(root / "bronze" / "renamed_0001.csv")
@@ -267,6 +269,7 @@ def test_a_renamed_file_is_not_counted_twice_silently(tmp_path: Path, in_gold: P
 
 # --- a file failing during a run -----------------------------------------------------------------
 
+@pytest.mark.slow  # its files are small, so grouped: test_small_files::test_a_file_failing_inside_a_group_fails_alone
 def test_one_file_failing_during_a_run_does_not_withhold_gold_for_the_others(tmp_path: Path, generated: Path) -> None:
     root = root_with(tmp_path, "data", generated)
     run_cli("--data-root", str(root), "--until", "silver", "--workers", "1")

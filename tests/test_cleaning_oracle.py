@@ -603,7 +603,8 @@ def sweep_records() -> list[dict[str, str | None]]:
     return [record(**{name: text}) for name, texts in by_field.items() for text in texts]
 
 
-@pytest.mark.parametrize("rules", [DEFAULT_RULES, CUSTOM_RULES], ids=["default-rules", "custom-rules"])
+# Custom rules are sampled in the default run by test_cleaning_agrees_with_row_by_row_oracle; every fragment under them is slow.
+@pytest.mark.parametrize("rules", [DEFAULT_RULES, pytest.param(CUSTOM_RULES, marks=pytest.mark.slow)], ids=["default-rules", "custom-rules"])
 def test_every_fragment_against_the_oracle(rules: Rules) -> None:
     """Each fragment (and most combinations within one field) in an otherwise valid record."""
     records = sweep_records()

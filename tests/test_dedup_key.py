@@ -53,6 +53,7 @@ def test_a_line_item_key_keeps_every_line_and_still_drops_a_repeated_line(tmp_pa
     assert len({r["key_hash"] for r in silver if r["order_id"] == "ORD-1"}) == 2  # hashed from the cleaned key
 
 
+@pytest.mark.slow  # each silver setting alone is the slow tier's: test_change_safety refuses a changed one
 def test_a_changed_key_is_refused_until_reprocess_all(tmp_path: Path) -> None:
     root = tmp_path / "data"
     write_bronze(root, {"lines.csv": LINE_ITEMS})

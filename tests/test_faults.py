@@ -54,7 +54,7 @@ def test_full_disk_fails_clearly_and_a_later_run_completes(tmp_path: Path) -> No
 
 
 # "one thread" is the default merge of small data; the merge in two threads is the slow tier here (it is
-# checked against the one-thread merge in tests/test_gold_files.py and killed in tests/test_gold_crash.py).
+# checked against the one-thread merge in tests/test_gold_units.py and killed in tests/test_gold_crash.py).
 @pytest.mark.parametrize("threads", ["one thread", pytest.param("two threads", marks=pytest.mark.slow)])
 def test_corrupt_silver_part_is_detected_and_reprocess_recovers(tmp_path: Path, threads: str) -> None:
     # "two threads": the buckets are merged by two threads, as in a large merge; in both the parts'

@@ -404,6 +404,7 @@ def test_a_batch_too_large_for_a_day_is_refused_before_writing(tmp_path: Path) -
     assert list(tmp_path.iterdir()) == []
 
 
+@pytest.mark.slow  # a next day's ids: test_a_next_day_has_new_ids...; dedup across runs: test_gold
 def test_two_generated_days_give_about_the_sum_of_their_orders(tmp_path: Path) -> None:
     import pyarrow.parquet as pq
 

@@ -276,7 +276,7 @@ ORDER_FILES = {
 NATURAL_ORDER = ["b/part_2.csv", "b/part_10.csv", "date=2026-11-24/part_9.csv", "date=2026-11-25/part_1.csv"]
 
 
-@pytest.mark.parametrize("chunk_rows, workers", [(500_000, "1"), (1, "2")])
+@pytest.mark.parametrize("chunk_rows, workers", [pytest.param(500_000, "1", marks=pytest.mark.slow), (1, "2")])
 def test_first_valid_occurrence_wins_in_natural_file_order(tmp_path: Path, chunk_rows: int, workers: str) -> None:
     """chunk_rows = 1 puts every record in its own silver part, so first-wins must hold across parts too."""
     root = tmp_path / "data"
@@ -307,7 +307,8 @@ LATER_A = HEADER + "\nK1,Thing,electronics,1,10.00,0,north,2024-01-01,\nK2,Thing
 LATER_B = HEADER + "\nK1,Other,fashion,7,99.00,0.5,south,2024-05-05,\nK3,Thing,electronics,1,1.00,0,north,2024-01-01,\n"
 
 
-@pytest.mark.parametrize("mode", ["upsert", "overwrite"])
+# overwrite with a later duplicate: test_upsert_keeps_data_quality_in_natural_file_order (the default run)
+@pytest.mark.parametrize("mode", ["upsert", pytest.param("overwrite", marks=pytest.mark.slow)])
 def test_duplicate_in_a_later_run_is_dropped(tmp_path: Path, mode: str) -> None:
     root = tmp_path / "data"
     env = layered_config(tmp_path, f"[gold]\nmode = {mode}\n")
@@ -395,6 +396,7 @@ def one_run_gold(generated_bronze: Path, tmp_path_factory: pytest.TempPathFactor
     return _all_in_one_run(generated_bronze, tmp_path_factory.mktemp("one-run"), workers=1)
 
 
+@pytest.mark.slow  # upsert = overwrite, two runs = one, an upsert run = one run: each proved by a default test
 def test_upsert_overwrite_incremental_and_single_run_all_agree(tmp_path: Path, generated_bronze: Path, one_run_gold: dict) -> None:
     reference = one_run_gold
     assert reference["data_quality"].num_rows == 3

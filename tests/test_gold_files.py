@@ -5,6 +5,7 @@ import shutil
 from pathlib import Path
 
 import pyarrow.parquet as pq
+import pytest
 
 from pipeline.contract import GOLD_TABLES
 from pipeline.generator import generate_bronze
@@ -43,12 +44,14 @@ def assert_same_gold_under_configs(tmp_path: Path, rows: int, files: int, seed: 
         assert all(t[name].equals(tables[0][name]) for t in tables[1:]), name
 
 
+@pytest.mark.slow  # test_gold_units' real merge with a batch per part gives the same gold
 def test_small_merge_batches_give_the_same_gold(tmp_path: Path) -> None:
     """Bounded batches (several per run, append-only seen segments) change nothing in gold."""
     base = "[pipeline]\nchunk_rows = 1000\nsilver_buckets = 4\n"
     assert_same_gold_under_configs(tmp_path, 12_000, 3, 8, {"one_batch": base, "many_batches": base + "[gold]\nmerge_batch_rows = 1500\n"})
 
 
+@pytest.mark.slow  # test_gold_units' two merge threads (with the thread probe) give the same gold
 def test_merge_in_threads_gives_the_same_gold(tmp_path: Path) -> None:
     """The parallel merge (two threads, the task's thread commits in bucket order) equals the one-thread one."""
     configs = {name: f"[pipeline]\nsilver_buckets = 8\n[gold]\nmerge_parallel_min_rows = {minimum}\n"

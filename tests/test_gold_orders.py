@@ -109,6 +109,7 @@ def test_a_next_day_adds_only_its_new_orders_and_leaves_earlier_files_alone(
     assert_orders_exact(root)
 
 
+@pytest.mark.slow  # test_change_safety's late arrival compares read_gold (gold/orders included) to a fresh run
 def test_a_late_file_that_sorts_first_gives_the_orders_of_a_fresh_run(
         source: Path, tmp_path: Path, env: dict[str, str]) -> None:
     root = copy_root(source, tmp_path)

@@ -74,8 +74,9 @@ def _break_one_file_mid_run(root: Path, name: str) -> None:
         derived.unlink()
 
 
-# Grouped small files (the other variant) are the slow tier's: test_small_files proves them equal to this path.
-@pytest.mark.parametrize("small_file_bytes", [pytest.param("4194304", marks=pytest.mark.slow), "0"],
+# Both variants are the slow tier's: test_the_luigi_command_does_what_run_py_does proves the two entry points
+# one program in the default run (gold, report and exit codes), test_small_files grouped files equal to this path.
+@pytest.mark.parametrize("small_file_bytes", [pytest.param("4194304", marks=pytest.mark.slow), pytest.param("0", marks=pytest.mark.slow)],
                          ids=["small files grouped", "a task per file and chunk"])
 def test_run_py_and_the_luigi_command_are_one_program(tmp_path: Path, bronze: Path, small_file_bytes: str) -> None:
     """The same clean data root, and the same data root with a file that fails mid-run, through

@@ -69,7 +69,7 @@ def test_an_unreachable_scheduler_fails_in_about_ten_seconds_in_one_line(tmp_pat
     assert "Traceback" not in result.stdout + result.stderr
 
 
-@pytest.mark.parametrize("derived, content", [("_file_metrics.json", ""), ("_manifest.json", "{not json")])
+@pytest.mark.parametrize("derived, content", [("_file_metrics.json", ""), pytest.param("_manifest.json", "{not json", marks=pytest.mark.slow)])
 def test_a_broken_derived_file_names_itself_and_its_repair_and_the_others_run(tmp_path: Path, bronze: Path, gold_of,
                                                                               derived: str, content: str) -> None:
     root = tmp_path / "data"
