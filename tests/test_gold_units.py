@@ -253,3 +253,24 @@ def test_forked_map_returns_every_result_in_order_from_other_processes_and_raise
 
     with pytest.raises(ValueError, match="bad section"):
         forked_map([lambda: 1, fails], processes=2)
+
+
+def test_delete_prefix_removes_exactly_the_keys_under_it_and_commits_with_the_rest(tmp_path: Path) -> None:
+    """The merge's bucket records go in one statement: a neighbour of the prefix ("bucket/" against
+    "bucketx") stays, and the deletion lands only with the commit."""
+    from pipeline.gold.state_store import open_state
+
+    keys = ["bucket/0/agg", "bucket/10/dropped", "bucket/", "bucketx", "batch", "z"]
+    with open_state(tmp_path / "state") as state:
+        for key in keys:
+            state.put_json(key, key)
+        state.commit()
+        state.delete_prefix("bucket/")
+        assert sorted(state.keys_with_prefix("")) == ["batch", "bucketx", "z"]
+        state.delete_prefix("nothing/")  # matches nothing: the commit still succeeds
+        state.commit()
+    with open_state(tmp_path / "state") as state:
+        assert sorted(state.keys_with_prefix("")) == ["batch", "bucketx", "z"]
+        state.delete_prefix("")
+        state.commit()
+        assert state.keys_with_prefix("") == []
