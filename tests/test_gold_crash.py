@@ -62,6 +62,9 @@ CONFIG = f"[pipeline]\nchunk_rows = 3000\nsilver_buckets = {BUCKETS}\n[gold]\nme
 ITERATIONS = int(os.environ.get("GOLD_CRASH_ITERATIONS", "6"))
 ATTEMPTS = 25  # tries to land on a narrow deterministic window before the test gives up
 POLL_SECONDS = 0.0003
+# Every run stops at gold: each kill point is at or before the gold publication, and the report
+# (written after it, by the store's atomic write: tests/test_atomic.py) is not what this module is about.
+RUN_ARGS = ("--workers", "1", "--until", "gold")
 STATE_FILE = Path("state") / "gold_state.sqlite"
 
 
@@ -85,18 +88,18 @@ def setup(tmp_path_factory: pytest.TempPathFactory) -> Setup:
     root = base / "reference" / "data"
     copy_bronze(bronze, root)
     started = time.monotonic()
-    run_ok(root, env, "--workers", "1")
+    run_ok(root, env, *RUN_ARGS)
     seconds = time.monotonic() - started
     merged = thread_probe.threads_per_batch(thread_probe.read_log(probe))
     assert merged and all(b == (2, 2) for b in merged), f"(threads decided, threads that merged) per batch: {merged}"
     # the reference is itself reproducible (so a mismatch below is the crash's fault)
     again = base / "reference-2" / "data"
     copy_bronze(bronze, again)
-    run_ok(again, env, "--workers", "1")
+    run_ok(again, env, *RUN_ARGS)
     reference = read_gold(root)
     assert_gold_equal(read_gold(again), reference, "two uninterrupted runs")
     started = time.monotonic()
-    assert "Nothing to do" in run_ok(root, env, "--workers", "1").stdout
+    assert "Nothing to do" in run_ok(root, env, *RUN_ARGS).stdout
     return Setup(bronze=bronze, env=env, reference=reference, seconds=seconds, startup_seconds=time.monotonic() - started)
 
 
@@ -104,7 +107,7 @@ def setup(tmp_path_factory: pytest.TempPathFactory) -> Setup:
 
 def start(root: Path, env: dict[str, str], log: Path) -> subprocess.Popen:
     with open(log, "ab") as out:
-        return subprocess.Popen([sys.executable, str(REPO / "run.py"), "--data-root", str(root), "--workers", "1"],
+        return subprocess.Popen([sys.executable, str(REPO / "run.py"), "--data-root", str(root), *RUN_ARGS],
                                 cwd=REPO, env={**os.environ, **env}, stdout=out, stderr=subprocess.STDOUT,
                                 start_new_session=True)
 
@@ -134,14 +137,14 @@ def wait_for(proc: subprocess.Popen, condition: Callable[[], bool], timeout: flo
 def finish_and_check(root: Path, setup: Setup, label: str, idle_check: bool = True) -> None:
     """Re-run to completion; gold must be the uninterrupted run's, and nothing half-done is left.
     With `idle_check`, one more run must find nothing to do (the recovery recorded its work)."""
-    run_ok(root, setup.env, "--workers", "1")
+    run_ok(root, setup.env, *RUN_ARGS)
     assert_gold_equal(read_gold(root), setup.reference, label)
     assert temp_files(root) == [], f"{label}: temporary files left: {temp_files(root)}"
     assert len(list((root / "gold").glob("_published-*.json"))) == 1, label
     assert state_json(root, "batch") is None, f"{label}: the merge batch is still open after a successful run"
     if not idle_check:
         return
-    again = run_ok(root, setup.env, "--workers", "1")
+    again = run_ok(root, setup.env, *RUN_ARGS)
     assert "Nothing to do" in again.stdout, f"{label}: a run after the recovery still found work:\n{again.stdout}"
 
 
@@ -302,7 +305,7 @@ def half_done(setup: Setup, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A data root whose first two files went through a complete run: gold exists."""
     root = tmp_path_factory.mktemp("half-done") / "data"
     copy_bronze(setup.bronze, root, generated_names(setup.bronze)[:2])
-    run_ok(root, setup.env, "--workers", "1")
+    run_ok(root, setup.env, *RUN_ARGS)
     return root
 
 
