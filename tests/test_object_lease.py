@@ -118,16 +118,20 @@ def _contend(bucket: str, prefix: str, log: str, start: float, env: dict[str, st
 
 
 def test_processes_racing_for_the_lease_at_the_same_instant_never_hold_it_together(s3_env: S3Server, tmp_path: Path) -> None:
+    """LEASE_RACES races of three processes each, all at once on their own prefixes (the same races
+    as one after another, in a third of the time)."""
     context = multiprocessing.get_context("spawn")
-    for trial in range(int(os.environ.get("LEASE_RACES", "3"))):
-        prefix, log = _prefix(f"race-{trial}"), tmp_path / f"race-{trial}.log"
-        start = time.time() + 1.5
-        racers = [context.Process(target=_contend, args=(s3_env.bucket, prefix, str(log), start, s3_env.env())) for _ in range(3)]
-        for racer in racers:
-            racer.start()
-        for racer in racers:
-            racer.join(60)
-        assert [racer.exitcode for racer in racers] == [0, 0, 0]
-        spans = sorted(tuple(map(float, line.split())) for line in log.read_text().splitlines())
-        assert len(spans) == 3
+    trials = range(int(os.environ.get("LEASE_RACES", "3")))
+    start = time.time() + 3.0  # every racer imported and waiting by then, on 2 cores
+    prefixes = {trial: _prefix(f"race-{trial}") for trial in trials}  # one lease per race, three racers for it
+    racers = {trial: [context.Process(target=_contend, args=(s3_env.bucket, prefixes[trial], str(tmp_path / f"race-{trial}.log"),
+                                                             start, s3_env.env())) for _ in range(3)] for trial in trials}
+    for racer in (r for group in racers.values() for r in group):
+        racer.start()
+    for racer in (r for group in racers.values() for r in group):
+        racer.join(60)
+    for trial, group in racers.items():
+        assert [racer.exitcode for racer in group] == [0, 0, 0], f"trial {trial}"
+        spans = sorted(tuple(map(float, line.split())) for line in (tmp_path / f"race-{trial}.log").read_text().splitlines())
+        assert len(spans) == 3, f"trial {trial}"
         assert all(earlier[1] <= later[0] for earlier, later in zip(spans, spans[1:])), f"trial {trial}: overlap {spans}"
