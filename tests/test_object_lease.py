@@ -126,9 +126,10 @@ def test_processes_racing_for_the_lease_at_the_same_instant_never_hold_it_togeth
     prefixes = {trial: _prefix(f"race-{trial}") for trial in trials}  # one lease per race, three racers for it
     racers = {trial: [context.Process(target=_contend, args=(s3_env.bucket, prefixes[trial], str(tmp_path / f"race-{trial}.log"),
                                                              start, s3_env.env())) for _ in range(3)] for trial in trials}
-    for racer in (r for group in racers.values() for r in group):
+    everyone = [racer for group in racers.values() for racer in group]
+    for racer in everyone:
         racer.start()
-    for racer in (r for group in racers.values() for r in group):
+    for racer in everyone:
         racer.join(60)
     for trial, group in racers.items():
         assert [racer.exitcode for racer in group] == [0, 0, 0], f"trial {trial}"
