@@ -23,6 +23,7 @@ gold, the merge batch is closed, and one more run finds nothing to do.
 """
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import random
@@ -244,10 +245,12 @@ def kill_point(name: str, root: Path) -> tuple[Callable[[], bool], Callable[[], 
             return batch is not None and len(batch["done_buckets"]) >= k
 
         return buckets_done, (lambda: state_json(root, "batch") is not None)
+    if name == "batch_open":  # a batch is recorded and not ended (in a one-pass merge, nothing else is committed)
+        return (lambda: state_json(root, "batch") is not None), (lambda: state_json(root, "batch") is not None)
     if name == "orders_written":  # the batch's gold/orders files are out, the commit that ends the batch is not
         def orders_out() -> bool:
-            batch = state_json(root, "batch")
-            return (batch is not None and len(batch["done_buckets"]) == BUCKETS
+            batch = state_json(root, "batch")  # every bucket done, or none (a one-pass merge commits them at its end)
+            return (batch is not None and len(batch["done_buckets"]) in (0, BUCKETS)
                     and any((root / "gold" / "orders").glob(f"*/batch-{batch['number']:06d}.parquet")))
 
         return orders_out, (lambda: state_json(root, "batch") is not None)
@@ -363,6 +366,19 @@ def test_files_that_arrive_after_a_crash_mid_merge_still_reach_gold(tmp_path: Pa
     root = crash_at([f"bucket_{BUCKETS // 2}"], fresh_root(setup, names[:2]), setup, tmp_path)
     copy_bronze(setup.bronze, root, names[2:])
     finish_and_check(root, setup, "new files after a crash mid-merge")
+
+
+# A batch under merge_parallel_min_rows is merged in one pass and committed once, with its end.
+ONE_PASS_CONFIG = f"[pipeline]\nchunk_rows = 3000\nsilver_buckets = {BUCKETS}\n[gold]\nmerge_parallel_min_rows = 1000000000\n"
+
+
+@pytest.mark.parametrize("point", ["batch_open", "orders_written"])
+def test_kill_a_one_pass_merge(tmp_path: Path, setup: Setup, point: str) -> None:
+    """The one-pass merge killed while its batch is open, or once its orders files are written: the
+    re-run redoes the batch whole and gold is the reference's (the threshold is a tuning setting)."""
+    one_pass = dataclasses.replace(setup, env={**setup.env, **layered_config(tmp_path / "config", ONE_PASS_CONFIG)})
+    root = crash_at([point], fresh_root(one_pass), one_pass, tmp_path)
+    finish_and_check(root, one_pass, f"one-pass merge killed at {point}")
 
 
 @pytest.mark.slow

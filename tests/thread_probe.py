@@ -48,7 +48,7 @@ class _Meeting:
 
 def instrument(module, log: Callable[[dict], None], cores: int | None = None,
                set_attribute: Callable[[object, str, object], None] = setattr) -> None:
-    """Wrap `module` (pipeline.gold.merge): every `_bucket_results` call (a batch's bucket merge)
+    """Wrap `module` (pipeline.gold.merge): every `_bucket_results` or `merge_whole_batch` call (a batch's merge)
     and `_verify_parts` call (its checksum check) logs {"event", "batch", "threads", "jobs"}, every job
     {"event", "batch", "thread"}; with `cores`, the module's usable_cores() returns it."""
     meeting: list[_Meeting] = []
@@ -88,6 +88,14 @@ def instrument(module, log: Callable[[dict], None], cores: int | None = None,
         job("checksums job")
         return verify_silver_part(*args, **kwargs)
 
+    merge_whole_batch = module.merge_whole_batch
+
+    def logged_merge_whole_batch(reader, jobs):  # a small batch: no thread but the task's, one job
+        start("merge", 0, 1)
+        job("merge job")
+        return merge_whole_batch(reader, jobs)
+
+    set_attribute(module, "merge_whole_batch", logged_merge_whole_batch)
     set_attribute(module, "_bucket_results", logged_bucket_results)
     set_attribute(module, "merge_bucket", logged_merge_bucket)
     set_attribute(module, "_verify_parts", logged_verify_parts)

@@ -123,8 +123,8 @@ def _sum_by(table: pa.Table, grain: Grain, checked: bool = False) -> pa.Table:
     """Sum `table`'s measures by key, then cast to `schema` (keys may still be dictionaries here,
     so only the grouped result is decoded) and sort by key.
 
-    Arrow's integer sums wrap around silently. Unchecked sums are only those of one bucket of one
-    batch, which cannot pass int64: settings.validate bounds quantity by 1e9, and a batch holds far
+    Arrow's integer sums wrap around silently. Unchecked sums are only those of one batch (a bucket
+    of it, or a whole small one), which cannot pass int64: settings.validate bounds quantity by 1e9, and a batch holds far
     fewer than 9e9 rows. Every sum of sums (`checked`) is summed exactly and refused past int64.
     """
     schema = grain.schema

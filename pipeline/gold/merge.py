@@ -4,8 +4,10 @@ Crash safety comes from the order of commits. A batch (the next silver parts not
 to `merge_batch_rows` valid rows) is recorded first; then every COMMIT_EVERY_BUCKETS (8) buckets
 commit, in one SQLite transaction, the keys each newly saw, its aggregates and its own "done"
 mark; the last commit folds the buckets into the totals and marks the batch's parts as merged. A
-re-run resumes the same batch at the first bucket not done. Gold is published afterwards from the
-state alone, idempotently (see pipeline.gold.tables).
+re-run resumes the same batch at the first bucket not done. A batch smaller than
+`merge_parallel_min_rows` is merged in one pass instead (`merge_whole_batch`) and committed once,
+with its end: a crash redoes it whole. Gold is published afterwards from the state alone,
+idempotently (see pipeline.gold.tables).
 """
 from __future__ import annotations
 
@@ -17,9 +19,10 @@ import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path, PurePath
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
@@ -245,12 +248,12 @@ def _merge_one_batch(layout: DataLayout, settings: Settings, parts: list[SilverP
         missing = [name for name in batch.parts if name not in by_name or not layout.store.exists(by_name[name].path)]
         if missing:
             raise PipelineError(f"silver part {missing[0]} of an unfinished merge is gone; run with --reprocess on its bronze file")
+        one_pass = not batch.done_buckets and batch.valid_rows < settings.merge_parallel_min_rows
         workers = _parallel_workers(batch.valid_rows, settings.merge_parallel_min_rows)
         copies = stack.enter_context(_batch_copies(layout, [by_name[name] for name in batch.parts]))
         store, by_name = copies.store, {**by_name, **copies.parts}
         # `waited`: the task's thread waits for work any core can do (whose CPU seconds are `parallel`).
         waited = parallel = 0.0
-        uncommitted = 0
         if not batch.done_buckets:
             asked = time.monotonic()
             parallel += _verify_parts([by_name[name] for name in batch.parts], metrics, usable_cores(), silver_fingerprint(settings))
@@ -259,36 +262,23 @@ def _merge_one_batch(layout: DataLayout, settings: Settings, parts: list[SilverP
         run_cap = max(1, settings.merge_batch_rows // settings.silver_buckets)  # a full batch's keys per bucket
         jobs = [BucketJob(bucket, str(state_path(layout.state_dir)), batch.number, settings.anomaly_top_n, tuple(settings.dedup_key),
                           run_cap) for bucket in range(settings.silver_buckets) if bucket not in done]
-        asked = time.monotonic()
         part_paths = [by_name[n].path for n in batch.parts]
-        with _bucket_results(store, part_paths, jobs, workers, tuple(settings.dedup_key)) as (results, pool_cpu):
-            waited += time.monotonic() - asked  # reading the small parts into the pool, on every core
-            parallel += pool_cpu
-            while True:
-                asked = time.monotonic()
-                result = next(results, None)
-                waited += time.monotonic() - asked
-                if result is None:
-                    break
-                parallel += result.cpu_seconds
-                # The bucket's runs of seen keys as its list now names them: the new run, the runs it absorbed gone.
-                for key, value in result.seen_records.items():
-                    state.put_encoded(key, value)
-                for key in result.seen_gone:
-                    state.delete(key)
-                for name in (*(g.name for g in GRAINS), "anomalies", "dropped"):
-                    state.put_encoded(records.bucket_key(result.bucket, name), result.encoded[name])
-                done.add(result.bucket)
-                uncommitted += 1
-                batch = batch.with_bucket(result.bucket, result.rows, result.unique_count)
-                if uncommitted >= COMMIT_EVERY_BUCKETS or len(done) == settings.silver_buckets:
-                    records.write_batch(state, batch)
-                    state.commit(wait=False)  # the writer thread persists it while the next buckets are merged
-                    uncommitted = 0
-                percent = int(100 * len(done) / settings.silver_buckets)
-                report(percent, f"merged bucket {len(done)}/{settings.silver_buckets}: {batch.rows:,} rows, {batch.unique:,} new orders")
-        _write_orders(layout, settings, state, store, part_paths, batch)
-        _fold_buckets(state, settings, store, part_paths)
+        if one_pass:  # on this thread: the work of a small batch is mostly per-call overhead
+            with _part_readers(store, part_paths, tuple(settings.dedup_key), 1) as (readers, _pool_cpu):
+                whole = merge_whole_batch(readers[0], jobs)
+            for key, value in whole.seen_records.items():
+                state.put_encoded(key, value)
+            for key in whole.seen_gone:
+                state.delete(key)
+            batch = replace(batch, rows=whole.rows, unique=whole.unique_count)
+            report(100, f"merged {settings.silver_buckets} buckets in one pass: {batch.rows:,} rows, {batch.unique:,} new orders")
+            dropped, delta, candidates = whole.dropped, whole.aggregates, whole.candidates
+        else:
+            batch, bucket_cpu, bucket_wait = _merge_by_bucket(state, settings, store, part_paths, jobs, workers, batch, report)
+            parallel, waited = parallel + bucket_cpu, waited + bucket_wait
+            dropped, delta, candidates = _stored_buckets(state, settings)
+        _write_orders(layout, settings, state, store, part_paths, batch, dropped)
+        _fold(state, settings, store, part_paths, delta, candidates)
         merged.update({name: checksums[name] for name in batch.parts})
         records.write_merged_parts(state, merged)
         records.write_batches_merged(state, batch.number + 1)
@@ -297,6 +287,42 @@ def _merge_one_batch(layout: DataLayout, settings: Settings, parts: list[SilverP
         state.commit()
     seconds = time.monotonic() - started
     return MergeReport(len(batch.parts), batch.rows, batch.unique, seconds, None, seconds - waited, parallel)
+
+
+def _merge_by_bucket(state: StateStore, settings: Settings, store: Store, part_paths: list[PurePath], jobs: list[BucketJob],
+                     workers: int, batch: Batch, report: Progress) -> tuple[Batch, float, float]:
+    """The buckets not yet done, in bucket order, committed with their results every
+    COMMIT_EVERY_BUCKETS; returns the batch as it now stands, the CPU seconds of the work any core
+    can do, and the seconds this thread waited for it."""
+    done = set(batch.done_buckets)
+    uncommitted = 0
+    asked = time.monotonic()
+    with _bucket_results(store, part_paths, jobs, workers, tuple(settings.dedup_key)) as (results, parallel):
+        waited = time.monotonic() - asked  # reading the small parts into the pool, on every core
+        while True:
+            asked = time.monotonic()
+            result = next(results, None)
+            waited += time.monotonic() - asked
+            if result is None:
+                break
+            parallel += result.cpu_seconds
+            # The bucket's runs of seen keys as its list now names them: the new run, the runs it absorbed gone.
+            for key, value in result.seen_records.items():
+                state.put_encoded(key, value)
+            for key in result.seen_gone:
+                state.delete(key)
+            for name in (*(g.name for g in GRAINS), "anomalies", "dropped"):
+                state.put_encoded(records.bucket_key(result.bucket, name), result.encoded[name])
+            done.add(result.bucket)
+            uncommitted += 1
+            batch = batch.with_bucket(result.bucket, result.rows, result.unique_count)
+            if uncommitted >= COMMIT_EVERY_BUCKETS or len(done) == settings.silver_buckets:
+                records.write_batch(state, batch)
+                state.commit(wait=False)  # the writer thread persists it while the next buckets are merged
+                uncommitted = 0
+            percent = int(100 * len(done) / settings.silver_buckets)
+            report(percent, f"merged bucket {len(done)}/{settings.silver_buckets}: {batch.rows:,} rows, {batch.unique:,} new orders")
+    return batch, parallel, waited
 
 
 @dataclass
@@ -387,7 +413,7 @@ def merge_bucket(reader: SilverPartReader, job: BucketJob) -> BucketResult:
     finally:
         state.close()
     aggregates = aggregate_orders(rows.select(list(AGGREGATE_INPUT_COLUMNS)), result.keep)
-    anomalies = _anomaly_candidates(rows, result.keep, job)
+    anomalies = _anomaly_candidates(rows, result.keep, job.key, job.anomaly_top_n, job.bucket)
     # Encoded here, on the merge thread: the thread that commits the state only writes.
     values = {**{g.name: aggregates[g.name].cast(g.schema) for g in GRAINS}, "anomalies": anomalies,
               "dropped": dropped_rows(rows, result.keep)}
@@ -396,6 +422,56 @@ def merge_bucket(reader: SilverPartReader, job: BucketJob) -> BucketResult:
         bucket=job.bucket, rows=rows.num_rows, unique_count=result.unique_count, new_keys=result.new_keys,
         aggregates=aggregates, anomalies=anomalies, encoded=encoded, seen_records=seen_records, seen_gone=seen_gone,
         cpu_seconds=time.thread_time() - cpu,
+    )
+
+
+@dataclass(frozen=True)
+class WholeBatch:
+    """What `merge_whole_batch` gives: every bucket's seen-key records, and the batch's aggregates,
+    anomaly candidates and dropped rows as one table each (what the buckets would store, summed)."""
+
+    rows: int
+    unique_count: int
+    seen_records: dict[str, bytes]
+    seen_gone: tuple[str, ...]
+    aggregates: Aggregates
+    candidates: pa.Table  # candidate_schema
+    dropped: pa.Table  # orders.DROPPED_SCHEMA
+
+
+def merge_whole_batch(reader: SilverPartReader, jobs: list[BucketJob]) -> WholeBatch:
+    """Dedup and aggregate a small batch in one pass, on this thread; reads, writes nothing.
+
+    The keys are decided bucket by bucket against each bucket's own seen runs, writing the records
+    the bucket path writes (a key's hash fixes its bucket, so this is the same decision); the
+    aggregates, anomaly candidates and dropped rows are one call each over the whole batch. On a
+    few thousand rows, 64 buckets of per-call overhead were most of the merge (bench/README.md).
+    """
+    key, top_n = jobs[0].key, jobs[0].anomaly_top_n  # every bucket of the batch: its jobs differ only in their bucket
+    rows = reader.read_all(merge_schema(key), part_column="part")
+    buckets = rows.column("bucket").to_numpy()
+    keys, hashes = key_text(rows, key), rows.column("key_hash").to_numpy()
+    keep = np.zeros(rows.num_rows, dtype=bool)
+    unique, seen_records, seen_gone = 0, {}, []
+    state = StateReader(Path(jobs[0].state_file))
+    try:
+        for job in jobs:
+            start, stop = (int(np.searchsorted(buckets, job.bucket, side)) for side in ("left", "right"))
+            runs = runs_from_json(state.get_json(records.seen_runs_key(job.bucket)))
+            result = first_wins(keys.slice(start, stop - start), hashes[start:stop], [_seen_run(state, job.bucket, r) for r in runs])
+            keep[start:stop] = result.keep.to_numpy(zero_copy_only=False)
+            unique += result.unique_count
+            written, gone = _next_runs(state, job, runs, result.new_keys)
+            seen_records.update(written)
+            seen_gone.extend(gone)
+    finally:
+        state.close()
+    kept = pa.array(keep)
+    return WholeBatch(
+        rows=rows.num_rows, unique_count=unique, seen_records=seen_records, seen_gone=tuple(seen_gone),
+        aggregates=aggregate_orders(rows.select(list(AGGREGATE_INPUT_COLUMNS)), kept),
+        candidates=_anomaly_candidates(rows, kept, key, top_n, rows.column("bucket")),
+        dropped=dropped_rows(rows, kept),
     )
 
 
@@ -434,25 +510,33 @@ def _bucket_results(store: Store, part_paths: list[PurePath], jobs: list[BucketJ
     way. At most `workers + 1` buckets are in flight, so memory stays bounded by a few buckets.
     """
     readers: queue.SimpleQueue[SilverPartReader] = queue.SimpleQueue()
-    pool = SmallPartPool(store, part_paths, merge_columns(key), merge_schema(key), threads=usable_cores())
-    pool_cpu = pool.read_cpu_seconds
-    opened = [SilverPartReader(store, part_paths, merge_columns(key), merge_schema(key), pool) for _ in range(max(workers, 1))]
-    for reader in opened:
-        readers.put(reader)
-
-    def run(job: BucketJob) -> BucketResult:
-        reader = readers.get()
-        try:
-            return merge_bucket(reader, job)
-        finally:
+    with _part_readers(store, part_paths, key, max(workers, 1)) as (opened, pool_cpu):
+        for reader in opened:
             readers.put(reader)
 
-    try:
+        def run(job: BucketJob) -> BucketResult:
+            reader = readers.get()
+            try:
+                return merge_bucket(reader, job)
+            finally:
+                readers.put(reader)
+
         if workers == 0:
             yield map(run, jobs), pool_cpu
         else:
             with ThreadPoolExecutor(workers, thread_name_prefix="merge") as threads:
                 yield ordered_map(threads, run, jobs, window=workers + 1), pool_cpu
+
+
+@contextmanager
+def _part_readers(store: Store, part_paths: list[PurePath], key: tuple[str, ...],
+                  count: int) -> Iterator[tuple[list[SilverPartReader], float]]:
+    """`count` readers of the batch's parts, sharing one pool of its small parts (read on every
+    core), and the CPU seconds that read took."""
+    pool = SmallPartPool(store, part_paths, merge_columns(key), merge_schema(key), threads=usable_cores())
+    opened = [SilverPartReader(store, part_paths, merge_columns(key), merge_schema(key), pool) for _ in range(count)]
+    try:
+        yield opened, pool.read_cpu_seconds
     finally:
         for reader in opened:
             reader.close()
@@ -473,16 +557,19 @@ def _read_run(state: StateReader, bucket: int, run: Run) -> pa.Table:
     return pa.table({"key_hash": hashes, "key": keys}, schema=SEEN_SCHEMA)
 
 
-def _anomaly_candidates(rows: pa.Table, keep: pa.Array, job: BucketJob) -> pa.Table:
-    """The bucket's top-n unique orders by revenue, as candidate_schema rows (a top-k, not a sort)."""
-    schema = candidate_schema(job.key)
+def _anomaly_candidates(rows: pa.Table, keep: pa.Array, key: tuple[str, ...], top_n: int,
+                        bucket: int | pa.ChunkedArray) -> pa.Table:
+    """The top-n unique orders of `rows` by revenue, as candidate_schema rows (a top-k, not a
+    sort); `bucket`: the rows' bucket, or each row's (a whole batch's rows)."""
+    schema = candidate_schema(key)
     positions = pc.indices_nonzero(keep)
-    key_columns = {k: rows.column(k).take(positions).cast(schema.field(k).type) for k in job.key}
+    key_columns = {k: rows.column(k).take(positions).cast(schema.field(k).type) for k in key}
     ranking = pa.table({"revenue": rows.column("revenue").take(positions), **key_columns, "position": positions})
-    top = top_revenue_orders(ranking, job.anomaly_top_n, job.key)
+    top = top_revenue_orders(ranking, top_n, key)
     at = top.column("position")
-    return pa.table({"revenue": top.column("revenue"), **{k: top.column(k) for k in job.key},
-                     "part": rows.column("part").take(at), "bucket": pa.repeat(pa.scalar(job.bucket, pa.int32()), len(top)),
+    buckets = pa.repeat(pa.scalar(bucket, pa.int32()), len(top)) if isinstance(bucket, int) else bucket.take(at)
+    return pa.table({"revenue": top.column("revenue"), **{k: top.column(k) for k in key},
+                     "part": rows.column("part").take(at), "bucket": buckets,
                      "source_row": rows.column("source_row").take(at)}, schema=schema)
 
 
@@ -524,12 +611,22 @@ def verify_silver_part(part: SilverPart, metrics: dict, fingerprint: str) -> Non
                             f"when it was written); run `python run.py --reprocess {part.source_file}`")
 
 
+def _stored_buckets(state: StateStore, settings: Settings) -> tuple[pa.Table, Aggregates, pa.Table]:
+    """What the buckets of a batch merged bucket by bucket stored: their dropped rows, the sum of
+    their aggregates, and their anomaly candidates (as merge_whole_batch gives them)."""
+    buckets = range(settings.silver_buckets)
+    dropped = pa.concat_tables([DROPPED_SCHEMA.empty_table(), *(state.get_table(records.bucket_key(b, "dropped")) for b in buckets)])
+    delta = sum_aggregates([Aggregates.empty(), *(_load_aggregates(state, records.bucket_prefix(b)) for b in buckets)])
+    schema = candidate_schema(tuple(settings.dedup_key))
+    candidates = pa.concat_tables([schema.empty_table(), *(state.get_table(records.bucket_key(b, "anomalies")).cast(schema)
+                                                           for b in buckets)])
+    return dropped, delta, candidates
+
+
 def _write_orders(layout: DataLayout, settings: Settings, state: StateStore, store: Store, part_paths: list[PurePath],
-                  batch: Batch) -> None:
+                  batch: Batch, dropped: pa.Table) -> None:
     """The batch's gold/orders files, before the commit that marks it merged (a kill in between
     rewrites the same files). Their row count must be the merge's count of new orders."""
-    dropped = pa.concat_tables([DROPPED_SCHEMA.empty_table(),
-                                *(state.get_table(records.bucket_key(b, "dropped")) for b in range(settings.silver_buckets))])
     written, files = write_batch_orders(layout, store, part_paths, dropped, batch.number, settings.orders_include_email)
     if written != batch.unique:
         raise PipelineError(f"gold/orders of merge batch {batch.number}: {written:,} rows written where the merge found "
@@ -537,17 +634,14 @@ def _write_orders(layout: DataLayout, settings: Settings, state: StateStore, sto
     records.write_orders_files(state, {**records.read_orders_files(state), **files})  # committed with the batch's end
 
 
-def _fold_buckets(state: StateStore, settings: Settings, store: Store, part_paths: list[PurePath]) -> None:
-    """Totals += this batch's bucket aggregates; the batch delta (for upsert) is kept beside them."""
-    buckets = [_load_aggregates(state, records.bucket_prefix(bucket)) for bucket in range(settings.silver_buckets)]
-    delta = sum_aggregates([Aggregates.empty(), *buckets])
+def _fold(state: StateStore, settings: Settings, store: Store, part_paths: list[PurePath], delta: Aggregates,
+          candidates: pa.Table) -> None:
+    """Totals += the batch's aggregates (`delta`, kept beside them for upsert); the anomalies
+    become the top of theirs and the batch's `candidates`; the buckets' records go."""
     _store_aggregates(state, "agg", _load_aggregates(state, "agg").plus(delta))
     _store_aggregates(state, "delta", delta)
     key = tuple(settings.dedup_key)
-    schema = candidate_schema(key)
-    stored = [state.get_table(records.bucket_key(bucket, "anomalies")) for bucket in range(settings.silver_buckets)]
-    fresh = pa.concat_tables([schema.empty_table(), *(t.cast(schema) for t in stored)])
-    fresh = top_revenue_orders(fresh, settings.anomaly_top_n, key)
+    fresh = top_revenue_orders(candidates, settings.anomaly_top_n, key)
     current = state.get_table("anomalies")
     anomalies = pa.concat_tables([current.cast(ANOMALY_SCHEMA), _anomaly_rows(fresh, store, part_paths)])
     state.put_table("anomalies", top_revenue_orders(anomalies, settings.anomaly_top_n, key))

@@ -121,6 +121,28 @@ class SilverPartReader:
             rows = rows.append_column(part_column, pa.array(parts, pa.int32()))
         return rows
 
+    def read_all(self, schema: pa.Schema, part_column: str) -> pa.Table:
+        """Every row of every part, as `read_bucket` of each bucket in turn gives them, in one table
+        with an int32 `bucket` column and `part_column`: a small batch is merged in one pass
+        (pipeline.gold.merge.merge_whole_batch), so a part is read once, not once per bucket."""
+        target = pa.schema([*schema, pa.field("bucket", pa.int32())])
+        pieces = [(i, f.read(columns=[*self._columns, "bucket"], use_threads=False)) for i, f in self._files.items()]
+        tables = [p.replace_schema_metadata(None).select(target.names).cast(target) for _, p in pieces]
+        parts = [np.repeat(np.int32(i), p.num_rows) for i, p in pieces]
+        if self._pool is not None and self._pool.parts:
+            pooled, pooled_parts, pooled_buckets = self._pool.whole()
+            tables.append(pooled.append_column("bucket", pa.array(pooled_buckets, pa.int32())).cast(target))
+            parts.append(pooled_parts)
+        rows = pa.concat_tables([target.empty_table(), *tables])
+        part = np.concatenate([np.empty(0, np.int32), *parts]).astype(np.int32)
+        bucket = np.asarray(rows.column("bucket").to_numpy(), dtype=np.int64)
+        # By bucket, then part; a part's rows of one bucket keep their order (a stable sort)
+        order = np.argsort(bucket * (1 << 32) + part, kind="stable")
+        rows = rows.take(pa.array(order))
+        if any(pa.types.is_dictionary(f.type) for f in schema):
+            rows = rows.unify_dictionaries()
+        return rows.combine_chunks().append_column(part_column, pa.array(part[order], pa.int32()))
+
     def _read(self, file: pq.ParquetFile, groups: dict[int, int], bucket: int) -> pa.Table:
         """Bucket `bucket` of one part: its row group, filtered when the part keeps every bucket in one."""
         if not _shares_row_groups(groups):
@@ -186,6 +208,7 @@ class SmallPartPool:
         self._rows = table.take(pa.array(order)).drop_columns(["bucket"])
         self._part = part[order]
         sorted_buckets = bucket[order]
+        self._row_buckets = sorted_buckets.astype(np.int32)
         self._buckets, self._starts = np.unique(sorted_buckets, return_index=True)
         self._stops = np.append(self._starts[1:], len(sorted_buckets)).astype(np.int64)
 
@@ -196,3 +219,7 @@ class SmallPartPool:
             return self._rows.slice(0, 0), np.empty(0, np.int32)
         start, stop = int(self._starts[at]), int(self._stops[at])
         return self._rows.slice(start, stop - start), self._part[start:stop]
+
+    def whole(self) -> tuple[pa.Table, np.ndarray, np.ndarray]:
+        """Every pooled row (by bucket, then part), each row's part and each row's bucket."""
+        return self._rows, self._part, self._row_buckets
