@@ -298,7 +298,9 @@ class Settings:
     # smaller ones in one pass by the task's own thread, where per-bucket calls and threads would
     # cost more than they save (pipeline.gold.merge.merge_whole_batch).
     merge_parallel_min_rows: int = setting("gold", "merge_parallel_min_rows", 1_000_000, Reach.TUNING, _int,
-                                           _in_range(0, MAX_ROWS_BOUND), "batches at least this large are merged bucket by bucket, one thread per core; smaller ones in one pass")
+                                           _in_range(0, MAX_ROWS_BOUND),
+                                           "batches at least this large are merged bucket by bucket, one thread per core; "
+                                           "smaller ones in one pass")
     top_products_n: int = setting("gold", "top_products_n", 10, Reach.GOLD, _int, _in_range(1, MAX_TOP_N), "rows of `top_products`")
     anomaly_top_n: int = setting("gold", "anomaly_top_n", 20, Reach.STATE, _int, _in_range(1, MAX_TOP_N),
                                  "rows of `anomaly_records` (the state keeps only this many candidates)")
