@@ -206,12 +206,15 @@ def test_orders_of_many_small_files_spanning_months_are_exact(tmp_path: Path, en
 
 def test_how_parts_are_blocked_and_flushed_never_changes_the_orders(
         source: Path, tmp_path: Path, env: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> None:
-    """write_batch_orders at its sizes and at sizes that cut a block after every part or two and
-    flush every few rows: the same rows, in the same order, less exactly the dropped ones."""
+    """write_batch_orders at its sizes and at sizes that cut a segment after every part or two and
+    flush every few rows, with the small parts in a pool (as the merge has them) or read from their
+    files: the same rows, in the same order, less exactly the dropped ones."""
     import pyarrow as pa
 
     from pipeline.gold import orders
+    from pipeline.gold.merge import pool_schema
     from pipeline.storage.layout import DataLayout
+    from pipeline.storage.parquet_io import SmallPartPool
 
     root = copy_root(source, tmp_path)
     run_gold(root, env)
@@ -220,9 +223,11 @@ def test_how_parts_are_blocked_and_flushed_never_changes_the_orders(
     dropped = pa.table({"part": pa.array([0, 0, 1, len(parts) - 1], pa.int32()),
                         "source_row": pa.array([rows_of[0][2], rows_of[0][5], rows_of[1][7], rows_of[-1][11]], pa.int64())})
 
-    def write(folder: str) -> dict[str, pa.Table]:
+    def write(folder: str, pooled: bool = True) -> dict[str, pa.Table]:
         layout = DataLayout.of(tmp_path / folder)
-        written, files = orders.write_batch_orders(layout, layout.store, parts, dropped, 0, include_email=False)
+        pool = SmallPartPool(layout.store, parts, pool_schema(("order_id",), False), threads=2) if pooled else None
+        assert pool is None or pool.parts == set(range(len(parts)))
+        written, files = orders.write_batch_orders(layout, layout.store, parts, dropped, 0, include_email=False, pool=pool)
         written_files = sorted((tmp_path / folder / "gold" / "orders").rglob("*.parquet"))
         assert len(files) == len(written_files) > 1
         tables = {p.parent.name: pq.read_table(p).replace_schema_metadata(None) for p in written_files}
@@ -230,6 +235,8 @@ def test_how_parts_are_blocked_and_flushed_never_changes_the_orders(
         return tables
 
     as_shipped = write("shipped")
+    read = write("read", pooled=False)
+    assert read.keys() == as_shipped.keys() and all(read[m].equals(as_shipped[m]) for m in read)
     monkeypatch.setattr(orders, "BLOCK_ROWS", 3)
     monkeypatch.setattr(orders, "BLOCK_PARTS", 2)
     monkeypatch.setattr(orders, "FLUSH_ROWS", 50)

@@ -173,7 +173,7 @@ def test_a_bucket_reads_the_same_from_row_groups_and_from_the_pool(tmp_path: Pat
             for p in paths] == [True, False, True, False, True]
     columns = ["order_id", "source_row"]
     schema = pa.schema([SILVER_SCHEMA.field(c) for c in columns])
-    pool = parquet_io.SmallPartPool(LOCAL_FILES, paths, columns, schema, threads=2)
+    pool = parquet_io.SmallPartPool(LOCAL_FILES, paths, schema, threads=2)
     assert pool.parts == {0, 2, 4}
     with_pool = parquet_io.SilverPartReader(LOCAL_FILES, paths, columns, schema, pool)
     without = parquet_io.SilverPartReader(LOCAL_FILES, paths, columns, schema)

@@ -72,9 +72,9 @@ def instrument(module, log: Callable[[dict], None], cores: int | None = None,
     bucket_results, merge_bucket = module._bucket_results, module.merge_bucket
     verify_parts, verify_silver_part = module._verify_parts, module.verify_silver_part
 
-    def logged_bucket_results(store, part_paths, jobs, workers, key):
+    def logged_bucket_results(store, part_paths, jobs, workers, key, pool):
         start("merge", workers, len(jobs))
-        return bucket_results(store, part_paths, jobs, workers, key)
+        return bucket_results(store, part_paths, jobs, workers, key, pool)
 
     def logged_merge_bucket(reader, job_):
         job("merge job")

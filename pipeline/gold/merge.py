@@ -28,13 +28,21 @@ import pyarrow.compute as pc
 
 from pipeline.bronze.hashing import key_text
 from pipeline.bronze.silver import FileMetrics, read_manifest
-from pipeline.contract import GOLD_TABLES, SILVER_DICTIONARY_COLUMNS, SILVER_SCHEMA
+from pipeline.contract import GOLD_TABLES, SILVER_DICTIONARY_COLUMNS, SILVER_MEMORY_SCHEMA, SILVER_SCHEMA
 from pipeline.cores import ordered_map, usable_cores
 from pipeline.errors import PipelineError, StateDamaged
 from pipeline.gold import state_records as records
 from pipeline.gold.aggregates import AGGREGATE_INPUT_COLUMNS, GRAINS, Aggregates, aggregate_orders, sum_aggregates, top_revenue_orders
 from pipeline.gold.dedup import SEEN_SCHEMA, SeenSegment, first_wins
-from pipeline.gold.orders import DROPPED_SCHEMA, dropped_rows, orders_listing, remove_orders, write_batch_orders
+from pipeline.gold.orders import (
+    DROPPED_SCHEMA,
+    PARTITION_COLUMN,
+    dropped_rows,
+    orders_columns,
+    orders_listing,
+    remove_orders,
+    write_batch_orders,
+)
 from pipeline.gold.seen_runs import Run, merge_runs, runs_from_json, runs_to_absorb, runs_to_json
 from pipeline.gold.state_records import Batch, Covers
 from pipeline.gold.state_store import StateReader, StateStore, encode_hashes, encode_json, encode_table, open_state, state_path
@@ -63,6 +71,14 @@ def merge_schema(key: tuple[str, ...]) -> pa.Schema:
     """Low-cardinality text is read as dictionaries: grouped and filtered as integers, never decoded."""
     return pa.schema([SILVER_SCHEMA.field(c).with_type(pa.dictionary(pa.int32(), pa.string())) if c in SILVER_DICTIONARY_COLUMNS
                       else SILVER_SCHEMA.field(c) for c in merge_columns(key)])
+
+
+def pool_schema(key: tuple[str, ...], include_email: bool) -> pa.Schema:
+    """What a batch's small parts are read as (SmallPartPool): the merge's columns and the order
+    rows' (gold/orders), so each small part is read once for both."""
+    merge = merge_schema(key)
+    rows = [c for c in (*orders_columns(include_email), PARTITION_COLUMN) if c not in merge.names]
+    return pa.schema([*merge, *(SILVER_MEMORY_SCHEMA.field(c) for c in rows)])
 
 
 def candidate_schema(key: tuple[str, ...]) -> pa.Schema:
@@ -263,8 +279,11 @@ def _merge_one_batch(layout: DataLayout, settings: Settings, parts: list[SilverP
         jobs = [BucketJob(bucket, str(state_path(layout.state_dir)), batch.number, settings.anomaly_top_n, tuple(settings.dedup_key),
                           run_cap) for bucket in range(settings.silver_buckets) if bucket not in done]
         part_paths = [by_name[n].path for n in batch.parts]
+        asked = time.monotonic()
+        pool = SmallPartPool(store, part_paths, pool_schema(tuple(settings.dedup_key), settings.orders_include_email), usable_cores())
+        parallel, waited = parallel + pool.read_cpu_seconds, waited + time.monotonic() - asked  # read on every core
         if one_pass:  # on this thread: the work of a small batch is mostly per-call overhead
-            with _part_readers(store, part_paths, tuple(settings.dedup_key), 1) as (readers, _pool_cpu):
+            with _part_readers(pool, store, part_paths, tuple(settings.dedup_key), 1) as readers:
                 whole = merge_whole_batch(readers[0], jobs)
             for key, value in whole.seen_records.items():
                 state.put_encoded(key, value)
@@ -274,10 +293,11 @@ def _merge_one_batch(layout: DataLayout, settings: Settings, parts: list[SilverP
             report(100, f"merged {settings.silver_buckets} buckets in one pass: {batch.rows:,} rows, {batch.unique:,} new orders")
             dropped, delta, candidates = whole.dropped, whole.aggregates, whole.candidates
         else:
-            batch, bucket_cpu, bucket_wait = _merge_by_bucket(state, settings, store, part_paths, jobs, workers, batch, report)
+            batch, bucket_cpu, bucket_wait = _merge_by_bucket(state, settings, store, part_paths, jobs, workers, batch, report, pool)
             parallel, waited = parallel + bucket_cpu, waited + bucket_wait
             dropped, delta, candidates = _stored_buckets(state, settings)
-        _write_orders(layout, settings, state, store, part_paths, batch, dropped)
+        _write_orders(layout, settings, state, store, part_paths, batch, dropped, pool)
+        del pool  # the batch's small parts: no longer needed by the fold
         _fold(state, settings, store, part_paths, delta, candidates)
         merged.update({name: checksums[name] for name in batch.parts})
         records.write_merged_parts(state, merged)
@@ -290,15 +310,14 @@ def _merge_one_batch(layout: DataLayout, settings: Settings, parts: list[SilverP
 
 
 def _merge_by_bucket(state: StateStore, settings: Settings, store: Store, part_paths: list[PurePath], jobs: list[BucketJob],
-                     workers: int, batch: Batch, report: Progress) -> tuple[Batch, float, float]:
+                     workers: int, batch: Batch, report: Progress, pool: SmallPartPool) -> tuple[Batch, float, float]:
     """The buckets not yet done, in bucket order, committed with their results every
     COMMIT_EVERY_BUCKETS; returns the batch as it now stands, the CPU seconds of the work any core
     can do, and the seconds this thread waited for it."""
     done = set(batch.done_buckets)
     uncommitted = 0
-    asked = time.monotonic()
-    with _bucket_results(store, part_paths, jobs, workers, tuple(settings.dedup_key)) as (results, parallel):
-        waited = time.monotonic() - asked  # reading the small parts into the pool, on every core
+    parallel = waited = 0.0
+    with _bucket_results(store, part_paths, jobs, workers, tuple(settings.dedup_key), pool) as results:
         while True:
             asked = time.monotonic()
             result = next(results, None)
@@ -500,7 +519,7 @@ def _parallel_workers(rows: int, min_rows: int) -> int:
 
 @contextmanager
 def _bucket_results(store: Store, part_paths: list[PurePath], jobs: list[BucketJob], workers: int,
-                    key: tuple[str, ...]) -> Iterator[tuple[Iterator[BucketResult], float]]:
+                    key: tuple[str, ...], pool: SmallPartPool) -> Iterator[Iterator[BucketResult]]:
     """Results in bucket order, computed by `workers` threads (or here when 0).
 
     Threads, not processes: the work is Arrow and numpy kernels that release the GIL, so two
@@ -510,7 +529,7 @@ def _bucket_results(store: Store, part_paths: list[PurePath], jobs: list[BucketJ
     way. At most `workers + 1` buckets are in flight, so memory stays bounded by a few buckets.
     """
     readers: queue.SimpleQueue[SilverPartReader] = queue.SimpleQueue()
-    with _part_readers(store, part_paths, key, max(workers, 1)) as (opened, pool_cpu):
+    with _part_readers(pool, store, part_paths, key, max(workers, 1)) as opened:
         for reader in opened:
             readers.put(reader)
 
@@ -522,21 +541,19 @@ def _bucket_results(store: Store, part_paths: list[PurePath], jobs: list[BucketJ
                 readers.put(reader)
 
         if workers == 0:
-            yield map(run, jobs), pool_cpu
+            yield map(run, jobs)
         else:
             with ThreadPoolExecutor(workers, thread_name_prefix="merge") as threads:
-                yield ordered_map(threads, run, jobs, window=workers + 1), pool_cpu
+                yield ordered_map(threads, run, jobs, window=workers + 1)
 
 
 @contextmanager
-def _part_readers(store: Store, part_paths: list[PurePath], key: tuple[str, ...],
-                  count: int) -> Iterator[tuple[list[SilverPartReader], float]]:
-    """`count` readers of the batch's parts, sharing one pool of its small parts (read on every
-    core), and the CPU seconds that read took."""
-    pool = SmallPartPool(store, part_paths, merge_columns(key), merge_schema(key), threads=usable_cores())
+def _part_readers(pool: SmallPartPool, store: Store, part_paths: list[PurePath], key: tuple[str, ...],
+                  count: int) -> Iterator[list[SilverPartReader]]:
+    """`count` readers of the batch's parts, sharing the batch's pool of its small parts."""
     opened = [SilverPartReader(store, part_paths, merge_columns(key), merge_schema(key), pool) for _ in range(count)]
     try:
-        yield opened, pool.read_cpu_seconds
+        yield opened
     finally:
         for reader in opened:
             reader.close()
@@ -624,10 +641,11 @@ def _stored_buckets(state: StateStore, settings: Settings) -> tuple[pa.Table, Ag
 
 
 def _write_orders(layout: DataLayout, settings: Settings, state: StateStore, store: Store, part_paths: list[PurePath],
-                  batch: Batch, dropped: pa.Table) -> None:
+                  batch: Batch, dropped: pa.Table, pool: SmallPartPool) -> None:
     """The batch's gold/orders files, before the commit that marks it merged (a kill in between
     rewrites the same files). Their row count must be the merge's count of new orders."""
-    written, files = write_batch_orders(layout, store, part_paths, dropped, batch.number, settings.orders_include_email)
+    written, files = write_batch_orders(layout, store, part_paths, dropped, batch.number, settings.orders_include_email,
+                                        pool)
     if written != batch.unique:
         raise PipelineError(f"gold/orders of merge batch {batch.number}: {written:,} rows written where the merge found "
                             f"{batch.unique:,} new orders; run `python run.py --rebuild-gold`")

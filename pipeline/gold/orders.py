@@ -16,10 +16,11 @@ from __future__ import annotations
 import os
 import re
 import shutil
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path, PurePath
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
@@ -27,6 +28,7 @@ import pyarrow.parquet as pq
 from pipeline.contract import SILVER_DICTIONARY_COLUMNS, SILVER_MEMORY_SCHEMA, SILVER_SCHEMA
 from pipeline.cores import ordered_map, usable_cores
 from pipeline.storage.layout import DataLayout
+from pipeline.storage.parquet_io import SmallPartPool
 from pipeline.storage.store import Store
 
 PARTITION_COLUMN = "sale_month"
@@ -64,15 +66,15 @@ def dropped_rows(rows: pa.Table, keep: pa.Array) -> pa.Table:
 
 
 def write_batch_orders(layout: DataLayout, parts_store: Store, part_paths: Sequence[PurePath], dropped: pa.Table,
-                       batch_number: int, include_email: bool) -> tuple[int, dict[str, int]]:
+                       batch_number: int, include_email: bool, pool: SmallPartPool | None = None) -> tuple[int, dict[str, int]]:
     """Publish the orders of one merge batch (its parts' rows but the `dropped` ones), one file
-    per month; returns the orders written and the files (relative name -> size). Streams part by
-    part (consecutive small parts in blocks), so memory holds a few parts."""
+    per month; returns the orders written and the files (relative name -> size). Streams segment
+    by segment (a part, or consecutive small parts that `pool` holds already), so memory holds a
+    few parts."""
     columns = orders_columns(include_email)
     schema = orders_schema(include_email, dictionaries=True)
-    by_part = dropped.group_by("part", use_threads=False).aggregate([("source_row", "list")])
-    dropped_of = {part: rows.values for part, rows in
-                  zip(by_part.column("part").to_pylist(), by_part.column("source_row_list").combine_chunks())}
+    dropped_keys = np.sort(_row_keys(dropped.column("part").to_numpy(), dropped.column("source_row").to_numpy()))
+    dictionary_columns = [c for c in SILVER_DICTIONARY_COLUMNS if c in (*columns, PARTITION_COLUMN)]
     scratch = layout.staging_dir / f"orders-{os.getpid()}-batch-{batch_number:06d}"  # this host's disk, removed after
     shutil.rmtree(scratch, ignore_errors=True)
     scratch.mkdir(parents=True)
@@ -96,41 +98,34 @@ def write_batch_orders(layout: DataLayout, parts_store: Store, part_paths: Seque
         pending.clear()
         buffered = 0
 
-    def part_rows(index: int) -> pa.Table:
-        with parts_store.parquet_file(part_paths[index], read_dictionary=dictionary_columns) as part:
-            rows = part.read(columns=[*columns, PARTITION_COLUMN])
-        if index in dropped_of:
-            rows = rows.filter(pc.invert(pc.is_in(rows.column("source_row"), value_set=dropped_of[index])))
-        return rows.replace_schema_metadata(None)
+    def segment_by_month(segment: tuple[int, int]) -> list[tuple[str, pa.Table]]:
+        """A segment's kept rows by month: from the pool when it holds them, else read."""
+        first, stop = segment
+        if pool is not None and pool.row_count(first):
+            rows, parts = pool.parts_rows(first, stop)
+        else:
+            with parts_store.parquet_file(part_paths[first], read_dictionary=dictionary_columns) as part:
+                rows = part.read(columns=[*columns, PARTITION_COLUMN]).unify_dictionaries().combine_chunks()
+            parts = np.full(rows.num_rows, first, dtype=np.int32)
+        lo, hi = np.searchsorted(dropped_keys, _row_keys(np.array([first, stop], np.int64), np.zeros(2, np.int64)))
+        keep = None
+        if hi > lo:
+            keys = _row_keys(parts, rows.column("source_row").to_numpy())
+            keep = pa.array(~np.isin(keys, dropped_keys[lo:hi], assume_unique=True))
+        return _by_month(rows.replace_schema_metadata(None), keep, columns)
 
-    def split_block() -> None:
-        """Consecutive parts' rows split by month in one pass: a part of a small file holds a few
-        rows of many months, and a split (and cast) per part cost 8 ms a part."""
-        nonlocal buffered, block_rows
-        rows = pa.concat_tables(block, promote_options="permissive").unify_dictionaries().combine_chunks()
-        for month, piece in _by_month(rows):
-            pending.setdefault(month, []).append(piece.select(columns))
-            buffered += piece.num_rows
-        block.clear()
-        block_rows = 0
-
-    dictionary_columns = [c for c in SILVER_DICTIONARY_COLUMNS if c in (*columns, PARTITION_COLUMN)]
-    block: list[pa.Table] = []
-    block_rows = 0
     try:
-        # Parts are read on every core (Arrow releases the GIL), consumed in input order.
+        # Segments are read (or sliced from the pool) and split by month on every core, Arrow
+        # releasing the GIL; their pieces are buffered and written in input order.
         cores = usable_cores()
         with ThreadPoolExecutor(cores, thread_name_prefix="orders") as threads:
-            for rows in ordered_map(threads, part_rows, range(len(part_paths)), window=cores + 1):
-                block.append(rows)
-                block_rows += rows.num_rows
-                written += rows.num_rows
-                if block_rows >= BLOCK_ROWS or len(block) >= BLOCK_PARTS:
-                    split_block()
+            for pieces in ordered_map(threads, segment_by_month, _segments(len(part_paths), pool), window=cores + 1):
+                for month, piece in pieces:
+                    pending.setdefault(month, []).append(piece)
+                    buffered += piece.num_rows
+                    written += piece.num_rows
                 if buffered >= FLUSH_ROWS:
                     flush()
-        if block:
-            split_block()
         flush()
         for writer in writers.values():
             writer.close()
@@ -143,26 +138,53 @@ def write_batch_orders(layout: DataLayout, parts_store: Store, part_paths: Seque
     return written, files
 
 
+def _row_keys(parts: np.ndarray, source_rows: np.ndarray) -> np.ndarray:
+    """One int64 per row of a batch: its part, then its source_row (rows of a file are far fewer than 2**40)."""
+    return (parts.astype(np.int64) << 40) | source_rows.astype(np.int64)
+
+
+def _segments(parts: int, pool: SmallPartPool | None) -> Iterator[tuple[int, int]]:
+    """(first, stop) ranges of parts in input order: consecutive parts the pool holds together,
+    up to BLOCK_ROWS rows or BLOCK_PARTS parts (a small file's part holds a few rows of many
+    months, and a split per part cost 8 ms a part), any other part alone."""
+    first = 0
+    while first < parts:
+        stop, rows = first + 1, pool.row_count(first) if pool is not None else 0
+        if rows:
+            while stop < parts and stop - first < BLOCK_PARTS and rows < BLOCK_ROWS and pool.row_count(stop):  # type: ignore[union-attr]
+                rows += pool.row_count(stop)  # type: ignore[union-attr]
+                stop += 1
+        yield first, stop
+        first = stop
+
+
+def _by_month(rows: pa.Table, keep: pa.Array | None, columns: list[str]) -> list[tuple[str, pa.Table]]:
+    """The kept rows (all where `keep` is None) as `columns`, grouped by month, in their order
+    within a month: one stable sort of the kept rows' month codes and one take (a filter, then a
+    take, was two passes over the rows)."""
+    if rows.num_rows == 0:
+        return []
+    codes = pc.dictionary_encode(rows.column(PARTITION_COLUMN)).combine_chunks()
+    if keep is None:
+        order = pc.array_sort_indices(codes.indices)
+    else:
+        kept = pc.indices_nonzero(keep)
+        order = kept.take(pc.array_sort_indices(codes.indices.take(kept)))
+    if len(order) == 0:
+        return []
+    sorted_codes = codes.indices.take(order).to_numpy()
+    rows = rows.select(columns).take(order)
+    starts = [0, *(int(i) + 1 for i in (sorted_codes[1:] != sorted_codes[:-1]).nonzero()[0]), len(sorted_codes)]
+    months = codes.dictionary.to_pylist()
+    return [(months[sorted_codes[a]], rows.slice(a, b - a)) for a, b in zip(starts, starts[1:])]
+
+
 def _publish(layout: DataLayout, files: list[tuple[Path, PurePath]]) -> None:
     """A batch's files, one per month, published together: locally with one file-system sync for
     all (an fsync each was most of a small batch's cost), on object storage as parallel PUTs."""
     with layout.store.deferred_publication():
         for local, path in files:
             layout.store.upload(local, path)
-
-
-def _by_month(rows: pa.Table) -> list[tuple[str, pa.Table]]:
-    """The rows grouped by month: one stable sort, then zero-copy slices (a filter per month
-    cost a pass over the part for each of its months)."""
-    if rows.num_rows == 0:
-        return []
-    codes = pc.dictionary_encode(rows.column(PARTITION_COLUMN)).combine_chunks()
-    order = pc.array_sort_indices(codes.indices)
-    rows = rows.take(order)
-    sorted_codes = codes.indices.take(order).to_numpy()
-    starts = [0, *(int(i) + 1 for i in (sorted_codes[1:] != sorted_codes[:-1]).nonzero()[0]), len(sorted_codes)]
-    months = codes.dictionary.to_pylist()
-    return [(months[sorted_codes[a]], rows.slice(a, b - a)) for a, b in zip(starts, starts[1:])]
 
 
 def orders_file_name(month: str, batch_number: int) -> str:

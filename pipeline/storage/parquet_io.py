@@ -109,7 +109,7 @@ class SilverPartReader:
         rows = pa.concat_tables([schema.empty_table(), *(p.replace_schema_metadata(None).cast(schema) for _, p in pieces)])
         parts = np.repeat(np.array([i for i, _ in pieces], dtype=np.int32), [p.num_rows for _, p in pieces])
         if self._pool is not None and self._pool.parts:
-            pooled, pooled_parts = self._pool.bucket(bucket)
+            pooled, pooled_parts = self._pool.bucket(bucket, schema.names)
             rows = pa.concat_tables([rows, pooled.cast(schema)])
             parts = np.concatenate([parts, pooled_parts])
             if len(pieces):  # both kinds: back into input order (a stable sort keeps each part's rows in order)
@@ -130,7 +130,7 @@ class SilverPartReader:
         tables = [p.replace_schema_metadata(None).select(target.names).cast(target) for _, p in pieces]
         parts = [np.repeat(np.int32(i), p.num_rows) for i, p in pieces]
         if self._pool is not None and self._pool.parts:
-            pooled, pooled_parts, pooled_buckets = self._pool.whole()
+            pooled, pooled_parts, pooled_buckets = self._pool.whole(schema.names)
             tables.append(pooled.append_column("bucket", pa.array(pooled_buckets, pa.int32())).cast(target))
             parts.append(pooled_parts)
         rows = pa.concat_tables([target.empty_table(), *tables])
@@ -166,22 +166,24 @@ def _shares_row_groups(groups: dict[int, int]) -> bool:
 
 
 class SmallPartPool:
-    """The single-row-group parts of a merge batch, each read once and grouped by bucket, shared
-    (read only) by every merge thread: a bucket's rows of 2,000 small parts are one slice, not
-    2,000 reads. Memory is bounded by the batch (see silver_to_gold._next_batch)."""
+    """The single-row-group parts of a merge batch, each read once and shared (read only) by every
+    merge thread and then by the orders step: a bucket's rows of 2,000 small parts are one take,
+    not 2,000 reads, and a part's order rows are a slice, not a second read. Memory is bounded by
+    the batch (see silver_to_gold._next_batch)."""
 
-    def __init__(self, store: Store, paths: list[PurePath], columns: list[str], schema: pa.Schema, threads: int = 1) -> None:
+    def __init__(self, store: Store, paths: list[PurePath], schema: pa.Schema, threads: int = 1) -> None:
         from concurrent.futures import ThreadPoolExecutor
 
         dictionaries = [f.name for f in schema if pa.types.is_dictionary(f.type)]
         target = pa.schema([*schema, pa.field("bucket", pa.int32())])
 
         def read(path: PurePath) -> tuple[pa.Table | None, float]:
-            """The whole part if it is a single-row-group one, else None (one open either way:
-            0.2 ms for a small part, where pq.read_table takes 1 ms), and the CPU seconds it took."""
+            """The whole part if it is a small one (written as one row group), else None (one open
+            either way: 0.2 ms for a small part, where pq.read_table takes 1 ms), and the CPU
+            seconds it took."""
             cpu = time.thread_time()
             with store.parquet_file(path, read_dictionary=dictionaries or None) as part:
-                whole = _shares_row_groups(_bucket_row_groups(part.schema_arrow))
+                whole = part.metadata.num_rows < SINGLE_ROW_GROUP_ROWS
                 table = part.read(columns=target.names, use_threads=False) if whole else None
             return table, time.thread_time() - cpu
 
@@ -201,25 +203,38 @@ class SmallPartPool:
                     combined.append(_combined(pa.concat_tables([t for _, t in found], promote_options="permissive").cast(target)))
                     counts.extend(t.num_rows for _, t in found)
         self.parts = frozenset(small)
-        table = _combined(pa.concat_tables([target.empty_table(), *combined]))
+        self._rows = _combined(pa.concat_tables([target.empty_table(), *combined]))  # part after part, as in the files
+        stops = np.cumsum(np.array(counts, dtype=np.int64))
+        self._part_slices = {part: (int(stop - count), count) for part, count, stop in zip(small, counts, stops)}
         part = np.repeat(np.array(small, dtype=np.int32), counts)
-        bucket = np.asarray(table.column("bucket").to_numpy(), dtype=np.int64)
-        order = np.argsort(bucket * (1 << 32) + part, kind="stable")  # by bucket, then part; each part's rows in order
-        self._rows = table.take(pa.array(order)).drop_columns(["bucket"])
-        self._part = part[order]
-        sorted_buckets = bucket[order]
+        self._part_in_file_order = part
+        bucket = np.asarray(self._rows.column("bucket").to_numpy(), dtype=np.int64)
+        self._by_bucket = np.argsort(bucket * (1 << 32) + part, kind="stable")  # by bucket, then part; each part's rows in order
+        self._part = part[self._by_bucket]
+        sorted_buckets = bucket[self._by_bucket]
         self._row_buckets = sorted_buckets.astype(np.int32)
         self._buckets, self._starts = np.unique(sorted_buckets, return_index=True)
         self._stops = np.append(self._starts[1:], len(sorted_buckets)).astype(np.int64)
 
-    def bucket(self, bucket: int) -> tuple[pa.Table, np.ndarray]:
-        """The bucket's rows of every pooled part (in part order) and each row's part."""
+    def bucket(self, bucket: int, columns: list[str]) -> tuple[pa.Table, np.ndarray]:
+        """The bucket's rows of every pooled part (in part order), as `columns`, and each row's part."""
         at = int(np.searchsorted(self._buckets, bucket))
         if at == len(self._buckets) or self._buckets[at] != bucket:
-            return self._rows.slice(0, 0), np.empty(0, np.int32)
+            return self._rows.select(columns).slice(0, 0), np.empty(0, np.int32)
         start, stop = int(self._starts[at]), int(self._stops[at])
-        return self._rows.slice(start, stop - start), self._part[start:stop]
+        return self._rows.select(columns).take(pa.array(self._by_bucket[start:stop])), self._part[start:stop]
 
-    def whole(self) -> tuple[pa.Table, np.ndarray, np.ndarray]:
-        """Every pooled row (by bucket, then part), each row's part and each row's bucket."""
-        return self._rows, self._part, self._row_buckets
+    def whole(self, columns: list[str]) -> tuple[pa.Table, np.ndarray, np.ndarray]:
+        """Every pooled row (by bucket, then part) as `columns`, each row's part and each row's bucket."""
+        return self._rows.select(columns).take(pa.array(self._by_bucket)), self._part, self._row_buckets
+
+    def row_count(self, part: int) -> int:
+        """Rows of a pooled part (0 for a part not pooled)."""
+        return self._part_slices.get(part, (0, 0))[1]
+
+    def parts_rows(self, first: int, stop: int) -> tuple[pa.Table, np.ndarray]:
+        """The rows of pooled parts first..stop-1 (every one pooled) as their files hold them, one
+        part after the other, with every column of the pool, and each row's part: one slice."""
+        start = self._part_slices[first][0]
+        end = sum(self._part_slices[stop - 1])
+        return self._rows.slice(start, end - start).drop_columns(["bucket"]), self._part_in_file_order[start:end]
