@@ -49,7 +49,7 @@ class _Meeting:
 def instrument(module, log: Callable[[dict], None], cores: int | None = None,
                set_attribute: Callable[[object, str, object], None] = setattr) -> None:
     """Wrap `module` (pipeline.gold.merge): every `_bucket_results` or `merge_whole_batch` call (a batch's merge)
-    and `_verify_parts` call (its checksum check) logs {"event", "batch", "threads", "jobs"}, every job
+    and `_batch_pool` call that checks the parts (its checksum check) logs {"event", "batch", "threads", "jobs"}, every job
     {"event", "batch", "thread"}; with `cores`, the module's usable_cores() returns it."""
     meeting: list[_Meeting] = []
     counter = iter(range(1 << 30))
@@ -70,7 +70,7 @@ def instrument(module, log: Callable[[dict], None], cores: int | None = None,
         current.arrive()
 
     bucket_results, merge_bucket = module._bucket_results, module.merge_bucket
-    verify_parts, verify_silver_part = module._verify_parts, module.verify_silver_part
+    batch_pool, verify_silver_part = module._batch_pool, module.verify_silver_part
 
     def logged_bucket_results(store, part_paths, jobs, workers, key, pool):
         start("merge", workers, len(jobs))
@@ -80,9 +80,10 @@ def instrument(module, log: Callable[[dict], None], cores: int | None = None,
         job("merge job")
         return merge_bucket(reader, job_)
 
-    def logged_verify_parts(parts, metrics, threads, fingerprint):
-        start("checksums", threads, len(parts))
-        return verify_parts(parts, metrics, threads, fingerprint)
+    def logged_batch_pool(store, parts, metrics, settings, check):
+        if check:
+            start("checksums", module.usable_cores(), len(parts))
+        return batch_pool(store, parts, metrics, settings, check)
 
     def logged_verify_silver_part(*args, **kwargs):
         job("checksums job")
@@ -98,7 +99,7 @@ def instrument(module, log: Callable[[dict], None], cores: int | None = None,
     set_attribute(module, "merge_whole_batch", logged_merge_whole_batch)
     set_attribute(module, "_bucket_results", logged_bucket_results)
     set_attribute(module, "merge_bucket", logged_merge_bucket)
-    set_attribute(module, "_verify_parts", logged_verify_parts)
+    set_attribute(module, "_batch_pool", logged_batch_pool)
     set_attribute(module, "verify_silver_part", logged_verify_silver_part)
     if cores is not None:
         set_attribute(module, "usable_cores", lambda: cores)

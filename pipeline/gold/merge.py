@@ -49,7 +49,7 @@ from pipeline.gold.state_store import StateReader, StateStore, encode_hashes, en
 from pipeline.gold.tables import ANOMALY_COLUMNS, build_gold_tables, covers_digest, publish, touched_keys
 from pipeline.settings import Settings, gold_fingerprint, silver_fingerprint, state_values
 from pipeline.storage.layout import DataLayout
-from pipeline.storage.parquet_io import SINGLE_ROW_GROUP_ROWS, SilverPartReader, SmallPartPool, file_digest
+from pipeline.storage.parquet_io import SINGLE_ROW_GROUP_ROWS, SilverPartReader, SmallPartPool, bytes_digest, file_digest
 from pipeline.storage.store import LOCAL_FILES, Store
 
 Progress = Callable[[int, str], None]
@@ -270,17 +270,13 @@ def _merge_one_batch(layout: DataLayout, settings: Settings, parts: list[SilverP
         store, by_name = copies.store, {**by_name, **copies.parts}
         # `waited`: the task's thread waits for work any core can do (whose CPU seconds are `parallel`).
         waited = parallel = 0.0
-        if not batch.done_buckets:
-            asked = time.monotonic()
-            parallel += _verify_parts([by_name[name] for name in batch.parts], metrics, usable_cores(), silver_fingerprint(settings))
-            waited += time.monotonic() - asked
         done = set(batch.done_buckets)
         run_cap = max(1, settings.merge_batch_rows // settings.silver_buckets)  # a full batch's keys per bucket
         jobs = [BucketJob(bucket, str(state_path(layout.state_dir)), batch.number, settings.anomaly_top_n, tuple(settings.dedup_key),
                           run_cap) for bucket in range(settings.silver_buckets) if bucket not in done]
         part_paths = [by_name[n].path for n in batch.parts]
         asked = time.monotonic()
-        pool = SmallPartPool(store, part_paths, pool_schema(tuple(settings.dedup_key), settings.orders_include_email), usable_cores())
+        pool = _batch_pool(store, [by_name[name] for name in batch.parts], metrics, settings, check=not batch.done_buckets)
         parallel, waited = parallel + pool.read_cpu_seconds, waited + time.monotonic() - asked  # read on every core
         if one_pass:  # on this thread: the work of a small batch is mostly per-call overhead
             with _part_readers(pool, store, part_paths, tuple(settings.dedup_key), 1) as readers:
@@ -602,27 +598,34 @@ def _advance_covers(state: StateStore, merged: dict[str, str], source_files: lis
     return True
 
 
-def _verify_parts(parts: list[SilverPart], metrics: dict[str, dict], threads: int, fingerprint: str) -> float:
-    """Every part's checksum before the batch's first commit, `threads` at a time (zlib releases
-    the GIL); the first bad part in input order is the one reported. Returns the CPU seconds."""
+def _batch_pool(store: Store, parts: list[SilverPart], metrics: dict[str, dict], settings: Settings, check: bool) -> SmallPartPool:
+    """The batch's pool of small parts, read on every core. With `check` (a batch not yet begun),
+    every part's checksum is checked on the way, before the batch's first commit, a small part's
+    bytes read once for both (parsing a small part from memory costs two thirds of reading its
+    file: bench/README.md); the first bad part in input order is the one reported."""
+    fingerprint = silver_fingerprint(settings)
 
-    def verify(part: SilverPart) -> float:
-        cpu = time.thread_time()
-        verify_silver_part(part, metrics[part.name], fingerprint)
-        return time.thread_time() - cpu
+    def fetch(index: int) -> bytes | None:
+        part = parts[index]
+        small = int(metrics[part.name].get("rows_valid", SINGLE_ROW_GROUP_ROWS)) < SINGLE_ROW_GROUP_ROWS
+        data = part.store.read_bytes(part.path) if small else None
+        if check:
+            verify_silver_part(part, metrics[part.name], fingerprint, data)
+        return data
 
-    with ThreadPoolExecutor(max_workers=max(threads, 1)) as pool:
-        return sum(pool.map(verify, parts))
+    return SmallPartPool(store, [p.path for p in parts], pool_schema(tuple(settings.dedup_key), settings.orders_include_email),
+                         usable_cores(), fetch)
 
 
-def verify_silver_part(part: SilverPart, metrics: dict, fingerprint: str) -> None:
-    """Refuse a silver part whose bytes differ from those recorded (`metrics`) when it was written,
-    or that was cleaned under other settings than `fingerprint` (settings.silver_fingerprint)."""
+def verify_silver_part(part: SilverPart, metrics: dict, fingerprint: str, data: bytes | None = None) -> None:
+    """Refuse a silver part whose bytes (`data` when read already) differ from those recorded
+    (`metrics`) when it was written, or that was cleaned under other settings than `fingerprint`
+    (settings.silver_fingerprint)."""
     recorded = metrics.get("silver_crc32")
     if metrics and metrics.get("settings_fingerprint") != fingerprint:
         raise PipelineError(f"silver part {part.copy_of or part.path} was cleaned under other settings than the current ones; "
                             "run `python run.py --reprocess-all`")
-    if not recorded or file_digest(part.store, part.path) != recorded:
+    if not recorded or (bytes_digest(data) if data is not None else file_digest(part.store, part.path)) != recorded:
         raise PipelineError(f"silver part {part.copy_of or part.path} is corrupt or truncated (its checksum does not match the "
                             "one recorded "
                             f"when it was written); run `python run.py --reprocess {part.source_file}`")

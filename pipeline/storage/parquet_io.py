@@ -171,18 +171,25 @@ class SmallPartPool:
     not 2,000 reads, and a part's order rows are a slice, not a second read. Memory is bounded by
     the batch (see silver_to_gold._next_batch)."""
 
-    def __init__(self, store: Store, paths: list[PurePath], schema: pa.Schema, threads: int = 1) -> None:
+    def __init__(self, store: Store, paths: list[PurePath], schema: pa.Schema, threads: int = 1,
+                 fetch: Callable[[int], bytes | None] = lambda _index: None) -> None:
+        """`fetch(i)`: part i's bytes, parsed from memory, or None to open it in `store` (called
+        for every part in order, on the reading threads: what it checks, it checks before any
+        part is pooled)."""
         from concurrent.futures import ThreadPoolExecutor
 
         dictionaries = [f.name for f in schema if pa.types.is_dictionary(f.type)]
         target = pa.schema([*schema, pa.field("bucket", pa.int32())])
 
-        def read(path: PurePath) -> tuple[pa.Table | None, float]:
+        def read(index: int) -> tuple[pa.Table | None, float]:
             """The whole part if it is a small one (written as one row group), else None (one open
             either way: 0.2 ms for a small part, where pq.read_table takes 1 ms), and the CPU
             seconds it took."""
             cpu = time.thread_time()
-            with store.parquet_file(path, read_dictionary=dictionaries or None) as part:
+            data = fetch(index)
+            opened = (pq.ParquetFile(pa.BufferReader(data), read_dictionary=dictionaries or None) if data is not None
+                      else store.parquet_file(paths[index], read_dictionary=dictionaries or None))
+            with opened as part:
                 whole = part.metadata.num_rows < SINGLE_ROW_GROUP_ROWS
                 table = part.read(columns=target.names, use_threads=False) if whole else None
             return table, time.thread_time() - cpu
@@ -195,7 +202,7 @@ class SmallPartPool:
         self.read_cpu_seconds = 0.0  # work any core can do
         with ThreadPoolExecutor(max(threads, 1)) as workers:
             for first in range(0, len(paths), POOL_READ_PARTS):
-                read_back = list(workers.map(read, paths[first:first + POOL_READ_PARTS]))  # decoding releases the GIL
+                read_back = list(workers.map(read, range(first, min(first + POOL_READ_PARTS, len(paths)))))  # decoding releases the GIL
                 self.read_cpu_seconds += sum(cpu for _, cpu in read_back)
                 found = [(first + i, table.replace_schema_metadata(None)) for i, (table, _) in enumerate(read_back) if table is not None]
                 if found:
