@@ -101,7 +101,7 @@ def write_batch_orders(layout: DataLayout, parts_store: Store, part_paths: Seque
     def segment_by_month(segment: tuple[int, int]) -> list[tuple[str, pa.Table]]:
         """A segment's kept rows by month: from the pool when it holds them, else read."""
         first, stop = segment
-        if pool is not None and pool.row_count(first):
+        if pool is not None and first in pool.parts:
             rows, parts = pool.parts_rows(first, stop)
         else:
             with parts_store.parquet_file(part_paths[first], read_dictionary=dictionary_columns) as part:
@@ -147,11 +147,13 @@ def _segments(parts: int, pool: SmallPartPool | None) -> Iterator[tuple[int, int
     """(first, stop) ranges of parts in input order: consecutive parts the pool holds together,
     up to BLOCK_ROWS rows or BLOCK_PARTS parts (a small file's part holds a few rows of many
     months, and a split per part cost 8 ms a part), any other part alone."""
+    pooled = pool.parts if pool is not None else frozenset()
     first = 0
     while first < parts:
-        stop, rows = first + 1, pool.row_count(first) if pool is not None else 0
-        if rows:
-            while stop < parts and stop - first < BLOCK_PARTS and rows < BLOCK_ROWS and pool.row_count(stop):  # type: ignore[union-attr]
+        stop = first + 1
+        if first in pooled:
+            rows = pool.row_count(first)  # type: ignore[union-attr]
+            while stop < parts and stop in pooled and stop - first < BLOCK_PARTS and rows < BLOCK_ROWS:
                 rows += pool.row_count(stop)  # type: ignore[union-attr]
                 stop += 1
         yield first, stop

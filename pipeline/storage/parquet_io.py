@@ -169,7 +169,7 @@ class SmallPartPool:
     """The single-row-group parts of a merge batch, each read once and shared (read only) by every
     merge thread and then by the orders step: a bucket's rows of 2,000 small parts are one take,
     not 2,000 reads, and a part's order rows are a slice, not a second read. Memory is bounded by
-    the batch (see silver_to_gold._next_batch)."""
+    the batch (see pipeline.gold.merge._next_batch)."""
 
     def __init__(self, store: Store, paths: list[PurePath], schema: pa.Schema, threads: int = 1,
                  fetch: Callable[[int], bytes | None] = lambda _index: None) -> None:
@@ -236,8 +236,8 @@ class SmallPartPool:
         return self._rows.select(columns).take(pa.array(self._by_bucket)), self._part, self._row_buckets
 
     def row_count(self, part: int) -> int:
-        """Rows of a pooled part (0 for a part not pooled)."""
-        return self._part_slices.get(part, (0, 0))[1]
+        """Rows of a pooled part."""
+        return self._part_slices[part][1]
 
     def parts_rows(self, first: int, stop: int) -> tuple[pa.Table, np.ndarray]:
         """The rows of pooled parts first..stop-1 (every one pooled) as their files hold them, one
