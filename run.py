@@ -391,7 +391,7 @@ def command_run(args: argparse.Namespace) -> int:
     from pipeline.running.preflight import apply_request, discover_inputs, ensure_writable
     from tasks.luigi_private import run_command
     from tasks.root import Pipeline
-    from tasks.warm_workers import warm_workers
+    from tasks.warm_workers import report_worker, warm_workers
 
     settings, layout = _resolve_root(args)
     ensure_writable(layout, args.until)
@@ -418,8 +418,13 @@ def command_run(args: argparse.Namespace) -> int:
     started = time.monotonic()
     if not nothing_new:
         _import_before_forking()
-    with warm_workers(args.workers if not nothing_new else 1), _live_progress(args, layout, runnable, plan.journal, started):
-        code = run_command(_luigi_argv(args, layout))
+    with contextlib.ExitStack() as workers:
+        if not nothing_new:
+            workers.enter_context(warm_workers(args.workers))
+            if args.until == "report":
+                workers.enter_context(report_worker())
+        with _live_progress(args, layout, runnable, plan.journal, started):
+            code = run_command(_luigi_argv(args, layout))
     return _report_run(args, layout, root, code, time.monotonic() - started, nothing_new)
 
 

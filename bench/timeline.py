@@ -1,13 +1,15 @@
 #!/usr/bin/env python
 """Where a run's wall time goes, from Luigi's own task events.
 
-    python bench/timeline.py --data-root DIR [--workers 2] [other run.py arguments]
+    python bench/timeline.py [--spans] --data-root DIR [--workers 2] [other run.py arguments]
 
 Runs `run.py` in this process with a START and a SUCCESS handler on every task (they fire in the
 process that runs the task, so a file collects them), then prints each phase: start-up until the
 first task, the scans, the chunk phase (first chunk task start to last chunk task end, with its
 rows/s), Silver -> Gold, the report, and how long fewer task slots than workers were busy during
 the scans and chunks. Run it on a data root holding only bronze/ to time a whole first run.
+`--spans` also lists every task's start and end: a process's first task paying a one-off cost (an
+import, fresh memory) shows there as a longer span than the same task's later ones.
 """
 from __future__ import annotations
 
@@ -64,6 +66,9 @@ def under_busy(work: list[tuple[float, float, str]], slots: int) -> float:
 def main(argv: list[str]) -> int:
     import run
 
+    show_spans = "--spans" in argv
+    argv = [a for a in argv if a != "--spans"]
+
     events = Path(tempfile.mkstemp(prefix="timeline-", suffix=".txt")[1])
     started = time.time()
     record_events(events, started)
@@ -82,6 +87,9 @@ def main(argv: list[str]) -> int:
         found = [s for s in done if s[2] == family]
         return f"{found[0][0]:6.2f} -> {max(e for _, e, _ in found):6.2f} s" if found else "   (not run)"
 
+    if show_spans:
+        for begin, end, family in done:
+            print(f"  {family:28s} {begin:7.3f} -> {end:7.3f} s  ({end - begin:.3f} s)")
     print(f"start-up until the first task   {done[0][0]:6.2f} s")
     print(f"scans ({len(scans)})                        {phase(SCAN)}")
     if chunks:

@@ -7,10 +7,21 @@ import luigi
 
 from pipeline.gold.owner import refuse_unless_gold_owner
 from pipeline.gold.step import GOLD_LOCK_WAIT_SECONDS
+from pipeline.settings import Settings
+from pipeline.storage.layout import DataLayout
 from reports.gold_data import gold_fingerprint
+from tasks import warm_workers
 from tasks.base import PipelineTask
 from tasks.gold import SilverToGold
 from tasks.targets import StoreTarget
+
+
+def render(layout: DataLayout, settings: Settings) -> None:
+    """Render gold into the report page, in the report's warm worker when the run started one."""
+    from reports.render import load_run_info, write_report  # matplotlib: only where the page is drawn
+
+    write_report(layout.gold_dir, layout.report_path, load_run_info(layout.gold_dir, layout.store),
+                 settings.rejected_share_warning, settings.dedup_key, layout.store, settings.default_region)
 
 
 class Report(PipelineTask):
@@ -43,17 +54,13 @@ class Report(PipelineTask):
         return rendered == gold_fingerprint(self.layout.gold_dir, store)
 
     def work(self) -> None:
-        from reports.render import load_run_info, write_report  # matplotlib: only when rendering
-
         layout = self.layout
         refuse_unless_gold_owner(layout)
         # The gold lock: a concurrent Silver -> Gold cannot swap tables while the page reads them.
         with layout.store.exclusive_lock(layout.gold_lock_path, f"report of {layout.root}", GOLD_LOCK_WAIT_SECONDS):
             self.report_progress(0, "rendering the report from gold")
             fingerprint = gold_fingerprint(layout.gold_dir, layout.store)
-            write_report(layout.gold_dir, layout.report_path, load_run_info(layout.gold_dir, layout.store),
-                         self.settings.rejected_share_warning, self.settings.dedup_key, layout.store,
-                         self.settings.default_region)
+            warm_workers.call("the report", render, layout, self.settings, pool=warm_workers.REPORT_WORKER_ENV)
             for old in layout.rendered_markers():
                 layout.store.delete(old)
             marker = {"inputs": self.inputs, "gold": fingerprint, "report": layout.report_path.name}

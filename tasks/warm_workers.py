@@ -5,7 +5,9 @@ Why: with `--workers N` Luigi forks a fresh process for every task. A chunk task
 the chunk's time (bench/README.md). A warm process reuses its pages.
 So `run.py` starts one warm worker per Luigi worker before the build; a scan or chunk task (still
 one Luigi task with its own target and progress) hands its call to a free warm worker and waits.
-Silver -> Gold stays in its task's process: it was no faster in a warm worker.
+Silver -> Gold stays in its task's process: it was no faster in a warm worker. The report has
+a warm worker of its own (`report_worker`), started with the others, that imports matplotlib
+while the run starts instead of when the report is due.
 
 Nothing depends on them: a task finds them through an environment variable, and without it
 (the `luigi` command, one worker, a test calling `luigi.build`) the call runs in the task's own
@@ -16,6 +18,7 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
+import importlib
 import multiprocessing
 import os
 import signal
@@ -33,6 +36,8 @@ import pyarrow as pa
 from pipeline.errors import PipelineError
 
 WARM_WORKERS_ENV = "PIPELINE_WARM_WORKERS"
+REPORT_WORKER_ENV = "PIPELINE_REPORT_WORKER"
+REPORT_MODULE = "reports.render"  # matplotlib and the charts
 _CONNECT_ATTEMPTS = 3
 IDLE_RELEASE_SECONDS = 1.0  # well above the gap between two chunk tasks of a busy run
 _PR_SET_PDEATHSIG = 1
@@ -54,39 +59,61 @@ def supported() -> bool:
 def warm_workers(count: int) -> Iterator[None]:
     """`count` warm workers for the duration of the block (none when count < 2: one Luigi worker
     runs its tasks in its own, already warm, process)."""
-    if count < 2 or not supported():
+    if count < 2:
+        yield
+        return
+    with worker_pool(WARM_WORKERS_ENV, count, "warm-worker"):
+        yield
+
+
+@contextlib.contextmanager
+def report_worker() -> Iterator[None]:
+    """One warm worker for the report, which imports matplotlib as the run starts (0.25 s, on a
+    core the run's start-up leaves idle) instead of when the report is due, at the end of the run
+    (bench/README.md, "The report's worker")."""
+    with worker_pool(REPORT_WORKER_ENV, 1, "report-worker", prepare=REPORT_MODULE, daemon=False):  # it forks the drawing processes
+        yield
+
+
+@contextlib.contextmanager
+def worker_pool(env: str, count: int, name: str, prepare: str | None = None, daemon: bool = True) -> Iterator[None]:
+    """`count` processes forked now that answer `call(..., pool=env)` until the block ends;
+    `prepare`: a module each imports as it starts, on idle CPU (`_prepare`); `daemon=False` for workers that fork
+    processes of their own (multiprocessing refuses a daemon process children; the block's end and the
+    parent-death signal stop them all the same)."""
+    if not supported():
         yield
         return
     authkey = os.urandom(16)
-    address = f"\0pipeline-warm-{os.getpid()}-{authkey.hex()[:8]}"
+    address = f"\0pipeline-{name}-{os.getpid()}-{authkey.hex()[:8]}"
     listener = Listener(address, family="AF_UNIX", authkey=authkey, backlog=max(8, 4 * count))
     context = multiprocessing.get_context("fork")
-    workers = [context.Process(target=_serve, args=(listener, os.getpid()), daemon=True, name=f"warm-worker-{i + 1}")
+    workers = [context.Process(target=_serve, args=(listener, os.getpid(), prepare), daemon=daemon, name=f"{name}-{i + 1}")
                for i in range(count)]
     for worker in workers:
         worker.start()
     # Only the workers hold the socket: when all of them are gone a call is refused, never left waiting.
     listener.close()
-    os.environ[WARM_WORKERS_ENV] = f"{address.encode().hex()}:{authkey.hex()}"
+    os.environ[env] = f"{address.encode().hex()}:{authkey.hex()}"
     try:
         yield
     finally:
-        os.environ.pop(WARM_WORKERS_ENV, None)
+        os.environ.pop(env, None)
         for worker in workers:
             worker.terminate()
         for worker in workers:
             worker.join(timeout=5)
 
 
-def call(what: str, function: Callable[..., T], *args: Any, progress: Progress | None = None) -> T:
-    """`function(*args)` in a warm worker when the run started some, else right here; `what`
-    names the work in the one-line error of a worker that died. With `progress`, the function is
-    called with `progress=` a callback, and its reports reach `progress` here while it runs.
+def call(what: str, function: Callable[..., T], *args: Any, progress: Progress | None = None, pool: str = WARM_WORKERS_ENV) -> T:
+    """`function(*args)` in a warm worker of `pool` when the run started it, else right here;
+    `what` names the work in the one-line error of a worker that died. With `progress`, the
+    function is called with `progress=` a callback, and its reports reach `progress` here while it runs.
 
     The function and its arguments are pickled (by reference for functions), so both must be
     module-level names and plain values.
     """
-    target = os.environ.get(WARM_WORKERS_ENV)
+    target = os.environ.get(pool)
     if not target:
         return function(*args, progress=progress) if progress else function(*args)
     address_hex, authkey_hex = target.split(":")
@@ -125,11 +152,13 @@ def die_with_parent(parent: int) -> None:
         os.kill(os.getpid(), signal.SIGKILL)
 
 
-def _serve(listener: Listener, parent: int) -> None:
+def _serve(listener: Listener, parent: int, prepare: str | None = None) -> None:
     """A warm worker: answer one call at a time until the run ends."""
     die_with_parent(parent)
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C stops the run; the run stops its workers
     signal.signal(signal.SIGTERM, signal.SIG_DFL)  # ... with SIGTERM: die quietly, not run.py's handler
+    if prepare:
+        threading.Thread(target=_prepare, args=(prepare,), name="prepare", daemon=True).start()
     releaser = _IdleMemoryRelease(IDLE_RELEASE_SECONDS)
     while True:
         try:
@@ -138,6 +167,16 @@ def _serve(listener: Listener, parent: int) -> None:
             continue  # a client that went away during the handshake
         with releaser.busy(), connection:
             _answer(connection)
+
+
+def _prepare(module: str) -> None:
+    """Import `module` on CPU time no one else wants: this thread only runs on a core the run
+    leaves idle (SCHED_IDLE, Linux), so the import does not slow the scans and chunks; a call
+    needing the module meanwhile waits for the import to finish, as any second importer does."""
+    with contextlib.suppress(AttributeError, OSError):
+        os.sched_setscheduler(0, os.SCHED_IDLE, os.sched_param(0))  # 0: this thread
+    with contextlib.suppress(Exception):  # a module that fails to import fails again, and is reported, in the call
+        importlib.import_module(module)
 
 
 def release_free_memory() -> None:

@@ -73,6 +73,36 @@ def alive(pid: int) -> bool:
     return "\nState:\tZ" not in status
 
 
+def imported_within(module: str, seconds: float) -> bool:
+    """Whether `module` appears in this process's modules within `seconds`, without importing it."""
+    deadline = time.monotonic() + seconds
+    while module not in sys.modules and time.monotonic() < deadline:
+        time.sleep(0.02)
+    return module in sys.modules
+
+
+def pids_of_forked_children() -> tuple[int, list[int]]:
+    from pipeline.cores import forked_map
+
+    return os.getpid(), forked_map([os.getpid, os.getpid], 2)
+
+
+def test_a_prepared_worker_imports_its_module_before_any_call_needs_it() -> None:
+    assert "tests.prepared_probe" not in sys.modules
+    with warm_workers.worker_pool("PIPELINE_TEST_POOL", 1, "test-worker", prepare="tests.prepared_probe"):
+        assert call("probe", imported_within, "tests.prepared_probe", 20.0, pool="PIPELINE_TEST_POOL")
+    assert "tests.prepared_probe" not in sys.modules and "PIPELINE_TEST_POOL" not in os.environ
+
+
+def test_the_report_worker_runs_report_calls_and_may_fork_the_drawing_processes() -> None:
+    with warm_workers.report_worker():
+        worker, children = call("report", pids_of_forked_children, pool=warm_workers.REPORT_WORKER_ENV)
+        assert call("scan", whose_pid) == os.getpid()  # the other calls do not go to it
+    assert worker != os.getpid() and len(children) == 2 and worker not in children and os.getpid() not in children
+    assert warm_workers.REPORT_WORKER_ENV not in os.environ and not alive(worker)
+    assert call("report", whose_pid, pool=warm_workers.REPORT_WORKER_ENV) == os.getpid()
+
+
 def test_without_warm_workers_a_call_runs_in_the_callers_process() -> None:
     assert warm_workers.WARM_WORKERS_ENV not in os.environ
     assert call("pid", whose_pid) == os.getpid()
