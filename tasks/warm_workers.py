@@ -169,14 +169,56 @@ def _serve(listener: Listener, parent: int, prepare: str | None = None) -> None:
             _answer(connection)
 
 
+class _Preparing:
+    """The thread importing a worker's `prepare` module, while it does."""
+
+    thread_id: int | None = None
+    done = threading.Event()
+
+
 def _prepare(module: str) -> None:
-    """Import `module` on CPU time no one else wants: this thread only runs on a core the run
-    leaves idle (SCHED_IDLE, Linux), so the import does not slow the scans and chunks; a call
-    needing the module meanwhile waits for the import to finish, as any second importer does."""
-    with contextlib.suppress(AttributeError, OSError):
-        os.sched_setscheduler(0, os.SCHED_IDLE, os.sched_param(0))  # 0: this thread
-    with contextlib.suppress(Exception):  # a module that fails to import fails again, and is reported, in the call
-        importlib.import_module(module)
+    """Import `module` on CPU time no one else wants: under SCHED_IDLE (Linux) this thread only
+    runs on a core the run leaves idle, so the import does not slow the scans and chunks. Idle only
+    where the process may put the thread back to normal (root, or a high RLIMIT_NICE): a call
+    that arrives before the import is done does that (`_hurry_preparation`), so on a machine busy
+    with other work the call never waits on a starved thread. Elsewhere the import runs at normal
+    priority."""
+    if _can_leave_idle():
+        with contextlib.suppress(OSError):
+            os.sched_setscheduler(0, os.SCHED_IDLE, os.sched_param(0))  # 0: this thread
+            _Preparing.thread_id = threading.get_native_id()
+    try:
+        with contextlib.suppress(Exception):  # a module that fails to import fails again, and is reported, in the call
+            importlib.import_module(module)
+    finally:
+        _Preparing.done.set()
+
+
+def _can_leave_idle() -> bool:
+    """Whether a thread of this process may go from SCHED_IDLE back to normal: tried on a thread of its own."""
+    if not hasattr(os, "SCHED_IDLE"):
+        return False
+    allowed: list[bool] = []
+
+    def attempt() -> None:
+        try:
+            os.sched_setscheduler(0, os.SCHED_IDLE, os.sched_param(0))
+            os.sched_setscheduler(0, os.SCHED_OTHER, os.sched_param(0))
+            allowed.append(True)
+        except OSError:
+            pass
+
+    probe = threading.Thread(target=attempt, name="idle-probe")
+    probe.start()
+    probe.join()
+    return bool(allowed)
+
+
+def _hurry_preparation() -> None:
+    """A call has come: an import still running at idle priority goes on at normal priority."""
+    if _Preparing.thread_id is not None and not _Preparing.done.is_set():
+        with contextlib.suppress(OSError):
+            os.sched_setscheduler(_Preparing.thread_id, os.SCHED_OTHER, os.sched_param(0))
 
 
 def release_free_memory() -> None:
@@ -230,6 +272,7 @@ def _answer(connection: Connection) -> None:
         function, args, wants_progress = connection.recv()
     except (EOFError, OSError):
         return
+    _hurry_preparation()
 
     def report(percent: int, message: str) -> None:
         with contextlib.suppress(OSError, EOFError):  # the caller is gone: the work goes on to its atomic end

@@ -7,6 +7,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -92,6 +93,32 @@ def test_a_prepared_worker_imports_its_module_before_any_call_needs_it() -> None
     with warm_workers.worker_pool("PIPELINE_TEST_POOL", 1, "test-worker", prepare="tests.prepared_probe"):
         assert call("probe", imported_within, "tests.prepared_probe", 20.0, pool="PIPELINE_TEST_POOL")
     assert "tests.prepared_probe" not in sys.modules and "PIPELINE_TEST_POOL" not in os.environ
+
+
+@pytest.mark.skipif(not warm_workers._can_leave_idle(), reason="this process may not leave SCHED_IDLE: imports are prepared at normal priority")
+def test_a_call_puts_a_preparation_still_at_idle_priority_back_to_normal(monkeypatch: pytest.MonkeyPatch) -> None:
+    """On a machine busy with other work an import under SCHED_IDLE gets a few per cent of a core;
+    a call that needs it must not wait on that."""
+    idle, release = threading.Event(), threading.Event()
+    monkeypatch.setattr(warm_workers._Preparing, "done", threading.Event())
+
+    def preparing() -> None:
+        os.sched_setscheduler(0, os.SCHED_IDLE, os.sched_param(0))
+        monkeypatch.setattr(warm_workers._Preparing, "thread_id", threading.get_native_id())
+        idle.set()
+        release.wait(10)
+
+    thread = threading.Thread(target=preparing)
+    thread.start()
+    try:
+        assert idle.wait(10)
+        tid = warm_workers._Preparing.thread_id
+        assert os.sched_getscheduler(tid) == os.SCHED_IDLE
+        warm_workers._hurry_preparation()
+        assert os.sched_getscheduler(tid) == os.SCHED_OTHER
+    finally:
+        release.set()
+        thread.join()
 
 
 def test_the_report_worker_runs_report_calls_and_may_fork_the_drawing_processes() -> None:
