@@ -390,8 +390,9 @@ def command_run(args: argparse.Namespace) -> int:
     from pipeline.running.maintenance import Maintenance
     from pipeline.running.preflight import apply_request, discover_inputs, ensure_writable
     from tasks.luigi_private import run_command
+    from tasks.report import report_worker
     from tasks.root import Pipeline
-    from tasks.warm_workers import report_worker, warm_workers
+    from tasks.warm_workers import warm_workers
 
     settings, layout = _resolve_root(args)
     ensure_writable(layout, args.until)
@@ -416,10 +417,9 @@ def command_run(args: argparse.Namespace) -> int:
     if not nothing_new:
         print(f"running {len(runnable)} bronze files from {layout.bronze_dir} with {args.workers} worker(s)")
     started = time.monotonic()
-    if not nothing_new:
-        _import_before_forking()
     with contextlib.ExitStack() as workers:
         if not nothing_new:
+            _import_before_forking()
             workers.enter_context(warm_workers(args.workers))
             if args.until == "report":
                 workers.enter_context(report_worker())

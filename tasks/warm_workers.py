@@ -5,9 +5,9 @@ Why: with `--workers N` Luigi forks a fresh process for every task. A chunk task
 the chunk's time (bench/README.md). A warm process reuses its pages.
 So `run.py` starts one warm worker per Luigi worker before the build; a scan or chunk task (still
 one Luigi task with its own target and progress) hands its call to a free warm worker and waits.
-Silver -> Gold stays in its task's process: it was no faster in a warm worker. The report has
-a warm worker of its own (`report_worker`), started with the others, that imports matplotlib
-while the run starts instead of when the report is due.
+Silver -> Gold stays in its task's process: it was no faster in a warm worker. Other pools of
+the same kind (`worker_pool`) serve one kind of call each: the report's (tasks.report.report_worker)
+imports matplotlib while the run starts instead of when the report is due.
 
 Nothing depends on them: a task finds them through an environment variable, and without it
 (the `luigi` command, one worker, a test calling `luigi.build`) the call runs in the task's own
@@ -36,8 +36,6 @@ import pyarrow as pa
 from pipeline.errors import PipelineError
 
 WARM_WORKERS_ENV = "PIPELINE_WARM_WORKERS"
-REPORT_WORKER_ENV = "PIPELINE_REPORT_WORKER"
-REPORT_MODULE = "reports.render"  # matplotlib and the charts
 _CONNECT_ATTEMPTS = 3
 IDLE_RELEASE_SECONDS = 1.0  # well above the gap between two chunk tasks of a busy run
 _PR_SET_PDEATHSIG = 1
@@ -63,15 +61,6 @@ def warm_workers(count: int) -> Iterator[None]:
         yield
         return
     with worker_pool(WARM_WORKERS_ENV, count, "warm-worker"):
-        yield
-
-
-@contextlib.contextmanager
-def report_worker() -> Iterator[None]:
-    """One warm worker for the report, which imports matplotlib as the run starts (0.25 s, on a
-    core the run's start-up leaves idle) instead of when the report is due, at the end of the run
-    (bench/README.md, "The report's worker")."""
-    with worker_pool(REPORT_WORKER_ENV, 1, "report-worker", prepare=REPORT_MODULE, daemon=False):  # it forks the drawing processes
         yield
 
 
@@ -184,9 +173,9 @@ def _prepare(module: str) -> None:
     with other work the call never waits on a starved thread. Elsewhere the import runs at normal
     priority."""
     if _can_leave_idle():
+        _Preparing.thread_id = threading.get_native_id()  # first: a call arriving meanwhile finds it
         with contextlib.suppress(OSError):
             os.sched_setscheduler(0, os.SCHED_IDLE, os.sched_param(0))  # 0: this thread
-            _Preparing.thread_id = threading.get_native_id()
     try:
         with contextlib.suppress(Exception):  # a module that fails to import fails again, and is reported, in the call
             importlib.import_module(module)

@@ -16,6 +16,7 @@ import pytest
 from pipeline.errors import PipelineError
 from pipeline.generator import generate_bronze
 from tasks import warm_workers
+from tasks.report import REPORT_WORKER_ENV, report_worker
 from tasks.warm_workers import WarmWorkerDied, call
 from tests.conftest import REPO
 from tests.gold_helpers import (
@@ -122,12 +123,12 @@ def test_a_call_puts_a_preparation_still_at_idle_priority_back_to_normal(monkeyp
 
 
 def test_the_report_worker_runs_report_calls_and_may_fork_the_drawing_processes() -> None:
-    with warm_workers.report_worker():
-        worker, children = call("report", pids_of_forked_children, pool=warm_workers.REPORT_WORKER_ENV)
+    with report_worker():
+        worker, children = call("report", pids_of_forked_children, pool=REPORT_WORKER_ENV)
         assert call("scan", whose_pid) == os.getpid()  # the other calls do not go to it
     assert worker != os.getpid() and len(children) == 2 and worker not in children and os.getpid() not in children
-    assert warm_workers.REPORT_WORKER_ENV not in os.environ and not alive(worker)
-    assert call("report", whose_pid, pool=warm_workers.REPORT_WORKER_ENV) == os.getpid()
+    assert REPORT_WORKER_ENV not in os.environ and not alive(worker)
+    assert call("report", whose_pid, pool=REPORT_WORKER_ENV) == os.getpid()
 
 
 def test_without_warm_workers_a_call_runs_in_the_callers_process() -> None:
