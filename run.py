@@ -277,6 +277,7 @@ class RunContext:
     root: Pipeline  # the root task: its plan and journal
     keep: int  # [pipeline] run_history_keep
     outcome: Outcome | None = None  # computed once, after the work
+    changed_nothing: bool = False  # nothing ran and no maintenance was asked for: silver is as `before` saw it
 
 
 def _run_outcome(args: argparse.Namespace) -> Outcome:
@@ -293,7 +294,8 @@ def _run_outcome(args: argparse.Namespace) -> Outcome:
         set_aside = [name for name in context.present if name not in runnable]  # refused by the plan
         failed = {e["source_file"] for e in events if e["event"] == FAILED and e.get("source_file")}
         context.outcome = outcome_of(context.layout, context.before, context.present, changed_files(context.layout, set_aside),
-                                     [*set_aside, *failed, *settled_files(events)])
+                                     [*set_aside, *failed, *settled_files(events)],
+                                     after=context.before if context.changed_nothing else None)
     return context.outcome
 
 
@@ -411,6 +413,7 @@ def command_run(args: argparse.Namespace) -> int:
     runnable = plan.run.runnable
     args.account.update(files=len(runnable), failures=list(plan.run.errors))
     if root.complete():  # what Luigi finds first too: nothing is run, exit 0
+        args.history.changed_nothing = not request.requested
         _print_nothing_to_do(args, layout, plan)
         return 0
     nothing_new = plan.top.complete() or not (plan.run.gold_files or runnable)  # only the plan's errors to tell
@@ -453,7 +456,7 @@ def _print_nothing_to_do(args: argparse.Namespace, layout, plan) -> None:
 
     _print_errors(plan.run.errors)
     runnable = plan.run.runnable
-    totals = silver_totals(layout, runnable)
+    totals = silver_totals(layout, runnable, plan.run.summaries)  # nothing ran since the plan read them
     # "Nothing to do" only when what was asked for is current: a run that may not build gold says so.
     done_up_to = "silver (gold is not built by this run: see above)" if plan.notes else args.until
     print(f"Nothing to do: all {len(runnable)} files are already done up to {done_up_to} "

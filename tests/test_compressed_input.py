@@ -293,3 +293,42 @@ def test_staging_memory_is_bounded_by_the_block_size_not_the_file(tmp_path: Path
     assert measured["staged"] == plain.stat().st_size
     assert measured["python_peak"] < 12 << 20, measured  # a 4 MiB block and its copy, not 96 MiB
     assert measured["arrow_peak"] < 8 << 20, measured
+
+
+def test_the_default_glob_walks_once_and_finds_and_refuses_what_the_glob_would(tmp_path: Path) -> None:
+    """`**/*.csv` is one walk of the folder (no stat for a regular file): every kind of path named like
+    an input is found or refused as the glob route (`*.csv`, `sub/*.csv`) decides it in its folder."""
+    import os
+
+    bronze, outside = tmp_path / "bronze", tmp_path / "elsewhere"
+    for name in ["a.csv", "B.CSV", "c.Csv.gz", "d.csv.bak", ".tmp-e.csv", "sub/f.csv", "sub/deep/g.csv", "dir.csv/h.csv",
+                 "sub/x.zst.csv", "sub/y.csv.zst"]:
+        (bronze / name).parent.mkdir(parents=True, exist_ok=True)
+        (bronze / name).write_text(HEADER + "\n")
+    (outside / "i.csv").parent.mkdir(parents=True)
+    (outside / "i.csv").write_text(HEADER + "\n")
+    os.mkfifo(bronze / "fifo.csv")
+    os.symlink(outside / "i.csv", bronze / "out.csv")
+    os.symlink("nowhere", bronze / "broken.csv")
+    os.symlink("a.csv", bronze / "inlink.csv")
+    os.symlink("loop.csv", bronze / "loop.csv")
+    os.symlink(outside, bronze / "linkdir")
+    os.symlink("deep", bronze / "sub/innerlink")  # inside, still not walked
+    found, refused = scan_bronze(bronze, "**/*.csv")
+    assert [f.relative_path for f in found] == ["B.CSV", "a.csv", "c.Csv.gz", "dir.csv/h.csv", "inlink.csv", "sub/deep/g.csv",
+                                                "sub/f.csv", "sub/x.zst.csv", "sub/y.csv.zst"]
+    assert all(f.absolute_path == bronze / f.relative_path for f in found)
+    assert refused == [
+        "broken.csv: a symlink whose target does not exist; not read",
+        "dir.csv: a folder named like an input file; not read (its files are matched by the glob on their own)",
+        "fifo.csv: not a regular file (a FIFO, socket or device?); not read",
+        "linkdir/: a symlinked folder; its files are not read (copy or bind-mount it instead)",
+        "loop.csv: a symlink loop (or a link that cannot be followed); not read",
+        "out.csv: points outside the bronze folder (a symlink?); refusing to read it",
+        "sub/innerlink/: a symlinked folder; its files are not read (copy or bind-mount it instead)",
+    ]
+    top, top_refused = scan_bronze(bronze, "*.csv")  # pathlib's glob, folder by folder
+    sub, _ = scan_bronze(bronze, "sub/*.csv")
+    assert [f.relative_path for f in [*top, *sub]] == [f.relative_path for f in found if "/" not in f.relative_path or
+                                                        f.relative_path.startswith("sub/") and f.relative_path.count("/") == 1]
+    assert top_refused == [line for line in refused if "/" not in line.split(":")[0]]

@@ -132,3 +132,16 @@ def test_a_reprocessed_file_counts_as_cleaned_not_new(tmp_path: Path) -> None:
     first, second = history(root)
     assert second["files"]["new"] == [] and second["files"]["cleaned"] == [GENERATED[1]]
     assert second["rows"]["read"] == 300 and second["new_orders"] == 0 and second["gold"] == first["gold"]
+
+
+def test_a_run_with_nothing_to_do_totals_the_silver_its_plan_read_and_records_nothing_cleaned(tmp_path: Path) -> None:
+    root = generated_root(tmp_path)
+    first = run_cli("--data-root", str(root), "--workers", "2")
+    assert first.returncode == 0, first.stdout + first.stderr
+    again = run_cli("--data-root", str(root), "--workers", "2")
+    assert again.returncode == 0, again.stdout + again.stderr
+    one, two = history(root)
+    assert (f"Nothing to do: all 2 files are already done up to report ({one['rows']['read']:,} rows read, "
+            f"{one['rows']['valid']:,} valid)") in again.stdout
+    assert two["files"] == {"new": [], "changed": [], "gone": [], "failed": [], "cleaned": []}
+    assert two["rows"]["read"] == 0 and two["new_orders"] == 0 and two["gold"] == one["gold"]

@@ -86,6 +86,10 @@ def scan_bronze(bronze_dir: PurePath, pattern: str = "**/*.csv", store: Store | 
     refused: list[str] = []
     inside: dict[Path, bool] = {bronze_dir: True}  # folder -> it resolves inside the bronze folder
     stem_pattern = _stem_pattern(pattern)
+    if pattern.startswith("**/") and "/" not in pattern[3:]:  # the default, `**/*.csv`
+        _walk_all_folders(bronze_dir, stem_pattern, root, inside, found, refused)
+        found.sort(key=lambda f: natural_key(f.relative_path))
+        return found, sorted(set(refused), key=natural_key)
     for path in bronze_dir.glob(_walk_pattern(pattern)):
         if path.name.startswith(TEMP_PREFIX) or not _matches_input(path.name, stem_pattern):
             continue
@@ -107,6 +111,47 @@ def scan_bronze(bronze_dir: PurePath, pattern: str = "**/*.csv", store: Store | 
                     refused.append(f"{relative}/: a symlinked folder; its files are not read (copy or bind-mount it instead)")
     found.sort(key=lambda f: natural_key(f.relative_path))
     return found, sorted(set(refused), key=natural_key)
+
+
+def _walk_all_folders(bronze_dir: Path, stem_pattern: str, root: Path, inside: dict[Path, bool],
+                      found: list[BronzeFile], refused: list[str]) -> None:
+    """`**/<name>`: what the glob finds (every folder not reached through a symlink) and what the
+    glob skips (symlinked and unreadable folders, said) in one walk, where the glob and a second
+    walk for those took three stats a file and one a folder: a regular file costs no stat here, its
+    type comes with the folder's listing (20,000 date folders: 1.3 s -> bench/README.md, "Planning")."""
+    folders: list[tuple[str, str]] = [(str(bronze_dir), "")]
+    while folders:
+        folder, relative_folder = folders.pop()
+        try:
+            with os.scandir(folder) as listing:
+                entries = list(listing)
+        except OSError as error:
+            refused.append(f"{relative_folder.rstrip('/') or '.'}/: a folder that cannot be read ({error.strerror}); "
+                           "its files are not read")
+            continue
+        for entry in entries:
+            relative = relative_folder + entry.name
+            if _is_folder(entry):
+                if entry.is_symlink():
+                    refused.append(f"{relative}/: a symlinked folder; its files are not read (copy or bind-mount it instead)")
+                else:
+                    folders.append((entry.path, relative + "/"))
+            if entry.name.startswith(TEMP_PREFIX) or not _matches_input(entry.name, stem_pattern):
+                continue
+            path = Path(entry.path)
+            reason = None if entry.is_file(follow_symlinks=False) else _refusal(path, relative, bronze_dir, root, inside)
+            if reason:
+                refused.append(f"{relative}: {reason}")
+            else:
+                found.append(BronzeFile(relative_path=relative, absolute_path=path))
+
+
+def _is_folder(entry: os.DirEntry) -> bool:
+    """A folder, or a symlink to one (the glob's test for `**`)."""
+    try:
+        return entry.is_dir()
+    except OSError:
+        return False
 
 
 def _refusal(path: Path, relative: str, bronze_dir: Path, root: Path, inside: dict[Path, bool]) -> str | None:

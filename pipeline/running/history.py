@@ -76,11 +76,12 @@ class Outcome:
 
 
 def outcome_of(layout: DataLayout, before: SilverSnapshot, present: Sequence[str], changed: Iterable[str],
-               failed: Iterable[str]) -> Outcome:
-    """Compare silver now with `before`; read the summaries of the files this run completed."""
+               failed: Iterable[str], after: SilverSnapshot | None = None) -> Outcome:
+    """Compare silver now (`after`, when the caller knows it: `before` for a run that changed
+    nothing) with `before`; read the summaries of the files this run completed."""
     from pipeline.bronze.discovery import natural_key
 
-    after = silver_snapshot(layout)
+    after = after or silver_snapshot(layout)
     cleaned = sorted((name for name, version in after.complete.items() if before.complete.get(name) != version), key=natural_key)
     rows_read = rows_valid = 0
     rejected = {reason: 0 for reason in REJECT_REASONS}

@@ -1,7 +1,7 @@
 """What is on disk, layer by layer: done, pending, changed, gone. Read-only."""
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
 from pipeline.bronze.discovery import BronzeFile
@@ -128,9 +128,15 @@ def mostly_rejected_line(entry: dict) -> str:
             f"({entry['share']:.0%}, mostly {entry['main_reason']}): check its encoding (UTF-8), delimiter and columns")
 
 
-def silver_totals(layout: DataLayout, files: list[BronzeFile]) -> Totals:
+def silver_totals(layout: DataLayout, files: list[BronzeFile], read: Mapping[str, FileMetrics] | None = None) -> Totals:
+    """The totals of the files' complete silver: their summaries as `read` holds them (those a
+    plan read while nothing has run since), else read now."""
     totals = Totals()
     for bronze in files:
+        if read is not None:
+            if bronze.relative_path in read:
+                totals.add(read[bronze.relative_path])
+            continue
         path = layout.file_summary_path(bronze.relative_path)
         if layout.store.exists(path):
             totals.add(FileMetrics.from_json(layout.store.read_text(path)))

@@ -9,7 +9,7 @@ import hashlib
 import json
 import time
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import PurePath
 
 from pipeline.bronze.discovery import BronzeFile, scan_bronze
@@ -30,6 +30,8 @@ class RunPlan:
     runnable: list[BronzeFile]  # bronze files whose silver tasks may run now
     gold_files: list[str]  # what gold covers: runnable files and files whose silver is complete
     errors: list[str]  # one line per file that cannot run (exit 1), in input order
+    # the summaries read while checking the files: a run with nothing to do totals these, not 20,000 files again
+    summaries: dict[str, FileMetrics] = field(default_factory=dict)
 
 
 _DISCOVERED: dict[tuple[str, str], tuple[float, list[BronzeFile], list[str]]] = {}
@@ -73,7 +75,7 @@ def plan_run(layout: DataLayout, settings: Settings, files: list[BronzeFile], re
     present = [f.relative_path for f in files]
     known = set(ingested)
     errors = list(refused)
-    problems = file_problems(layout, files)
+    problems, summaries = check_files(layout, files)
     errors.extend(problems.values())
     bad = set(problems)
     for bronze in files:  # an unchanged file that was ingested had its header checked then
@@ -88,14 +90,16 @@ def plan_run(layout: DataLayout, settings: Settings, files: list[BronzeFile], re
                       f"or run `python run.py --forget {path}` to drop it")
     runnable = [f for f in files if f.relative_path not in bad]
     unusable = {p for p, line in problems.items() if "unreadable" in line} | set(leave_out)  # changed files' silver stays in gold
-    return RunPlan(runnable, gold_inputs(layout, [f.relative_path for f in runnable], failed=unusable, ingested=ingested), errors)
+    return RunPlan(runnable, gold_inputs(layout, [f.relative_path for f in runnable], failed=unusable, ingested=ingested), errors,
+                   {name: summary for name, summary in summaries.items() if name not in bad})
 
 
-def file_problems(layout: DataLayout, files: list[BronzeFile]) -> dict[str, str]:
+def check_files(layout: DataLayout, files: list[BronzeFile]) -> tuple[dict[str, str], dict[str, FileMetrics]]:
     """One line per bronze file that cannot run as it is: changed since it was ingested, or a
     derived file of it (manifest, summary) that cannot be read, named with the command that
-    repairs just that file."""
+    repairs just that file; and the summaries read on the way (the files with complete silver)."""
     problems: dict[str, str] = {}
+    summaries: dict[str, FileMetrics] = {}
     store = layout.store
     for bronze in files:
         name = bronze.relative_path
@@ -107,11 +111,11 @@ def file_problems(layout: DataLayout, files: list[BronzeFile]) -> dict[str, str]
                 continue
             reading = summary_path
             if store.exists(summary_path):
-                FileMetrics.from_json(store.read_text(summary_path))
+                summaries[name] = FileMetrics.from_json(store.read_text(summary_path))
         except (ValueError, KeyError, TypeError) as err:
             problems[name] = (f"{name}: {reading} is unreadable ({type(err).__name__}); "
                               f"run `python run.py --reprocess {name}` to redo just this file")
-    return problems
+    return problems, summaries
 
 
 def _unchanged(store: Store, bronze_path: PurePath, manifest_path: PurePath) -> bool:
