@@ -70,12 +70,17 @@ def plan_run(layout: DataLayout, settings: Settings, files: list[BronzeFile], re
     check_and_record(layout, settings)
     ingested, silver_temps = layout.walk_silver(TEMP_PREFIX)
     remove_stale_temps(silver_temps)  # (only a local root has temporary files: an object is one PUT)
-    for folder in (layout.quarantine_dir, layout.gold_dir, layout.report_dir):
+    for folder in (layout.gold_dir, layout.report_dir):
         layout.store.remove_stale_temps(folder)
     present = [f.relative_path for f in files]
     known = set(ingested)
     errors = list(refused)
     problems, summaries = check_files(layout, files)
+    gone = gone_files(layout, present, ingested)
+    complete_gone = {path for path in gone if layout.store.exists(layout.file_summary_path(path))}
+    for path in [*present, *gone]:  # a quarantine part is written before its file's summary: only an incomplete file has temporaries
+        if path not in summaries and path not in complete_gone:
+            layout.store.remove_stale_temps(layout.quarantine_dir / path)
     errors.extend(problems.values())
     bad = set(problems)
     for bronze in files:  # an unchanged file that was ingested had its header checked then
@@ -84,8 +89,8 @@ def plan_run(layout: DataLayout, settings: Settings, files: list[BronzeFile], re
             if problem:
                 errors.append(problem)
                 bad.add(bronze.relative_path)
-    for path in gone_files(layout, present, ingested):
-        state = "its rows are still in gold" if layout.store.exists(layout.file_summary_path(path)) else "its partial silver is not in gold"
+    for path in gone:
+        state = "its rows are still in gold" if path in complete_gone else "its partial silver is not in gold"
         errors.append(f"{path}: ingested earlier but no longer under {layout.bronze_dir} ({state}); restore it, "
                       f"or run `python run.py --forget {path}` to drop it")
     runnable = [f for f in files if f.relative_path not in bad]
